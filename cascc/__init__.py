@@ -1,0 +1,15 @@
+"""cascc: sparsify neural networks with cascade-process methods and compile them through Apache TVM."""
+
+from importlib import metadata as _metadata
+
+from .errors import CasccError
+from .ir import Layer, LayerKind, Program, layers
+from .pipeline import CompileResult, SelfTest, compile, run, selftest
+
+try:
+    __version__ = _metadata.version("cascc")
+except _metadata.PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0+unknown"
+
+__all__ = ["CasccError", "CompileResult", "Layer", "LayerKind", "Program", "SelfTest", "__version__", "compile",
+           "layers", "run", "selftest"]

@@ -1,0 +1,192 @@
+"""The artifact: a directory holding `model.so`, `selftest.npz` and `manifest.json`, written atomically.
+
+The manifest records versions, target, signature, per-layer density and kernel decisions, the passes run,
+and the size and sha256 of every file; `open_artifact` checks those hashes before anything is loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ArtifactError, OptionError
+from .ir import Program, TensorSpec, density, layers
+
+MANIFEST = "manifest.json"
+LIBRARY = "model.so"
+SELFTEST = "selftest.npz"
+FORMAT_VERSION = 1
+# Self-test tolerance: TVM and torch reorder fp32 sums differently; 1e-4 relative is far above that noise
+# and far below any real miscompilation.
+SELFTEST_RTOL = 1e-4
+SELFTEST_ATOL = 1e-5
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that shaped the artifact."""
+    return {pkg: _version(pkg) for pkg in ("cascc", "apache-tvm", "torch", "numpy")}
+
+
+def _version(pkg: str) -> str:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """np.savez with a fixed timestamp, so the same arrays always give the same bytes."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name, array in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
+
+
+@contextlib.contextmanager
+def atomic_directory(out: Path, *, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling directory; on success it replaces `out`, on failure it is removed."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise OptionError(out, "the output directory already exists", "pass --force to replace it, or choose another -o")
+    if out.exists() and not out.is_dir():
+        raise OptionError(out, "exists and is not a directory", "choose another -o")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old.{os.getpid()}")
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def layer_table(program: Program, decisions: Sequence[Any]) -> list[dict[str, Any]]:
+    """Per-layer facts for the manifest: shape, weights kept, density and the kernel decision."""
+    by_name = {d.layer: d for d in decisions}
+    rows = []
+    for layer in layers(program):
+        mask = program.masks.get(layer.name)
+        kept = layer.size if mask is None else int(mask.sum())
+        decision = by_name.get(layer.name)
+        rows.append({
+            "name": layer.name,
+            "kind": layer.kind.value,
+            "shape": list(layer.weight_shape),
+            "weights": layer.size,
+            "nonzero": kept,
+            "density": density(program, layer.name),
+            "kernel": decision.kernel if decision else None,
+            "reason": decision.reason if decision else None,
+        })
+    return rows
+
+
+def write(out: Path, program: Program, lowered: Any, *, reference: Callable[[Program], Any] | None = None,
+          force: bool = False) -> dict[str, Any]:
+    """Write the artifact directory atomically and return its manifest.
+
+    The self-test pair is the program's example input and the output of torch eager on the masked model,
+    an independent reference for the compiled code.
+    """
+    inputs = [t.numpy() for t in program.example_inputs()]
+    expected = reference(program) if reference else _torch_outputs(program, inputs)
+    with atomic_directory(out, force=force) as tmp:
+        lowered.export(tmp / LIBRARY)
+        write_npz(tmp / SELFTEST, {**{f"input_{i}": x for i, x in enumerate(inputs)},
+                                   **{f"output_{i}": y for i, y in enumerate(expected)}})
+        manifest = {
+            "format": FORMAT_VERSION,
+            "versions": versions(),
+            "target": {"name": lowered.target.name, "tvm": lowered.target_spec, "device": lowered.target.device},
+            "inputs": [s.to_json() for s in program.inputs],
+            "outputs": [s.to_json() for s in program.outputs],
+            "source": {"model": program.source, "frontend": program.frontend, "seed": program.seed},
+            "passes": [r.to_json() for r in program.history],
+            "layers": layer_table(program, lowered.decisions),
+            "selftest": {"file": SELFTEST, "rtol": SELFTEST_RTOL, "atol": SELFTEST_ATOL},
+            "files": {name: {"bytes": (tmp / name).stat().st_size, "sha256": sha256(tmp / name)}
+                      for name in (LIBRARY, SELFTEST)},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def _torch_outputs(program: Program, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    import torch
+
+    with torch.no_grad():
+        out = program.module()(*[torch.from_numpy(x) for x in inputs])
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    return [o.detach().numpy() for o in outs]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """An artifact directory whose files matched their manifest hashes when opened."""
+
+    path: Path
+    manifest: Mapping[str, Any]
+
+    @property
+    def library(self) -> Path:
+        return self.path / LIBRARY
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return tuple(TensorSpec(s["name"], tuple(s["shape"]), s["dtype"]) for s in self.manifest["inputs"])
+
+    def selftest_data(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        with np.load(self.path / SELFTEST, allow_pickle=False) as data:
+            n_in, n_out = len(self.manifest["inputs"]), len(self.manifest["outputs"])
+            return [data[f"input_{i}"] for i in range(n_in)], [data[f"output_{i}"] for i in range(n_out)]
+
+
+def open_artifact(path: Path) -> Artifact:
+    """Read the manifest and check every listed file's size and sha256 before anything is loaded."""
+    path = Path(path)
+    manifest_path = path / MANIFEST
+    if not path.is_dir():
+        raise ArtifactError(path, "no such artifact directory", "pass the -o directory of `cascc compile`")
+    if not manifest_path.is_file():
+        raise ArtifactError(path, f"no {MANIFEST} in the directory", "pass a directory written by `cascc compile`")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files = manifest["files"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ArtifactError(manifest_path, f"unreadable manifest ({exc})", "recompile the artifact") from exc
+    for name, facts in files.items():
+        file = path / name
+        if not file.is_file():
+            raise ArtifactError(file, "listed in the manifest but missing", "recompile the artifact")
+        if sha256(file) != facts["sha256"]:
+            raise ArtifactError(file, "sha256 does not match the manifest: the file was changed after compilation",
+                                "recompile the artifact; never edit its files")
+    return Artifact(path, manifest)

@@ -1,0 +1,179 @@
+"""The `cascc` command line: thin click wrappers over the library; errors are translated once, in `CasccGroup`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERNAL, CasccError
+
+# torch.export emits a pytree FutureWarning on every export; it is torch's, not the user's.
+warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+
+out = Console()
+err = Console(stderr=True)
+
+EXIT_CODES = f"""Exit codes: 0 ok · {EXIT_CHECK_FAILED} a check failed · {EXIT_BAD_INPUT} bad input or usage ·
+{EXIT_INTERNAL} internal error (rerun with --debug or CASCC_DEBUG=1 for the traceback)."""
+
+
+class CasccGroup(click.Group):
+    """Translates a CasccError into one paragraph and its exit code; anything else into exit 101."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except CasccError as exc:
+            if _debug(ctx):
+                raise
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            ctx.exit(exc.exit_code)
+        except Exception as exc:
+            if _debug(ctx):
+                raise
+            err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}. "
+                      "This is a cascc bug; rerun with --debug for the traceback and report it.",
+                      highlight=False, soft_wrap=True)
+            ctx.exit(EXIT_INTERNAL)
+
+
+def _debug(ctx: click.Context) -> bool:
+    root = ctx.find_root()
+    return bool((root.params or {}).get("debug")) or os.environ.get("CASCC_DEBUG") == "1"
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+@click.group(cls=CasccGroup, epilog=EXIT_CODES)
+@click.version_option(_version(), prog_name="cascc")
+@click.option("--debug", is_flag=True, envvar="CASCC_DEBUG", help="Show full tracebacks (also CASCC_DEBUG=1).")
+def main(debug: bool) -> None:
+    """cascc: sparsify neural networks and compile them through TVM into on-device artifacts."""
+
+
+def _target_names() -> list[str]:
+    from .targets import TARGETS
+
+    return sorted(TARGETS)
+
+
+@main.command("compile")
+@click.argument("model")
+@click.option("--target", "-t", type=click.Choice(_target_names()), default="x86", show_default=True,
+              help="Compilation target.")
+@click.option("--sparsity", "-s", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Fraction of prunable weights to remove (0 = dense).")
+@click.option("--output", "-o", "output", type=click.Path(path_type=Path), required=True,
+              help="Artifact directory to write (atomically).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice.")
+@click.option("--force", is_flag=True, help="Replace an existing output directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of a table.")
+def compile_cmd(model: str, target: str, sparsity: float, output: Path, seed: int, force: bool, as_json: bool) -> None:
+    """Compile MODEL (file.py:factory or .pt2) into an artifact directory."""
+    from .pipeline import compile as compile_model
+
+    with err.status("compiling") as status:
+        result = compile_model(model, target=target, sparsity=sparsity, out=output, seed=seed, force=force,
+                               stage=lambda msg: status.update(f"{msg}…"))
+    if as_json:
+        click.echo(json.dumps(result.manifest, indent=2, sort_keys=True))
+        return
+    _layer_table(result.manifest)
+    rows = result.manifest["layers"]
+    kept, total = sum(r["nonzero"] for r in rows), sum(r["weights"] for r in rows)
+    size = sum(f["bytes"] for f in result.manifest["files"].values())
+    out.print(f"{kept:,} of {total:,} prunable weights kept (density {kept / max(total, 1):.3f})")
+    out.print(f"wrote [bold]{escape(str(output))}[/] ({size / 1024:.1f} KiB) for target {target}")
+
+
+def _layer_table(manifest: dict[str, Any]) -> None:
+    table = Table(title="layers", title_justify="left")
+    for col in ("layer", "kind", "shape", "density", "kernel", "reason"):
+        table.add_column(col)
+    for row in manifest["layers"]:
+        table.add_row(row["name"], row["kind"], "×".join(map(str, row["shape"])), f"{row['density']:.3f}",
+                      row["kernel"] or "", row["reason"] or "")
+    out.print(table)
+
+
+@main.command("run")
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--input", "-i", "input_file", type=click.Path(path_type=Path),
+              help=".npy (single-input model) or .npz keyed by input name; default: the stored sample input.")
+@click.option("--output", "-o", "output_file", type=click.Path(path_type=Path), help="Save outputs (.npy or .npz).")
+@click.option("--selftest", is_flag=True, help="Run the stored sample input and compare with the torch reference.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def run_cmd(artifact: Path, input_file: Path | None, output_file: Path | None, selftest: bool, as_json: bool) -> None:
+    """Run a compiled ARTIFACT directory with the TVM runtime."""
+    import numpy as np
+
+    from . import pipeline
+    from .artifact import open_artifact
+
+    if selftest:
+        result = pipeline.selftest(artifact)
+        payload = {"selftest": "pass" if result.passed else "fail", "max_abs_error": result.max_abs_error,
+                   "max_rel_error": result.max_rel_error, "rtol": result.rtol, "atol": result.atol}
+        if as_json:
+            click.echo(json.dumps(payload))
+        else:
+            verdict = "[green]passed[/]" if result.passed else "[red]FAILED[/]"
+            out.print(f"self-test {verdict}: max |error| {result.max_abs_error:.2e} "
+                      f"(tolerance rtol {result.rtol:g}, atol {result.atol:g}) against torch eager")
+        if not result.passed:
+            sys.exit(EXIT_CHECK_FAILED)
+        return
+    inputs = (pipeline.load_inputs(input_file, artifact) if input_file
+              else open_artifact(artifact).selftest_data()[0])
+    outputs = pipeline.run(artifact, inputs)
+    if output_file:
+        if len(outputs) == 1 and output_file.suffix == ".npy":
+            np.save(output_file, outputs[0])
+        else:
+            np.savez(output_file, **{f"output_{i}": y for i, y in enumerate(outputs)})
+    if as_json:
+        click.echo(json.dumps({f"output_{i}": y.tolist() for i, y in enumerate(outputs)}))
+        return
+    for i, y in enumerate(outputs):
+        summary = f"output_{i}: {y.dtype}{list(y.shape)}"
+        if y.ndim == 2 and y.shape[1] > 1:
+            summary += f", argmax per row {y.argmax(axis=1).tolist()[:16]}"
+        out.print(summary)
+        out.print(np.array2string(y, precision=4, threshold=40), highlight=False)
+
+
+@main.command("targets")
+@click.option("--json", "as_json", is_flag=True, help="Print the targets as JSON.")
+def targets_cmd(as_json: bool) -> None:
+    """List compilation targets."""
+    from .targets import TARGETS
+
+    if as_json:
+        click.echo(json.dumps({n: {"description": t.description, "tvm": dict(t.tvm_target),
+                                   "runs_on_host": t.runs_on_host} for n, t in sorted(TARGETS.items())}, indent=2))
+        return
+    table = Table()
+    for col in ("name", "description", "TVM target", "runs here"):
+        table.add_column(col)
+    for name, t in sorted(TARGETS.items()):
+        table.add_row(name, t.description, json.dumps(dict(t.tvm_target)), "yes" if t.runs_on_host else "no")
+    out.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

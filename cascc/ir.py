@@ -1,0 +1,363 @@
+"""The one graph IR: a core-ATen `torch.export` program plus masks, signature and provenance.
+
+`layers(program)` is the only code that reads the FX graph; every pass works on its `Layer` records.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import enum
+import operator
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import torch
+from torch.export import ExportedProgram
+
+aten = torch.ops.aten
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, static shape and dtype of one artifact input or output."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class PassRecord:
+    """One step of a program's history: the pass name and the options it ran with."""
+
+    name: str
+    options: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "options": dict(self.options)}
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    """An immutable record: exported program, masks by parameter name, signature and provenance."""
+
+    exported: ExportedProgram
+    masks: Mapping[str, torch.Tensor] = field(default_factory=lambda: MappingProxyType({}))
+    inputs: tuple[TensorSpec, ...] = ()
+    outputs: tuple[TensorSpec, ...] = ()
+    source: str = "<memory>"
+    frontend: str = "torch"
+    seed: int = 0
+    history: tuple[PassRecord, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.masks, MappingProxyType):
+            object.__setattr__(self, "masks", MappingProxyType(dict(self.masks)))
+
+    @property
+    def weights(self) -> Mapping[str, torch.Tensor]:
+        """Parameters and buffers by fully qualified name, as stored (masks not applied)."""
+        return self.exported.state_dict
+
+    def masked_weights(self) -> dict[str, torch.Tensor]:
+        """Every parameter and buffer with its mask applied (masked entries exactly zero)."""
+        return {
+            name: tensor.detach() * self.masks[name] if name in self.masks else tensor.detach()
+            for name, tensor in self.weights.items()
+        }
+
+    def module(self) -> torch.nn.Module:
+        """A fresh runnable module with masks applied; editing it never touches this Program."""
+        # ep.module() shares tensors with the ExportedProgram: copy before writing masked values.
+        gm = copy.deepcopy(self.exported.module())
+        masked = self.masked_weights()
+        with torch.no_grad():
+            for name, tensor in gm.state_dict(keep_vars=True).items():
+                if name in masked:
+                    tensor.copy_(masked[name])
+        return gm
+
+    def example_inputs(self) -> tuple[torch.Tensor, ...]:
+        """The example inputs the program was exported with, else seeded normal samples of the signature."""
+        stored = self.exported.example_inputs
+        if stored is not None and stored[0] and not stored[1]:
+            return tuple(t.detach().clone() for t in stored[0])
+        gen = torch.Generator().manual_seed(self.seed)
+        return tuple(
+            torch.randn(spec.shape, generator=gen, dtype=getattr(torch, spec.dtype)) for spec in self.inputs
+        )
+
+    def with_weights(self, updates: Mapping[str, torch.Tensor]) -> Program:
+        """A new Program whose parameters/buffers named in `updates` hold new values (same shapes)."""
+        return dataclasses.replace(self, exported=replace_state(self.exported, updates))
+
+
+def replace_state(ep: ExportedProgram, updates: Mapping[str, torch.Tensor]) -> ExportedProgram:
+    """Copy of `ep` with some state-dict entries replaced; the graph is shared, not re-exported."""
+    state = dict(ep.state_dict)
+    for name, value in updates.items():
+        old = state[name]
+        if tuple(old.shape) != tuple(value.shape):
+            raise ValueError(f"{name}: new shape {tuple(value.shape)} != {tuple(old.shape)}")
+        value = value.detach().to(old.dtype).clone()
+        state[name] = torch.nn.Parameter(value, requires_grad=False) if isinstance(old, torch.nn.Parameter) else value
+    return ExportedProgram(
+        root=ep.graph_module,
+        graph=ep.graph,
+        graph_signature=ep.graph_signature,
+        state_dict=state,
+        range_constraints=ep.range_constraints,
+        module_call_graph=ep.module_call_graph,
+        example_inputs=ep.example_inputs,
+        constants=ep.constants,
+        verifiers=[ep.verifier],
+    )
+
+
+def from_exported(ep: ExportedProgram, *, source: str, frontend: str, seed: int = 0) -> Program:
+    """Wrap a core-ATen ExportedProgram, reading its static input/output signature from the graph."""
+    sig = ep.graph_signature
+    nodes = {n.name: n for n in ep.graph.nodes}
+    inputs = tuple(_spec(name, nodes[name].meta.get("val")) for name in sig.user_inputs)
+    out_node = next(n for n in ep.graph.nodes if n.op == "output")
+    out_vals = [a.meta.get("val") if isinstance(a, torch.fx.Node) else None for a in out_node.args[0]]
+    outputs = tuple(_spec(f"output_{i}", val) for i, val in enumerate(out_vals[: len(sig.user_outputs)]))
+    return Program(exported=ep, inputs=inputs, outputs=outputs, source=source, frontend=frontend, seed=seed)
+
+
+def _spec(name: str, val: Any) -> TensorSpec:
+    if not isinstance(val, torch.Tensor):
+        raise TypeError(f"{name} is not a tensor (got {type(val).__name__})")
+    shape = []
+    for dim in val.shape:
+        if not isinstance(dim, int):
+            raise TypeError(f"{name} has a symbolic dimension {dim}; cascc compiles static shapes")
+        shape.append(dim)
+    return TensorSpec(name, tuple(shape), str(val.dtype).removeprefix("torch."))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The layer view
+
+
+class LayerKind(enum.Enum):
+    LINEAR = "linear"
+    CONV = "conv"
+    DEPTHWISE = "depthwise"
+    EMBEDDING = "embedding"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A prunable layer: its weight parameter and the graph facts every pass needs.
+
+    `fan_in` is the number of weights feeding one output unit (in_features, or in_channels/groups·kh·kw);
+    `fan_out` the number of output units (out_features / out_channels). `producers` names the layers whose
+    output units feed this layer's input, traced through elementwise, norm, pool, reshape and residual adds.
+    """
+
+    name: str
+    kind: LayerKind
+    node: str
+    weight_shape: tuple[int, ...]
+    fan_in: int
+    fan_out: int
+    groups: int = 1
+    bias: str | None = None
+    activation: str | None = None
+    producers: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.weight_shape:
+            n *= d
+        return n
+
+
+MATMUL_OPS = frozenset({aten.addmm.default, aten.mm.default})
+CONV_OPS = frozenset({aten.convolution.default})
+EMBEDDING_OPS = frozenset({aten.embedding.default})
+# Ops a weight passes through on its way into a matmul (linear → permute/t → addmm).
+WEIGHT_VIEW_OPS = frozenset({aten.permute.default, aten.t.default, aten.view.default, aten._to_copy.default})
+ACTIVATION_OPS = frozenset(
+    {
+        aten.relu.default,
+        aten.gelu.default,
+        aten.sigmoid.default,
+        aten.tanh.default,
+        aten.hardtanh.default,
+        aten.silu.default,
+        aten.leaky_relu.default,
+        aten.elu.default,
+        aten.hardswish.default,
+        aten.hardsigmoid.default,
+        aten.clamp.default,
+        aten._softmax.default,
+        aten._log_softmax.default,
+    }
+)
+# Ops between a layer and its activation that do not change which unit is which.
+AFFINE_OPS = frozenset(
+    {
+        aten._native_batch_norm_legit_no_training.default,
+        aten.add.Tensor,
+        aten.mul.Tensor,
+        aten.view.default,
+        aten.reshape.default,
+        operator.getitem,
+    }
+)
+
+
+def layers(program: Program) -> list[Layer]:
+    """Prunable linear/conv/depthwise/embedding layers in graph order with fan-in, activation and producers."""
+    ep = program.exported
+    params = {**ep.graph_signature.inputs_to_parameters}
+    frozen = {**params, **ep.graph_signature.inputs_to_buffers, **ep.graph_signature.inputs_to_lifted_tensor_constants}
+    found: dict[str, Layer] = {}  # node name -> layer
+    by_node: dict[torch.fx.Node, Layer] = {}
+    for node in ep.graph.nodes:
+        layer = _as_layer(node, params, ep.state_dict)
+        if layer is None:
+            continue
+        producers = _producers(_activation_input(node), by_node, frozen)
+        layer = dataclasses.replace(
+            layer, activation=_following_activation(node), producers=tuple(p.name for p in producers)
+        )
+        found[node.name] = layer
+        by_node[node] = layer
+    return list(found.values())
+
+
+def _as_layer(node: torch.fx.Node, params: Mapping[str, str], state: Mapping[str, torch.Tensor]) -> Layer | None:
+    if node.op != "call_function":
+        return None
+    if node.target in MATMUL_OPS:
+        weight_arg, bias = node.args[-1], node.args[0] if node.target == aten.addmm.default else None
+        name = _trace_param(weight_arg, params)
+        if name is None:
+            return None
+        out_f, in_f = state[name].shape
+        return Layer(name, LayerKind.LINEAR, node.name, (out_f, in_f), in_f, out_f, bias=_trace_param(bias, params))
+    if node.target in CONV_OPS:
+        name = _trace_param(node.args[1], params)
+        transposed = node.args[6]
+        if name is None or transposed:
+            return None
+        shape = tuple(state[name].shape)
+        groups = int(node.args[8])
+        receptive = 1
+        for d in shape[2:]:
+            receptive *= d
+        depthwise = groups > 1 and shape[1] == 1 and groups == shape[0]
+        kind = LayerKind.DEPTHWISE if depthwise else LayerKind.CONV
+        bias = _trace_param(node.args[2], params)
+        return Layer(name, kind, node.name, shape, shape[1] * receptive, shape[0], groups=groups, bias=bias)
+    if node.target in EMBEDDING_OPS:
+        name = _trace_param(node.args[0], params)
+        if name is None:
+            return None
+        num, dim = state[name].shape
+        return Layer(name, LayerKind.EMBEDDING, node.name, (num, dim), num, dim)
+    return None
+
+
+def _trace_param(arg: Any, params: Mapping[str, str]) -> str | None:
+    """The parameter FQN behind `arg`, seen through permute/t/view; None if it is not a parameter."""
+    while isinstance(arg, torch.fx.Node):
+        if arg.op == "placeholder":
+            return params.get(arg.name)
+        if arg.op == "call_function" and arg.target in WEIGHT_VIEW_OPS:
+            arg = arg.args[0]
+            continue
+        return None
+    return None
+
+
+def _activation_input(node: torch.fx.Node) -> torch.fx.Node | None:
+    if node.target == aten.addmm.default:
+        return node.args[1]
+    if node.target == aten.mm.default:
+        return node.args[0]
+    if node.target in CONV_OPS:
+        return node.args[0]
+    return None  # embedding: its input is token ids, never a layer's output
+
+
+def _producers(start: Any, by_node: Mapping[torch.fx.Node, Layer], frozen: Mapping[str, str]) -> list[Layer]:
+    """Layers whose outputs reach `start` through non-layer ops (elementwise, norm, pool, reshape, add)."""
+    seen: set[torch.fx.Node] = set()
+    result: dict[str, Layer] = {}
+    stack = [start] if isinstance(start, torch.fx.Node) else []
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if node in by_node:
+            result[by_node[node].name] = by_node[node]
+            continue
+        if node.op == "placeholder":
+            continue
+        if node.op == "get_attr":
+            continue
+        stack.extend(_tensor_args(node, frozen))
+    order = {layer.name: i for i, layer in enumerate(by_node.values())}
+    return sorted(result.values(), key=lambda layer: order[layer.name])
+
+
+def _tensor_args(node: torch.fx.Node, frozen: Mapping[str, str]) -> Iterable[torch.fx.Node]:
+    for arg in node.all_input_nodes:
+        if arg.op == "placeholder" and arg.name in frozen:
+            continue
+        yield arg
+
+
+def _following_activation(node: torch.fx.Node) -> str | None:
+    """Name of the activation applied to this layer's output, looking through norm, bias add and reshapes."""
+    current = node
+    for _ in range(8):
+        users = list(current.users)
+        if len(users) != 1:
+            return None
+        user = users[0]
+        if user.op != "call_function":
+            return None
+        if user.target in ACTIVATION_OPS:
+            return user.target._opname.lstrip("_")
+        if user.target not in AFFINE_OPS:
+            return None
+        current = user
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Invariants
+
+
+def verify(program: Program) -> None:
+    """Check the Program invariants: each mask names a parameter, has its shape, is bool, and weights are finite."""
+    state = program.weights
+    for name, mask in program.masks.items():
+        if name not in state:
+            raise ValueError(f"mask {name!r} names no parameter")
+        if mask.dtype != torch.bool:
+            raise ValueError(f"mask {name!r} has dtype {mask.dtype}, expected torch.bool")
+        if tuple(mask.shape) != tuple(state[name].shape):
+            raise ValueError(f"mask {name!r} has shape {tuple(mask.shape)}, weight has {tuple(state[name].shape)}")
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ValueError(f"weight {name!r} holds NaN or Inf")
+
+
+def density(program: Program, name: str) -> float:
+    """Fraction of weights of parameter `name` that the mask keeps (1.0 when unmasked)."""
+    mask = program.masks.get(name)
+    return 1.0 if mask is None else float(mask.sum()) / mask.numel()

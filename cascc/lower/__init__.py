@@ -1,0 +1,68 @@
+"""Lowering: masked Program → Relax → scheduled TIR → TVM executable. The only package that imports tvm.
+
+tvm is imported lazily inside functions so `cascc --help`, `cascc targets` and every pass run without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cascc.errors import LoweringError, first_paragraph
+from cascc.ir import Program, density, layers
+from cascc.targets import Target
+
+from .decision import Decision
+
+
+@dataclass(frozen=True, eq=False)
+class Lowered:
+    """A compiled program: the TVM executable, the resolved target and one decision per prunable layer."""
+
+    executable: Any
+    target: Target
+    target_spec: dict[str, Any]
+    decisions: tuple[Decision, ...]
+
+    def export(self, path: Path) -> None:
+        """Write the shared library (kernels, VM code and constants) to `path`."""
+        from .runtime import export_library
+
+        export_library(self.executable, self.target, path)
+
+
+def decide(program: Program) -> tuple[Decision, ...]:
+    """Kernel per layer. This build has no sparse kernels: masked weights run in the dense kernel, said so."""
+    result = []
+    for layer in layers(program):
+        d = density(program, layer.name)
+        reason = "unmasked" if d == 1.0 else "no sparse kernels yet: zeros run dense"
+        result.append(Decision(layer.name, d, "dense", reason))
+    return tuple(result)
+
+
+def lower(program: Program, target: Target) -> Lowered:
+    """Compile a Program for a target; every PrimFunc gets a schedule or the build fails."""
+    import tvm
+
+    from .pipeline import finish, schedule, to_relax
+    from .target import resolve, target_dict
+
+    masked = program.with_weights(program.masked_weights()).exported
+    try:
+        mod = to_relax(masked)
+    except Exception as exc:
+        raise LoweringError(program.source, f"TVM's torch importer failed: {first_paragraph(exc)}",
+                            "the model uses an op TVM 0.27 cannot import; report it with the model") from exc
+    tvm_target = resolve(target)
+    mod = schedule(mod, tvm_target, target.schedule_rules)
+    try:
+        executable = tvm.compile(mod, target=tvm_target, relax_pipeline=finish(tvm_target))
+    except Exception as exc:
+        raise LoweringError(program.source, f"TVM compilation for {target.name} failed: {first_paragraph(exc)}",
+                            "rerun with --debug and report it") from exc
+    return Lowered(executable, target, target_dict(target), decide(program))
+
+
+__all__ = ["Decision", "Lowered", "decide", "lower"]

@@ -1,0 +1,42 @@
+"""The Relax pipeline: TVM's CPU backend passes, split so cascc can schedule and check every PrimFunc
+between fusion and VM lowering."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tvm
+from tvm import relax
+from tvm.relax.backend.cpu_generic import pipeline as cpu
+
+from .schedules import apply_rules, check_scheduled
+
+
+def to_relax(exported: "torch.export.ExportedProgram") -> tvm.IRModule:  # noqa: F821
+    """Import a (masked) core-ATen program into Relax with the weights as constants."""
+    from tvm.relax.frontend.torch import from_exported_program
+
+    mod = from_exported_program(exported, keep_params_as_input=False)
+    return relax.transform.DeadCodeElimination()(mod)
+
+
+def schedule(mod: tvm.IRModule, target: tvm.target.Target, rules: Sequence[str]) -> tvm.IRModule:
+    """dispatch → legalize/fuse → apply the schedule rules; raises if any PrimFunc is left unscheduled."""
+    with target:
+        seq = tvm.transform.Sequential(
+            cpu.library_dispatch_passes(target) + cpu.legalize_passes(target) + [apply_rules(rules)]
+        )
+        mod = seq(mod)
+    check_scheduled(mod)
+    return mod
+
+
+def finish(target: tvm.target.Target) -> tvm.transform.Pass:
+    """The rest of TVM's CPU pipeline: dataflow lowering and VM finalization."""
+
+    @tvm.transform.module_pass(opt_level=0, name="CasccFinish")
+    def _finish(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        with target:
+            return tvm.transform.Sequential(cpu.dataflow_lower_passes(target) + cpu.finalize_passes(target))(mod)
+
+    return _finish

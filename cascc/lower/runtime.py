@@ -1,0 +1,75 @@
+"""Export, load and run compiled artifacts with the TVM runtime."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cascc.errors import ArtifactError, LoweringError, first_paragraph
+from cascc.targets import Target
+
+
+def export_library(executable: Any, target: Target, path: Path) -> None:
+    """Link the executable into a shared library, with the target's cross compiler if it has one."""
+    import tvm
+
+    options = {}
+    if target.cross_compiler:
+        options["fcompile"] = tvm.support.cc.cross_compiler(target.cross_compiler)
+    try:
+        executable.export_library(str(path), **options)
+    except Exception as exc:
+        raise LoweringError(path, f"linking the shared library failed: {first_paragraph(exc)}",
+                            f"check that {target.cross_compiler or 'the host C compiler'} is installed") from exc
+
+
+def content_addressed(library: Path, sha256: str) -> Path:
+    """A path named by the library's hash. dlopen caches handles by path, so a library replaced in place
+    (`compile --force`) would otherwise keep running its old code inside one process."""
+    cache = Path(tempfile.gettempdir()) / f"cascc-libs-{os.getuid()}"
+    cache.mkdir(mode=0o700, exist_ok=True)
+    target = cache / f"{sha256[:32]}.so"
+    if not target.exists():
+        tmp = cache / f".{sha256[:32]}.{os.getpid()}.tmp"
+        shutil.copyfile(library, tmp)
+        tmp.rename(target)
+    return target
+
+
+class Session:
+    """A loaded artifact library bound to a device, ready to run."""
+
+    def __init__(self, library: Path, device: str = "cpu", *, sha256: str | None = None):
+        import tvm
+        from tvm import relax
+
+        path = content_addressed(library, sha256) if sha256 else library
+        try:
+            lib = tvm.runtime.load_module(str(path))
+        except Exception as exc:
+            raise ArtifactError(library, f"the TVM runtime cannot load it: {first_paragraph(exc)}",
+                                "rebuild the artifact for this machine's target") from exc
+        self._tvm = tvm
+        self.device = tvm.device(device, 0)
+        self.vm = relax.VirtualMachine(lib, self.device)
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Run `main` on numpy inputs and return the outputs as numpy arrays."""
+        args = [self._tvm.runtime.tensor(np.ascontiguousarray(x), self.device) for x in inputs]
+        out = self.vm["main"](*args)
+        return [t.numpy() for t in _flatten(out)]
+
+
+def _flatten(value: Any) -> list[Any]:
+    if hasattr(value, "numpy"):
+        return [value]
+    result = []
+    for item in value:
+        result.extend(_flatten(item))
+    return result

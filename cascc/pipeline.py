@@ -1,0 +1,124 @@
+"""The public library API: compile a model to an artifact, run an artifact, self-test it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import artifact as artifacts
+from .errors import ArtifactError, OptionError
+from .ir import Program
+
+Stage = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """What `compile` produced: the final Program, the artifact directory and its manifest."""
+
+    program: Program
+    path: Path
+    manifest: dict[str, Any]
+
+
+def prune_steps(sparsity: float, allocator: str = "uniform") -> list[tuple[str, dict[str, Any]]]:
+    """The pass steps `cascc compile --sparsity` runs."""
+    return [("prune.magnitude", {"sparsity": sparsity, "allocator": allocator})] if sparsity > 0 else []
+
+
+def compile(model: str | Path | Program, *, target: str = "x86", sparsity: float = 0.0, out: str | Path,
+            seed: int = 0, force: bool = False, stage: Stage | None = None) -> CompileResult:
+    """Import `model`, sparsify it to `sparsity`, lower it for `target` and write the artifact to `out`."""
+    from . import frontends, passes
+    from .lower import lower
+    from .targets import get as get_target
+
+    say = stage or (lambda _msg: None)
+    tgt = get_target(target)
+    passes.density.check_sparsity(sparsity)
+    say("importing the model")
+    program = model if isinstance(model, Program) else frontends.load(model, seed=seed)
+    say("pruning")
+    program = passes.run(program, prune_steps(sparsity))
+    say(f"lowering for {tgt.name} with TVM")
+    lowered = lower(program, tgt)
+    say("writing the artifact")
+    manifest = artifacts.write(Path(out), program, lowered, force=force)
+    return CompileResult(program, Path(out), manifest)
+
+
+def run(path: str | Path, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Run an artifact on numpy inputs (checked against its signature) and return its outputs."""
+    from .lower.runtime import Session
+
+    art = artifacts.open_artifact(Path(path))
+    _check_inputs(art, inputs)
+    sha = art.manifest["files"][artifacts.LIBRARY]["sha256"]
+    return Session(art.library, art.manifest["target"]["device"], sha256=sha).run(inputs)
+
+
+@dataclass(frozen=True)
+class SelfTest:
+    """Outcome of running an artifact on its stored sample input against the stored torch output."""
+
+    passed: bool
+    max_abs_error: float
+    max_rel_error: float
+    rtol: float
+    atol: float
+
+
+def selftest(path: str | Path) -> SelfTest:
+    """Run the artifact on its sample input and compare with the torch-eager output stored at compile time."""
+    art = artifacts.open_artifact(Path(path))
+    inputs, expected = art.selftest_data()
+    got = run(path, inputs)
+    tol = art.manifest["selftest"]
+    rtol, atol = float(tol["rtol"]), float(tol["atol"])
+    abs_err = max(float(np.max(np.abs(g - e))) if g.size else 0.0 for g, e in zip(got, expected))
+    rel_err = max(float(np.max(np.abs(g - e) / (np.abs(e) + atol))) if g.size else 0.0 for g, e in zip(got, expected))
+    passed = len(got) == len(expected) and all(
+        g.shape == e.shape and np.allclose(g, e, rtol=rtol, atol=atol) for g, e in zip(got, expected)
+    )
+    return SelfTest(passed, abs_err, rel_err, rtol, atol)
+
+
+def load_inputs(path: str | Path, art_path: str | Path) -> list[np.ndarray]:
+    """Inputs from a `.npy` (single-input models) or a `.npz` keyed by input name, in signature order."""
+    art = artifacts.open_artifact(Path(art_path))
+    file = Path(path)
+    if not file.is_file():
+        raise OptionError(file, "no such input file", "pass a .npy array or a .npz keyed by input name")
+    names = [s.name for s in art.inputs]
+    try:
+        data = np.load(file, allow_pickle=False)
+    except Exception as exc:
+        raise OptionError(file, f"not a numpy .npy/.npz file ({exc})", "save inputs with numpy.save or numpy.savez") from exc
+    if isinstance(data, np.ndarray):
+        if len(names) != 1:
+            raise OptionError(file, f"the model has {len(names)} inputs ({', '.join(names)}) but a .npy holds one",
+                              "pass a .npz with one array per input name")
+        return [data]
+    with data:
+        missing = [n for n in names if n not in data.files]
+        if missing:
+            raise OptionError(file, f"missing input(s) {', '.join(missing)} (file has {', '.join(data.files) or 'none'})",
+                              "name the arrays after the model's inputs")
+        return [data[n] for n in names]
+
+
+def _check_inputs(art: artifacts.Artifact, inputs: Sequence[np.ndarray]) -> None:
+    specs = art.inputs
+    if len(inputs) != len(specs):
+        raise OptionError(art.path, f"expected {len(specs)} input(s), got {len(inputs)}", "pass one array per model input")
+    for spec, x in zip(specs, inputs):
+        if tuple(x.shape) != spec.shape or str(x.dtype) != spec.dtype:
+            raise OptionError(art.path, f"input {spec.name!r} must be {spec.dtype}{list(spec.shape)}, "
+                              f"got {x.dtype}{list(x.shape)}", "reshape/cast the input to the compiled signature")
+
+
+__all__ = ["ArtifactError", "CompileResult", "SelfTest", "compile", "load_inputs", "prune_steps", "run", "selftest"]

@@ -1,0 +1,32 @@
+"""The Target record: plain data, no TVM import. What differs between targets is a field, never a branch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Target:
+    """A compilation target.
+
+    `tvm_target` is TVM's JSON target dict; with `detect_host` the host CPU (`mcpu`, core count) is filled in
+    at lowering. `cross_compiler` names the C compiler that links the shared library (None: host compiler).
+    `runs_on_host` says whether this machine can execute the artifact. `schedule_rules` names cascc's
+    schedule rules in the order they are tried (a rule that does not apply passes).
+    """
+
+    name: str
+    description: str
+    tvm_target: Mapping[str, Any]
+    device: str = "cpu"
+    detect_host: bool = False
+    cross_compiler: str | None = None
+    runs_on_host: bool = True
+    schedule_rules: tuple[str, ...] = ()
+    notes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tvm_target", MappingProxyType(dict(self.tvm_target)))

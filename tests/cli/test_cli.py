@@ -1,0 +1,125 @@
+"""The CLI: every bad input gets one paragraph naming the file and the fix, the right exit code, no traceback."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from support import EXAMPLES, model_ref
+
+from cascc.cli import main
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.output  # click ≥ 8.2 mixes stderr into output
+
+
+def assert_clean_error(code, text, expected_code, *fragments):
+    assert code == expected_code, text
+    assert "Traceback" not in text
+    assert text.count("error:") == 1
+    for fragment in fragments:
+        assert fragment.lower() in text.lower(), (fragment, text)
+
+
+@pytest.mark.parametrize(
+    "ref, fragments",
+    [
+        ("missing.py:mlp", ["missing.py", "no such file", "check the path"]),
+        (model_ref("nope"), ["no factory function 'nope'", "available:", "mlp"]),
+        (model_ref("only_module"), ["returned a Linear", "expected (module, example_inputs)"]),
+        (model_ref("wrong_inputs"), ["example_inputs must be a tuple of tensors"]),
+        (model_ref("raises"), ["factory raised RuntimeError", "dataset not found"]),
+        (model_ref("untraceable"), ["torch.export rejected the model", "traceable"]),
+        ("model.bin", ["unrecognized model reference", ".pt2"]),
+        (str(EXAMPLES / "digits.py"), ["needs a factory name", ":FACTORY"]),
+    ],
+)
+def test_compile_bad_model(tmp_path, ref, fragments):
+    out = tmp_path / "out"
+    code, text = invoke("compile", ref, "-o", out)
+    assert_clean_error(code, text, 2, *fragments)
+    assert not out.exists()
+
+
+def test_corrupt_pt2(tmp_path):
+    bad = tmp_path / "model.pt2"
+    bad.write_bytes(b"not a zip archive")
+    code, text = invoke("compile", bad, "-o", tmp_path / "out")
+    assert_clean_error(code, text, 2, "model.pt2", "not a readable torch.export archive")
+
+
+@pytest.mark.parametrize("sparsity", ["1.0", "-0.1", "abc"])
+def test_sparsity_out_of_range(tmp_path, sparsity):
+    code, text = invoke("compile", model_ref("mlp"), "--sparsity", sparsity, "-o", tmp_path / "o")
+    assert code == 2 and "Traceback" not in text and "--sparsity" in text
+
+
+def test_unknown_target(tmp_path):
+    code, text = invoke("compile", model_ref("mlp"), "--target", "riscv", "-o", tmp_path / "o")
+    assert code == 2 and "x86" in text
+
+
+def test_compile_pt2_and_run_cli(tmp_path):
+    import torch
+
+    import models
+
+    module, args = models.mlp()
+    path = tmp_path / "mlp.pt2"
+    torch.export.save(torch.export.export(module, args), path)
+    out = tmp_path / "art"
+    code, text = invoke("compile", path, "--sparsity", "0.5", "-o", out)
+    assert code == 0, text
+    assert "kept (density 0.50" in text
+    code, text = invoke("run", out, "--selftest", "--json")
+    assert code == 0, text
+    assert json.loads(text)["selftest"] == "pass"
+
+    code, text = invoke("compile", path, "-o", out)
+    assert_clean_error(code, text, 2, "already exists", "--force")
+    code, text = invoke("compile", path, "-o", out, "--force")
+    assert code == 0, text
+
+    import numpy as np
+
+    x = tmp_path / "x.npy"
+    np.save(x, np.ones((3, 20), np.float32))
+    y = tmp_path / "y.npy"
+    code, text = invoke("run", out, "--input", x, "--output", y)
+    assert code == 0, text
+    expected = module(torch.ones(3, 20)).detach().numpy()
+    np.testing.assert_allclose(np.load(y), expected, atol=1e-5)
+
+    np.save(x, np.ones((4, 20), np.float32))
+    code, text = invoke("run", out, "--input", x)
+    assert_clean_error(code, text, 2, "must be float32[3, 20]")
+
+
+def test_run_on_a_non_artifact(tmp_path):
+    code, text = invoke("run", tmp_path)
+    assert_clean_error(code, text, 2, "no manifest.json", "cascc compile")
+    code, text = invoke("run", tmp_path / "nowhere", "--selftest")
+    assert_clean_error(code, text, 2, "no such artifact directory")
+
+
+def test_internal_error_exit_101_and_debug(monkeypatch, tmp_path):
+    from cascc import pipeline
+
+    def boom(*_a, **_k):
+        raise KeyError("unexpected")
+
+    monkeypatch.setattr(pipeline, "compile", boom)
+    code, text = invoke("compile", model_ref("mlp"), "-o", tmp_path / "o")
+    assert code == 101 and "internal error" in text and "--debug" in text and "Traceback" not in text
+    result = CliRunner().invoke(main, ["--debug", "compile", model_ref("mlp"), "-o", str(tmp_path / "o")])
+    assert isinstance(result.exception, KeyError)
+
+
+def test_version_and_targets():
+    code, text = invoke("--version")
+    assert code == 0 and "cascc" in text
+    code, text = invoke("targets", "--json")
+    assert code == 0 and json.loads(text)["x86"]["tvm"]["mtriple"] == "x86_64-linux-gnu"
+    code, text = invoke("--help")
+    assert "101" in text and "Exit codes" in text

@@ -1,0 +1,72 @@
+"""Tiny models for tests. Each factory returns (module, example_inputs); some are broken on purpose."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def mlp() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """A 20-32-24-5 ReLU MLP with a batch of 3."""
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 24), nn.ReLU(), nn.Linear(24, 5))
+    return model, (torch.randn(3, 20),)
+
+
+class ResidualCNN(nn.Module):
+    """conv-BN-ReLU stem, a residual block, a depthwise conv, max-pool and a linear head."""
+
+    def __init__(self, width: int = 8):
+        super().__init__()
+        self.stem = nn.Conv2d(3, width, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(width)
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 1)
+        self.dw = nn.Conv2d(width, width, 3, padding=1, groups=width)
+        self.head = nn.Linear(width * 4 * 4, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn(self.stem(x)))
+        y = torch.relu(y + self.conv2(torch.relu(self.bn1(self.conv1(y)))))
+        y = nn.functional.max_pool2d(torch.relu(self.dw(y)), 2)
+        return self.head(torch.flatten(y, 1))
+
+
+def cnn() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """ResidualCNN with non-trivial BatchNorm statistics, on a 2×3×8×8 batch."""
+    torch.manual_seed(2)
+    model = ResidualCNN()
+    with torch.no_grad():
+        for bn in (model.bn, model.bn1):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+    return model, (torch.randn(2, 3, 8, 8),)
+
+
+def only_module() -> nn.Module:
+    """Broken: returns the module without example inputs."""
+    return nn.Linear(4, 2)
+
+
+def wrong_inputs() -> tuple[nn.Module, list]:
+    """Broken: example inputs are a list of floats."""
+    return nn.Linear(4, 2), [1.0, 2.0]
+
+
+def raises() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """Broken: the factory itself fails."""
+    raise RuntimeError("dataset not found at /nowhere")
+
+
+class DataDependent(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:  # data-dependent Python control flow: torch.export rejects it
+            return x * 2
+        return x
+
+
+def untraceable() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """Broken: torch.export cannot trace data-dependent control flow."""
+    return DataDependent(), (torch.randn(2, 3),)

@@ -1,0 +1,73 @@
+import dataclasses
+
+import pytest
+import torch
+
+from cascc.ir import LayerKind, layers, verify
+
+
+def test_layers_of_mlp(mlp_program):
+    found = layers(mlp_program)
+    assert [ly.name for ly in found] == ["0.weight", "2.weight", "4.weight"]
+    assert [(ly.fan_in, ly.fan_out) for ly in found] == [(20, 32), (32, 24), (24, 5)]
+    assert all(ly.kind is LayerKind.LINEAR for ly in found)
+    assert [ly.activation for ly in found] == ["relu", "relu", None]
+    assert [ly.producers for ly in found] == [(), ("0.weight",), ("2.weight",)]
+    assert [ly.bias for ly in found] == ["0.bias", "2.bias", "4.bias"]
+
+
+def test_layers_of_cnn_trace_through_bn_residual_and_pool(cnn_program):
+    by_name = {ly.name: ly for ly in layers(cnn_program)}
+    assert list(by_name) == ["stem.weight", "conv1.weight", "conv2.weight", "dw.weight", "head.weight"]
+    assert by_name["stem.weight"].fan_in == 3 * 9 and by_name["stem.weight"].activation == "relu"
+    assert by_name["conv2.weight"].fan_in == 8 and by_name["conv2.weight"].kind is LayerKind.CONV
+    dw = by_name["dw.weight"]
+    assert dw.kind is LayerKind.DEPTHWISE and dw.groups == 8 and dw.fan_in == 9
+    # the residual add merges the stem's and conv2's outputs before the depthwise conv
+    assert dw.producers == ("stem.weight", "conv2.weight")
+    assert by_name["head.weight"].producers == ("dw.weight",)
+    assert by_name["conv1.weight"].producers == ("stem.weight",)
+
+
+def test_module_applies_masks_without_touching_the_program(mlp_program):
+    w = mlp_program.weights["0.weight"].clone()
+    mask = torch.zeros_like(w, dtype=torch.bool)
+    mask[0] = True
+    program = dataclasses.replace(mlp_program, masks={"0.weight": mask})
+    module = program.module()
+    assert torch.equal(module.state_dict()["0.weight"], w * mask)
+    assert torch.equal(program.weights["0.weight"], w)  # the stored weight is unchanged
+
+
+def test_with_weights_returns_a_new_program(mlp_program):
+    new = mlp_program.with_weights({"4.bias": torch.ones(5)})
+    assert torch.equal(new.weights["4.bias"], torch.ones(5))
+    assert not torch.equal(mlp_program.weights["4.bias"], torch.ones(5))
+    x = mlp_program.example_inputs()[0]
+    delta = new.module()(x) - mlp_program.module()(x)
+    expected = (torch.ones(5) - mlp_program.weights["4.bias"]).expand_as(delta)
+    torch.testing.assert_close(delta, expected)
+
+
+@pytest.mark.parametrize(
+    "mask, message",
+    [
+        ({"nope.weight": torch.ones(2, dtype=torch.bool)}, "names no parameter"),
+        ({"0.weight": torch.ones(32, 20)}, "dtype"),
+        ({"0.weight": torch.ones(20, 32, dtype=torch.bool)}, "shape"),
+    ],
+)
+def test_verify_rejects_bad_masks(mlp_program, mask, message):
+    with pytest.raises(ValueError, match=message):
+        verify(dataclasses.replace(mlp_program, masks=mask))
+
+
+def test_verify_rejects_nan_weights(mlp_program):
+    bad = mlp_program.with_weights({"0.bias": torch.full((32,), float("nan"))})
+    with pytest.raises(ValueError, match="NaN"):
+        verify(bad)
+
+
+def test_signature(cnn_program):
+    assert [(s.name, s.shape, s.dtype) for s in cnn_program.inputs] == [("x", (2, 3, 8, 8), "float32")]
+    assert [(s.shape, s.dtype) for s in cnn_program.outputs] == [((2, 6), "float32")]
