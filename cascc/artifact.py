@@ -105,6 +105,8 @@ def layer_table(program: Program, decisions: Sequence[Any]) -> list[dict[str, An
             "density": density(program, layer.name),
             "kernel": decision.kernel if decision else None,
             "reason": decision.reason if decision else None,
+            "dense_us": decision.dense_us if decision else None,
+            "sparse_us": decision.sparse_us if decision else None,
         })
     return rows
 

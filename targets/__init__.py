@@ -5,7 +5,7 @@ from __future__ import annotations
 from cascc.errors import OptionError
 
 from . import x86
-from .base import Target
+from .base import KernelCosts, Target
 
 TARGETS: dict[str, Target] = {t.name: t for t in (x86.TARGET,)}
 
@@ -17,4 +17,4 @@ def get(name: str) -> Target:
     return TARGETS[name]
 
 
-__all__ = ["TARGETS", "Target", "get"]
+__all__ = ["TARGETS", "KernelCosts", "Target", "get"]

@@ -9,6 +9,26 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class KernelCosts:
+    """Per-target cost model for linear kernels, fitted to single-thread medians on a reference CPU.
+
+    dense: ns per (K · padded N) weight pass, paid once per batch tile (weights are streamed again for
+    every `dense_batch_tile` rows of x). sparse: ns per stored slot lane (padding included), per row of x;
+    gathering x by per-lane column costs more than broadcasting a shared column (r×1 blocks).
+    """
+
+    dense_ns_per_weight: float = 0.13
+    dense_batch_tile: int = 4
+    dense_tile: int = 64
+    gather_ns_per_lane: float = 0.5
+    broadcast_ns_per_lane: float = 0.15
+    sparse_rows: int = 16
+    sparse_unroll: int = 4
+    # sparse must beat dense by this factor to be chosen: a margin for the model's error
+    margin: float = 1.25
+
+
+@dataclass(frozen=True)
 class Target:
     """A compilation target.
 
@@ -26,6 +46,7 @@ class Target:
     cross_compiler: str | None = None
     runs_on_host: bool = True
     schedule_rules: tuple[str, ...] = ()
+    costs: KernelCosts = field(default_factory=KernelCosts)
     notes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:

@@ -32,13 +32,17 @@ class Lowered:
         export_library(self.executable, self.target, path)
 
 
-def decide(program: Program) -> tuple[Decision, ...]:
-    """Kernel per layer. This build has no sparse kernels: masked weights run in the dense kernel, said so."""
+def decide(program: Program, rewritten: dict[str, Decision]) -> tuple[Decision, ...]:
+    """One decision per prunable layer: the rewrite's where it took the layer, else TVM's generic kernel,
+    with the reason a masked layer runs dense."""
     result = []
     for layer in layers(program):
+        if layer.name in rewritten:
+            result.append(rewritten[layer.name])
+            continue
         d = density(program, layer.name)
-        reason = "unmasked" if d == 1.0 else "no sparse kernels yet: zeros run dense"
-        result.append(Decision(layer.name, d, "dense", reason))
+        reason = "unmasked" if d == 1.0 else f"no sparse kernel for {layer.kind.value} layers yet: zeros run dense"
+        result.append(Decision(layer.name, d, "dense (TVM generic schedule)", reason))
     return tuple(result)
 
 
@@ -47,22 +51,27 @@ def lower(program: Program, target: Target) -> Lowered:
     import tvm
 
     from .pipeline import finish, schedule, to_relax
+    from .sparse import LinearKernels, weight_key
     from .target import resolve, target_dict
 
-    masked = program.with_weights(program.masked_weights()).exported
+    weights = program.masked_weights()
+    masked = program.with_weights(weights).exported
     try:
         mod = to_relax(masked)
     except Exception as exc:
         raise LoweringError(program.source, f"TVM's torch importer failed: {first_paragraph(exc)}",
                             "the model uses an op TVM 0.27 cannot import; report it with the model") from exc
     tvm_target = resolve(target)
+    names = {weight_key(weights[ly.name].numpy()): ly.name for ly in layers(program) if ly.kind.value == "linear"}
+    linear = LinearKernels(target.costs, names)
+    mod = linear(mod)
     mod = schedule(mod, tvm_target, target.schedule_rules)
     try:
         executable = tvm.compile(mod, target=tvm_target, relax_pipeline=finish(tvm_target))
     except Exception as exc:
         raise LoweringError(program.source, f"TVM compilation for {target.name} failed: {first_paragraph(exc)}",
                             "rerun with --debug and report it") from exc
-    return Lowered(executable, target, target_dict(target), decide(program))
+    return Lowered(executable, target, target_dict(target), decide(program, linear.decisions))
 
 
 __all__ = ["Decision", "Lowered", "decide", "lower"]

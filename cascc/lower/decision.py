@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
 @dataclass(frozen=True)
 class Decision:
-    """The kernel chosen for one prunable layer, with the reason shown to the user and stored in the manifest."""
+    """The kernel chosen for one prunable layer, with the reason shown to the user and stored in the manifest.
+
+    `dense_us` / `sparse_us` are the cost model's predictions (None where no model applies).
+    """
 
     layer: str
     density: float
     kernel: str
     reason: str
+    dense_us: float | None = None
+    sparse_us: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"layer": self.layer, "density": self.density, "kernel": self.kernel, "reason": self.reason}
+        return asdict(self)

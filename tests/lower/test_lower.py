@@ -91,12 +91,16 @@ def test_generic_rule_parallelizes_and_vectorizes():
     np.testing.assert_allclose(y.numpy(), x * 2 + 1, rtol=1e-6)
 
 
-def test_decisions_say_sparse_layers_run_dense(compiled):
+def test_manifest_says_which_kernel_each_layer_got_and_why(compiled):
     from cascc.artifact import open_artifact
 
-    manifest = open_artifact(compiled["mlp"][1]).manifest
-    rows = manifest["layers"]
-    assert [r["name"] for r in rows] == ["0.weight", "2.weight", "4.weight"]
-    for row in rows:
-        assert row["kernel"] == "dense" and "dense" in row["reason"]
+    rows = {r["name"]: r for r in open_artifact(compiled["cnn"][1]).manifest["layers"]}
+    assert list(rows) == ["stem.weight", "conv1.weight", "conv2.weight", "dw.weight", "head.weight"]
+    for name, row in rows.items():
         assert row["nonzero"] == row["weights"] - int(0.7 * row["weights"] + 0.5)
+        if name == "head.weight":  # linear: cascc kernel chosen by the cost model, both predictions kept
+            assert row["kernel"].split()[0] in ("sparse", "dense") and "predicted" in row["reason"]
+            assert row["dense_us"] > 0 and row["sparse_us"] > 0
+        else:  # a masked conv runs dense and says so
+            assert row["kernel"] == "dense (TVM generic schedule)"
+            assert "no sparse kernel for" in row["reason"] and "run dense" in row["reason"]

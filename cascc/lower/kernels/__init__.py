@@ -1,0 +1,1 @@
+"""cascc's hand-scheduled TIR kernels and the weight packings they read."""
