@@ -24,6 +24,12 @@ class KernelCosts:
     broadcast_ns_per_lane: float = 0.15
     sparse_rows: int = 16
     sparse_unroll: int = 4
+    # wide operand (conv pixels, tokens, batch ≥ wide_min_batch): ns per MAC (dense) or per stored weight
+    # and column (sparse tiled-ELL with `wide_rows` rows per tile)
+    wide_min_batch: int = 8
+    wide_rows: int = 4
+    wide_dense_ns_per_mac: float = 0.036
+    wide_sparse_ns_per_mac: float = 0.19
     # sparse must beat dense by this factor to be chosen: a margin for the model's error
     margin: float = 1.25
 

@@ -41,7 +41,8 @@ def decide(program: Program, rewritten: dict[str, Decision]) -> tuple[Decision, 
             result.append(rewritten[layer.name])
             continue
         d = density(program, layer.name)
-        reason = "unmasked" if d == 1.0 else f"no sparse kernel for {layer.kind.value} layers yet: zeros run dense"
+        reason = ("unmasked" if d == 1.0 else
+                  f"no cascc kernel for this {layer.kind.value} layer (grouped conv or unfused form): zeros run dense")
         result.append(Decision(layer.name, d, "dense (TVM generic schedule)", reason))
     return tuple(result)
 
@@ -51,7 +52,7 @@ def lower(program: Program, target: Target) -> Lowered:
     import tvm
 
     from .pipeline import finish, schedule, to_relax
-    from .sparse import LinearKernels, weight_key
+    from .sparse import KernelRewrite, weight_key
     from .target import resolve, target_dict
 
     weights = program.masked_weights()
@@ -62,16 +63,16 @@ def lower(program: Program, target: Target) -> Lowered:
         raise LoweringError(program.source, f"TVM's torch importer failed: {first_paragraph(exc)}",
                             "the model uses an op TVM 0.27 cannot import; report it with the model") from exc
     tvm_target = resolve(target)
-    names = {weight_key(weights[ly.name].numpy()): ly.name for ly in layers(program) if ly.kind.value == "linear"}
-    linear = LinearKernels(target.costs, names)
-    mod = linear(mod)
+    names = {weight_key(weights[ly.name].numpy()): ly.name for ly in layers(program)}
+    rewrite = KernelRewrite(target.costs, names)
+    mod = rewrite(mod)
     mod = schedule(mod, tvm_target, target.schedule_rules)
     try:
         executable = tvm.compile(mod, target=tvm_target, relax_pipeline=finish(tvm_target))
     except Exception as exc:
         raise LoweringError(program.source, f"TVM compilation for {target.name} failed: {first_paragraph(exc)}",
                             "rerun with --debug and report it") from exc
-    return Lowered(executable, target, target_dict(target), decide(program, linear.decisions))
+    return Lowered(executable, target, target_dict(target), decide(program, rewrite.decisions))
 
 
 __all__ = ["Decision", "Lowered", "decide", "lower"]

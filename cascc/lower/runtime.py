@@ -29,6 +29,13 @@ def export_library(executable: Any, target: Target, path: Path) -> None:
                             f"check that {target.cross_compiler or 'the host C compiler'} is installed") from exc
 
 
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def content_addressed(library: Path, sha256: str) -> Path:
     """A path named by the library's hash. dlopen caches handles by path, so a library replaced in place
     (`compile --force`) would otherwise keep running its old code inside one process."""
@@ -45,11 +52,13 @@ def content_addressed(library: Path, sha256: str) -> Path:
 class Session:
     """A loaded artifact library bound to a device, ready to run."""
 
-    def __init__(self, library: Path, device: str = "cpu", *, sha256: str | None = None):
+    def __init__(self, library: Path, device: str = "cpu", *, sha256: str | None = None, threads: int | None = None):
         import tvm
         from tvm import relax
 
-        path = content_addressed(library, sha256) if sha256 else library
+        if threads:
+            set_threads(threads)
+        path = content_addressed(library, sha256 or file_sha256(library))
         try:
             lib = tvm.runtime.load_module(str(path))
         except Exception as exc:
@@ -61,9 +70,25 @@ class Session:
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run `main` on numpy inputs and return the outputs as numpy arrays."""
-        args = [self._tvm.runtime.tensor(np.ascontiguousarray(x), self.device) for x in inputs]
-        out = self.vm["main"](*args)
+        out = self.vm["main"](*self.to_device(inputs))
         return [t.numpy() for t in _flatten(out)]
+
+    def to_device(self, inputs: Sequence[np.ndarray]) -> list[Any]:
+        return [self._tvm.runtime.tensor(np.ascontiguousarray(x), self.device) for x in inputs]
+
+    def runner(self, inputs: Sequence[np.ndarray]):
+        """A no-argument callable running `main` on inputs already on the device (for timing)."""
+        args = self.to_device(inputs)
+        main = self.vm["main"]
+        sync = self.device.sync
+        return lambda: (main(*args), sync())
+
+
+def set_threads(threads: int) -> None:
+    """Size TVM's CPU thread pool (TVM otherwise decides by itself, sometimes one thread on small VMs)."""
+    import tvm_ffi
+
+    tvm_ffi.get_global_func("runtime.config_threadpool")(0, int(threads))
 
 
 def _flatten(value: Any) -> list[Any]:

@@ -1,52 +1,54 @@
-"""Relax rewrite: every linear layer with a constant weight becomes a call to a cascc kernel.
+"""Relax rewrite: linear and conv2d layers with constant weights become calls to cascc kernels.
 
-`matmul(x, permute_dims(W))`, optionally followed by a constant bias add and a ReLU, is replaced by
-`call_tir` to the tiled-ELL sparse kernel or the packed dense kernel, whichever the target's cost model
-predicts faster; bias and ReLU are fused into the kernel's epilogue. Each rewrite records a Decision.
+Each layer (see `patterns.py`, with its bias, BatchNorm and ReLU/ReLU6 epilogue fused) is replaced by
+`call_tir` to a sparse or dense kernel, whichever the target's cost model predicts faster:
+
+- linear, few rows (batch < `wide_min_batch`): narrow kernels, vectorized over output units;
+- linear with many rows, and conv2d (through im2col, or a plain reshape for 1×1 convs): wide kernels,
+  vectorized over rows/pixels with weights broadcast — tiled-ELL sparse or packed dense;
+- depthwise conv2d: a direct kernel (dense: no sparse depthwise kernel yet, and the decision says so).
+
+Grouped (non-depthwise) convs stay with TVM's generic lowering. Every rewrite records a Decision.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import tvm
 from tvm import relax
-from tvm.relax.dpl import is_const, is_op, rewrite_call, wildcard
+from tvm.relax.dpl import rewrite_call
 
 from cascc.targets import KernelCosts
 
 from . import cost
 from .decision import Decision
-from .kernels.formats import pack_dense, pack_tiled_ell
-from .kernels.linear import dense_linear, tiled_ell_linear
+from .kernels import conv as conv_kernels
+from .kernels.formats import TiledEll, pack_dense, pack_tiled_ell, padded
+from .kernels.linear import dense_linear, tiled_ell_linear, wide_dense, wide_sparse
+from .patterns import Chain, LayerPatterns
 
 
 def weight_key(w: np.ndarray) -> str:
-    """Identity of a weight matrix by content: Relax constants carry no parameter names."""
+    """Identity of a weight by content: Relax constants carry no parameter names."""
     return hashlib.sha256(np.ascontiguousarray(w, dtype=np.float32).tobytes()).hexdigest()
 
 
-class _Patterns:
-    """`[relu](add(bias, matmul(x, permute_dims(W))))`, longest first so epilogues fuse."""
+@dataclass(frozen=True, eq=False)
+class Epilogue:
+    """What follows the layer's core op, folded: effective weight, per-output bias and activation."""
 
-    def __init__(self) -> None:
-        self.x, self.w, self.bias = wildcard(), is_const(), is_const()
-        self.wt = is_op("relax.permute_dims")(self.w)
-        self.matmul = is_op("relax.matmul")(self.x, self.wt)
-        biased = is_op("relax.add")(self.bias, self.matmul) | is_op("relax.add")(self.matmul, self.bias)
-        self.ordered = (
-            ("relu", "bias", is_op("relax.nn.relu")(biased)),
-            (None, "bias", biased),
-            ("relu", None, is_op("relax.nn.relu")(self.matmul)),
-            (None, None, self.matmul),
-        )
+    weight: np.ndarray
+    bias: np.ndarray | None
+    act: str | None
 
 
-@tvm.transform.module_pass(opt_level=0, name="CasccLinearKernels")
-class LinearKernels:
-    """Replace linear layers of `main` by cascc kernels; `decisions` fills with one entry per layer."""
+@tvm.transform.module_pass(opt_level=0, name="CasccKernelRewrite")
+class KernelRewrite:
+    """Replace linear/conv layers of `main` by cascc kernels; `decisions` fills with one entry per layer."""
 
     def __init__(self, costs: KernelCosts, names: Mapping[str, str]):
         self.costs = costs
@@ -54,62 +56,199 @@ class LinearKernels:
         self.decisions: dict[str, Decision] = {}
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        bb = relax.BlockBuilder(mod)
-        pats = _Patterns()
+        self.bb = relax.BlockBuilder(mod)
+        pats = LayerPatterns()
         main = mod["main"]
-        for act, bias, pattern in pats.ordered:
-            main = rewrite_call(pattern, lambda expr, m, a=act, b=bias: self._rewrite(bb, pats, expr, m, a, b), main)
-        out = bb.get()
+        for chain in pats.linear_chains:
+            main = rewrite_call(chain.pattern, lambda e, m, c=chain: self._linear(pats, c, e, m), main)
+        for chain in pats.conv_chains:
+            main = rewrite_call(chain.pattern, lambda e, m, c=chain: self._conv(pats, c, e, m), main)
+        out = self.bb.get()
         out[out.get_global_var("main")] = main
         return relax.transform.DeadCodeElimination()(out)
 
-    def _rewrite(self, bb, pats, expr, m, act, bias_kind):
+    # ---- linear ----------------------------------------------------------------------------------------
+
+    def _linear(self, pats: LayerPatterns, chain: Chain, expr, m):
         if [int(a) for a in m[pats.wt].attrs.axes] != [1, 0]:
             return expr
-        x_shape = [int(d) for d in m[pats.x].ty.shape]
+        x = m[pats.x]
+        shape = [int(d) for d in x.ty.shape]
         weight = m[pats.w].value.numpy()
-        if len(x_shape) != 2 or weight.ndim != 2 or weight.dtype != np.float32:
+        if len(shape) != 2 or weight.ndim != 2 or weight.dtype != np.float32:
             return expr
-        n, k = weight.shape
-        bias = m[pats.bias].value.numpy().reshape(-1) if bias_kind else None
-        if bias is not None and bias.shape != (n,):
+        ep = _epilogue(pats, chain, m, weight)
+        if ep is None:
             return expr
-        batch = x_shape[0]
-        name = self.names.get(weight_key(weight), f"linear_{len(self.decisions)}")
-        gv, args, width, choice, kernel = self._kernel(bb, name, batch, k, weight, bias, act == "relu")
-        density = float(np.count_nonzero(weight)) / weight.size
-        self.decisions[name] = Decision(name, density, kernel, choice.reason, round(choice.dense_us, 3),
-                                        None if choice.sparse_us is None else round(choice.sparse_us, 3))
-        call = relax.call_tir(gv, [m[pats.x], *(relax.const(a) for a in args)],
-                              relax.TensorType((batch, width), "float32"))
-        if width != n:
-            call = relax.op.strided_slice(call, axes=[1], begin=[0], end=[n])
+        rows, k = shape
+        n = weight.shape[0]
+        name = self._name(weight)
+        if rows < self.costs.wide_min_batch:
+            return self._narrow(name, x, rows, k, n, ep)
+        xt = relax.op.reshape(relax.op.permute_dims(x, [1, 0]), (1, k, rows))
+        out = self._wide(name, xt, 1, k, rows, n, ep, "")  # (1, n, rows)
+        return relax.op.permute_dims(relax.op.reshape(out, (n, rows)), [1, 0])
+
+    def _narrow(self, name, x, batch, k, n, ep: Epilogue):
+        c = self.costs
+        ell = pack_tiled_ell(ep.weight, ep.bias, c.sparse_rows, c.sparse_unroll)
+        dense_us, sparse_us = cost.narrow(c, batch, k, n, ell)
+        fmt = "r×1 broadcast" if ell.shared else "gather"
+        choice = cost.choose(c, dense_us, sparse_us, _density(ep.weight), fmt)
+        if choice.sparse:
+            data, cols = _nonempty(ell, c.sparse_unroll)
+            tiles = len(ell.ptr) - 1
+            func = tiled_ell_linear(batch, k, tiles, ell.rows, data.shape[0], c.sparse_unroll, ell.shared, ep.act)
+            args, width, kernel = (data, cols, ell.ptr, ell.bias), tiles * ell.rows, f"sparse tiled-ELL {ell.rows}-row {fmt}"
+        else:
+            packed = pack_dense(ep.weight, ep.bias, c.dense_tile)
+            func = dense_linear(batch, k, packed.weights.shape[0], c.dense_tile, cost.batch_tile(c, batch), ep.act)
+            args, width, kernel = (packed.weights, packed.bias), packed.bias.shape[0], f"dense packed {c.dense_tile}-wide"
+        self._decide(name, ep.weight, kernel, choice)
+        call = self._call(func, name, choice.sparse, [x, *map(relax.const, args)], (batch, width))
+        return call if width == n else relax.op.strided_slice(call, axes=[1], begin=[0], end=[n])
+
+    # ---- wide operand: C[b, n, m] = W · A[b, :, m] ---------------------------------------------------------
+
+    def _wide(self, name, a, batch, k, m, n, ep: Epilogue, via: str, a_padded: int | None = None):
+        """Emit the wide kernel on A[b, k, m] (already padded to `a_padded` columns if given); returns C[b, n, m]."""
+        c = self.costs
+        lanes = 32 if m >= 512 and m % 32 == 0 else 16
+        mpad = a_padded or padded(m, lanes)
+        if a_padded is None and mpad != m:
+            a = relax.op.nn.pad(a, [0, 0, 0, 0, 0, mpad - m])
+        ell = pack_tiled_ell(ep.weight.reshape(n, k), ep.bias, c.wide_rows, 1)
+        dense_us, sparse_us = cost.wide(c, batch * m, k, n, ell)
+        choice = cost.choose(c, dense_us, sparse_us, _density(ep.weight), "wide")
+        if choice.sparse:
+            data, cols = _nonempty(ell, 1)
+            if ell.shared:
+                cols = np.ascontiguousarray(np.repeat(cols[:, None], ell.rows, axis=1))
+            tiles = len(ell.ptr) - 1
+            func = wide_sparse(batch, k, mpad, tiles, ell.rows, data.shape[0], lanes, ep.act)
+            args, width, kernel = (data, cols, ell.ptr, ell.bias), tiles * ell.rows, f"sparse wide tiled-ELL {ell.rows}-row"
+        else:
+            packed = pack_dense(ep.weight.reshape(n, k), ep.bias, c.wide_rows)
+            func = wide_dense(batch, k, mpad, packed.weights.shape[0], c.wide_rows, lanes, ep.act)
+            args, width, kernel = (packed.weights, packed.bias), packed.bias.shape[0], f"dense wide {c.wide_rows}-row"
+        self._decide(name, ep.weight, kernel + via, choice)
+        call = self._call(func, name, choice.sparse, [a, *map(relax.const, args)], (batch, width, mpad))
+        if width != n or mpad != m:
+            call = relax.op.strided_slice(call, axes=[1, 2], begin=[0, 0], end=[n, m])
         return call
 
-    def _kernel(self, bb, name, batch, k, weight, bias, relu):
-        c = self.costs
-        ell = pack_tiled_ell(weight, bias, c.sparse_rows, c.sparse_unroll)
-        choice = cost.choose(c, batch, weight, ell)
-        symbol = "cascc_" + "".join(ch if ch.isalnum() else "_" for ch in name)
-        if choice.sparse:
-            slots = max(ell.slots, c.sparse_unroll)  # an all-zero layer still needs non-empty buffers
-            data = np.zeros((slots, ell.rows), np.float32)
-            data[: ell.slots] = ell.data
-            cols = np.zeros((slots,) + ell.cols.shape[1:], np.int32)
-            cols[: ell.slots] = ell.cols
-            tiles = len(ell.ptr) - 1
-            func = tiled_ell_linear(batch, k, tiles, ell.rows, slots, c.sparse_unroll, ell.shared, relu)
-            kernel = f"sparse tiled-ELL {ell.rows}-row {'r×1 broadcast' if ell.shared else 'gather'}"
-            gv = _add(bb, func, symbol + "_sparse")
-            return gv, (data, cols, ell.ptr, ell.bias), tiles * ell.rows, choice, kernel
-        packed = pack_dense(weight, bias, c.dense_tile)
-        bt = cost.batch_tile(c, batch)
-        func = dense_linear(batch, k, packed.weights.shape[0], c.dense_tile, bt, relu)
-        gv = _add(bb, func, symbol + "_dense")
-        width = packed.bias.shape[0]
-        return gv, (packed.weights, packed.bias), width, choice, f"dense packed {c.dense_tile}-wide"
+    # ---- conv2d --------------------------------------------------------------------------------------------
+
+    def _conv(self, pats: LayerPatterns, chain: Chain, expr, m):
+        call = m[pats.conv]
+        attrs = call.attrs
+        if attrs.data_layout != "NCHW" or attrs.kernel_layout != "OIHW" or attrs.out_layout != "NCHW":
+            return expr
+        x = m[pats.x]
+        batch, channels, height, width = (int(d) for d in x.ty.shape)
+        weight = m[pats.w].value.numpy()
+        out_c, _, kh, kw = weight.shape
+        groups = int(attrs.groups)
+        stride = tuple(int(s) for s in attrs.strides)
+        pad = tuple(int(p) for p in attrs.padding)
+        dil = tuple(int(d) for d in attrs.dilation)
+        oh = (height + pad[0] + pad[2] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+        ow = (width + pad[1] + pad[3] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+        ep = _epilogue(pats, chain, m, weight)
+        if ep is None:
+            return expr
+        name = self._name(weight)
+        if groups == channels == out_c and weight.shape[1] == 1 and dil == (1, 1):
+            return self._depthwise(name, x, (batch, channels, height, width), (kh, kw), stride, pad, (oh, ow), ep)
+        if groups != 1:
+            return expr  # grouped conv: TVM's generic lowering; decide() says so
+        k, mcols = channels * kh * kw, oh * ow
+        lanes = 32 if mcols >= 512 and mcols % 32 == 0 else 16
+        mpad = padded(mcols, lanes)
+        if (kh, kw) == (1, 1) and stride == (1, 1) and pad == (0, 0, 0, 0) and mpad == mcols:
+            a, via = relax.op.reshape(x, (batch, channels, mcols)), " (1×1 conv)"
+        else:
+            im2col = conv_kernels.im2col(batch, channels, height, width, (kh, kw), stride, pad, dil, (oh, ow), mpad)
+            gv = _add(self.bb, im2col, f"{_symbol(name)}_im2col")
+            a = relax.call_tir(gv, [x], relax.TensorType((batch, k, mpad), "float32"))
+            via = f" (conv {kh}×{kw} via im2col)"
+        out = self._wide(name, a, batch, k, mcols, out_c, ep, via, a_padded=mpad)
+        return relax.op.reshape(out, (batch, out_c, oh, ow))
+
+    def _depthwise(self, name, x, shape, kernel, stride, pad, out_hw, ep: Epilogue):
+        batch, channels, height, width = shape
+        padded_x = relax.op.nn.pad(x, [0, 0, 0, 0, pad[0], pad[2], pad[1], pad[3]])
+        hp, wp = height + pad[0] + pad[2], width + pad[1] + pad[3]
+        func = conv_kernels.depthwise(batch, channels, hp, wp, kernel, stride, out_hw, ep.act)
+        density = _density(ep.weight)
+        reason = "unmasked" if density == 1.0 else "no sparse depthwise kernel yet: zeros run dense"
+        self.decisions[name] = Decision(name, density, "dense depthwise direct", reason)
+        bias = ep.bias if ep.bias is not None else np.zeros(channels, np.float32)
+        args = [padded_x, relax.const(ep.weight.reshape(channels, *kernel)), relax.const(bias)]
+        return self._call(func, name, False, args, (batch, channels, *out_hw))
+
+    # ---- shared --------------------------------------------------------------------------------------------
+
+    def _name(self, weight: np.ndarray) -> str:
+        return self.names.get(weight_key(weight), f"layer_{len(self.decisions)}")
+
+    def _decide(self, name: str, weight: np.ndarray, kernel: str, choice: cost.Choice) -> None:
+        self.decisions[name] = Decision(name, _density(weight), kernel, choice.reason, round(choice.dense_us, 3),
+                                        round(choice.sparse_us, 3))
+
+    def _call(self, func, name: str, sparse: bool, args, shape):
+        gv = _add(self.bb, func, f"{_symbol(name)}_{'sparse' if sparse else 'dense'}")
+        return relax.call_tir(gv, args, relax.TensorType(shape, "float32"))
+
+
+OPAQUE = 8  # relay/relax OpPatternKind.kOpaque: FuseOps leaves the kernel alone
 
 
 def _add(bb: relax.BlockBuilder, func: tvm.tirx.PrimFunc, symbol: str) -> tvm.ir.GlobalVar:
-    """Add a kernel under a unique exported symbol (TVMScript names every generated function `kernel`)."""
-    return bb.add_func(func.with_attr("global_symbol", symbol), symbol)
+    """Add a kernel under a unique symbol (TVMScript names every generated function `kernel`), unfusable."""
+    return bb.add_func(func.with_attr("global_symbol", symbol).with_attr("op_pattern", OPAQUE), symbol)
+
+
+def _epilogue(pats: LayerPatterns, chain: Chain, m, weight: np.ndarray) -> Epilogue | None:
+    """Fold bias and BatchNorm into (weight, bias) and read the activation; None if the match is not foldable."""
+    n = weight.shape[0]
+    bias = None
+    if chain.bias:
+        bias = m[pats.bias].value.numpy().astype(np.float32).reshape(-1)
+        if bias.shape != (n,):
+            return None
+    if chain.batch_norm:
+        gamma, beta, mean, var = (m[c].value.numpy().astype(np.float64) for c in pats.bn_consts)
+        eps = float(m[chain.bn_call].attrs.epsilon)
+        scale = gamma / np.sqrt(var + eps)
+        weight = (weight * scale.reshape((n,) + (1,) * (weight.ndim - 1))).astype(np.float32)
+        bias = ((bias if bias is not None else 0.0) - mean) * scale + beta
+        bias = bias.astype(np.float32)
+    if chain.act == "relu6":
+        lo, hi = (_prim_value(m[p]) for p in (pats.clip_lo, pats.clip_hi))
+        if (lo, hi) != (0.0, 6.0):
+            return None
+    return Epilogue(weight, bias, chain.act)
+
+
+def _prim_value(expr) -> float | None:
+    value = getattr(expr, "value", None)
+    return float(value.value) if hasattr(value, "value") else None
+
+
+def _nonempty(ell: TiledEll, unroll: int) -> tuple[np.ndarray, np.ndarray]:
+    """Data and column arrays with at least `unroll` slots (an all-zero layer still needs buffers)."""
+    slots = max(ell.slots, unroll)
+    data = np.zeros((slots, ell.rows), np.float32)
+    data[: ell.slots] = ell.data
+    cols = np.zeros((slots,) + ell.cols.shape[1:], np.int32)
+    cols[: ell.slots] = ell.cols
+    return data, cols
+
+
+def _density(weight: np.ndarray) -> float:
+    return float(np.count_nonzero(weight)) / weight.size if weight.size else 0.0
+
+
+def _symbol(name: str) -> str:
+    return "cascc_" + "".join(ch if ch.isalnum() else "_" for ch in name)

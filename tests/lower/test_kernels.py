@@ -74,9 +74,12 @@ def build():
     return run
 
 
-def reference(x, w, b, relu):
-    y = x.astype(np.float64) @ w.T.astype(np.float64) + b
-    return np.maximum(y, 0) if relu else y
+def activate(y, act):
+    return {"relu": np.maximum(y, 0), "relu6": np.clip(y, 0, 6), None: y}[act]
+
+
+def reference(x, w, b, act):
+    return activate(x.astype(np.float64) @ w.T.astype(np.float64) + b, act)
 
 
 def assert_close(got, want):
@@ -99,10 +102,10 @@ def test_sparse_kernel_matches_numpy(build, batch, density):
     data[: p.slots] = p.data
     cols = np.zeros((slots,) + p.cols.shape[1:], np.int32)
     cols[: p.slots] = p.cols
-    for relu in (False, True):
-        func = tiled_ell_linear(batch, k, len(p.ptr) - 1, 16, slots, 4, p.shared, relu)
+    for act in (None, "relu", "relu6"):
+        func = tiled_ell_linear(batch, k, len(p.ptr) - 1, 16, slots, 4, p.shared, act)
         y = build(func, x, data, cols, p.ptr, p.bias, out=(batch, p.bias.size))
-        assert_close(y[:, :n], reference(x, w, b, relu))
+        assert_close(y[:, :n], reference(x, w, b, act))
 
 
 @pytest.mark.parametrize("density", [1.0, 0.1, 0.0])
@@ -118,10 +121,10 @@ def test_dense_kernel_matches_numpy(build, batch, density):
     x = rng.standard_normal((batch, k)).astype(np.float32)
     p = pack_dense(w, b, tile=64)
     bt = batch_tile(KernelCosts(), batch)
-    for relu in (False, True):
-        y = build(dense_linear(batch, k, p.weights.shape[0], 64, bt, relu), x, p.weights, p.bias,
+    for act in (None, "relu", "relu6"):
+        y = build(dense_linear(batch, k, p.weights.shape[0], 64, bt, act), x, p.weights, p.bias,
                   out=(batch, p.bias.size))
-        assert_close(y[:, :n], reference(x, w, b, relu))
+        assert_close(y[:, :n], reference(x, w, b, act))
 
 
 def test_broadcast_kernel_on_block_sparse_weight(build):
@@ -132,6 +135,6 @@ def test_broadcast_kernel_on_block_sparse_weight(build):
     x = rng.standard_normal((2, 64)).astype(np.float32)
     p = pack_tiled_ell(w, None, rows=16, unroll=4)
     assert p.shared
-    y = build(tiled_ell_linear(2, 64, 3, 16, p.slots, 4, True, False), x, p.data, p.cols, p.ptr, p.bias,
+    y = build(tiled_ell_linear(2, 64, 3, 16, p.slots, 4, True, None), x, p.data, p.cols, p.ptr, p.bias,
               out=(2, 48))
-    assert_close(y, reference(x, w, 0.0, False))
+    assert_close(y, reference(x, w, 0.0, None))

@@ -53,12 +53,12 @@ def test_rewrite_replaces_every_matmul_and_fuses_epilogues():
     from tvm import relax
 
     from cascc.lower.pipeline import to_relax
-    from cascc.lower.sparse import LinearKernels, weight_key
+    from cascc.lower.sparse import KernelRewrite, weight_key
 
     program = mlp_program(1, 0.9)
     names = {weight_key(program.masked_weights()[n].numpy()): n for n in program.masks}
     mod = to_relax(program.with_weights(program.masked_weights()).exported)
-    rewrite = LinearKernels(KernelCosts(margin=0.0), names)
+    rewrite = KernelRewrite(KernelCosts(margin=0.0), names)
     out = rewrite(mod)
     ops = []
     relax.analysis.post_order_visit(out["main"], lambda e: ops.append(e.op.name) if isinstance(e, relax.Call)

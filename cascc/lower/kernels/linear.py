@@ -12,7 +12,7 @@ from tvm.script import tirx as T
 SCHEDULED = {"tirx.noalias": True, "tirx.is_scheduled": True}
 
 
-def dense_linear(batch: int, k: int, tiles: int, tile: int, batch_tile: int, relu: bool) -> tirx.PrimFunc:
+def dense_linear(batch: int, k: int, tiles: int, tile: int, batch_tile: int, act: str | None) -> tirx.PrimFunc:
     """Y[b, n] = act(Σ_k X[b, k] · Wp[n // T, k, n % T] + bias[n]) over padded N = tiles · T.
 
     Each task owns one tile of T output columns and `batch_tile` rows of X: per k it broadcasts
@@ -39,16 +39,13 @@ def dense_linear(batch: int, k: int, tiles: int, tile: int, batch_tile: int, rel
                         acc[i, u] = acc[i, u] + X[b0 + i, kk] * W[t, kk, u]
             for i in T.unroll(bt):
                 for u in T.vectorized(tile):
-                    if relu:
-                        Y[b0 + i, t * tile + u] = T.max(acc[i, u], T.float32(0))
-                    else:
-                        Y[b0 + i, t * tile + u] = acc[i, u]
+                    Y[b0 + i, t * tile + u] = _activate(acc[i, u], act)
 
     return kernel
 
 
 def tiled_ell_linear(batch: int, k: int, tiles: int, rows: int, slots: int, unroll: int, shared: bool,
-                     relu: bool) -> tirx.PrimFunc:
+                     act: str | None) -> tirx.PrimFunc:
     """Sparse Y = act(X · Wᵀ + b) from the tiled-ELL packing (see formats.TiledEll).
 
     One task per tile of `rows` output rows; per slot, a vector of `rows` weights times x gathered by each
@@ -81,9 +78,77 @@ def tiled_ell_linear(batch: int, k: int, tiles: int, rows: int, slots: int, unro
                     for r in T.vectorized(rows):
                         acc[0, r] = acc[0, r] + acc[j + 1, r]
                 for r in T.vectorized(rows):
-                    if relu:
-                        Y[b, t * rows + r] = T.max(acc[0, r] + bias[t * rows + r], T.float32(0))
-                    else:
-                        Y[b, t * rows + r] = acc[0, r] + bias[t * rows + r]
+                    Y[b, t * rows + r] = _activate(acc[0, r] + bias[t * rows + r], act)
 
     return kernel
+
+
+def wide_dense(batch: int, k: int, m: int, tiles: int, rows: int, lanes: int, act: str | None) -> tirx.PrimFunc:
+    """C[b, n, m] = act(Σ_k Wp[n // R, k, n % R] · A[b, k, m] + bias[n]): the operand A is wide (pixels,
+    tokens), so the kernel vectorizes over m and broadcasts R weights per k (XNNPACK-style GEMM)."""
+    npad = tiles * rows
+    mt = m // lanes
+    assert m % lanes == 0
+
+    @T.prim_func
+    def kernel(A: T.Buffer((batch, k, m), "float32"), W: T.Buffer((tiles, k, rows), "float32"),
+               bias: T.Buffer((npad,), "float32"), C: T.Buffer((batch, npad, m), "float32")):
+        T.func_attr(SCHEDULED)
+        for task in T.parallel(batch * tiles * mt):
+            b = task // (tiles * mt)
+            t = (task // mt) % tiles
+            m0 = (task % mt) * lanes
+            acc = T.alloc_local((rows, lanes), "float32")
+            for r in T.unroll(rows):
+                for v in T.vectorized(lanes):
+                    acc[r, v] = bias[t * rows + r]
+            for kk in range(k):
+                for r in T.unroll(rows):
+                    for v in T.vectorized(lanes):
+                        acc[r, v] = acc[r, v] + W[t, kk, r] * A[b, kk, m0 + v]
+            for r in T.unroll(rows):
+                for v in T.vectorized(lanes):
+                    C[b, t * rows + r, m0 + v] = _activate(acc[r, v], act)
+
+    return kernel
+
+
+def wide_sparse(batch: int, k: int, m: int, tiles: int, rows: int, slots: int, lanes: int,
+                act: str | None) -> tirx.PrimFunc:
+    """Sparse C = act(W · A + bias) with W in tiled-ELL (rows per tile `rows`, per-lane columns): per stored
+    weight, one broadcast times a contiguous vector of A's row — unstructured sparsity at full vector speed."""
+    npad = tiles * rows
+    mt = m // lanes
+    assert m % lanes == 0
+
+    @T.prim_func
+    def kernel(A: T.Buffer((batch, k, m), "float32"), data: T.Buffer((slots, rows), "float32"),
+               cols: T.Buffer((slots, rows), "int32"), ptr: T.Buffer((tiles + 1,), "int32"),
+               bias: T.Buffer((npad,), "float32"), C: T.Buffer((batch, npad, m), "float32")):
+        T.func_attr(SCHEDULED)
+        for task in T.parallel(batch * tiles * mt):
+            b = task // (tiles * mt)
+            t = (task // mt) % tiles
+            m0 = (task % mt) * lanes
+            acc = T.alloc_local((rows, lanes), "float32")
+            for r in T.unroll(rows):
+                for v in T.vectorized(lanes):
+                    acc[r, v] = bias[t * rows + r]
+            for s in range(ptr[t], ptr[t + 1]):
+                for r in T.unroll(rows):
+                    for v in T.vectorized(lanes):
+                        acc[r, v] = acc[r, v] + data[s, r] * A[b, cols[s, r], m0 + v]
+            for r in T.unroll(rows):
+                for v in T.vectorized(lanes):
+                    C[b, t * rows + r, m0 + v] = _activate(acc[r, v], act)
+
+    return kernel
+
+
+def _activate(value, act: str | None):
+    """The fused epilogue: identity, ReLU or ReLU6."""
+    if act == "relu":
+        return T.max(value, T.float32(0))
+    if act == "relu6":
+        return T.min(T.max(value, T.float32(0)), T.float32(6))
+    return value
