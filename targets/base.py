@@ -27,11 +27,15 @@ class KernelCosts:
     # wide operand (conv pixels, tokens, batch ≥ wide_min_batch): ns per MAC (dense) or per stored weight
     # and column (sparse tiled-ELL with `wide_rows` rows per tile)
     wide_min_batch: int = 8
-    wide_rows: int = 4
-    wide_dense_ns_per_mac: float = 0.036
-    wide_sparse_ns_per_mac: float = 0.19
+    wide_rows: int = 8
+    wide_lanes: int = 32
+    wide_dense_ns_per_mac: float = 0.028
+    wide_sparse_ns_per_mac: float = 0.09
     # sparse must beat dense by this factor to be chosen: a margin for the model's error
     margin: float = 1.25
+    # launching a parallel loop costs ~4 µs even on one thread: kernels predicted below this run serially
+    parallel_min_us: float = 60.0
+    depthwise_ns_per_mac: float = 0.12
 
 
 @dataclass(frozen=True)

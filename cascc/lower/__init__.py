@@ -64,7 +64,7 @@ def lower(program: Program, target: Target) -> Lowered:
                             "the model uses an op TVM 0.27 cannot import; report it with the model") from exc
     tvm_target = resolve(target)
     names = {weight_key(weights[ly.name].numpy()): ly.name for ly in layers(program)}
-    rewrite = KernelRewrite(target.costs, names)
+    rewrite = KernelRewrite(target.costs, names, cores=int(target_dict(target).get("num-cores", 1)))
     mod = rewrite(mod)
     mod = schedule(mod, tvm_target, target.schedule_rules)
     try:

@@ -50,9 +50,10 @@ class Epilogue:
 class KernelRewrite:
     """Replace linear/conv layers of `main` by cascc kernels; `decisions` fills with one entry per layer."""
 
-    def __init__(self, costs: KernelCosts, names: Mapping[str, str]):
+    def __init__(self, costs: KernelCosts, names: Mapping[str, str], cores: int = 1):
         self.costs = costs
         self.names = names  # weight_key -> layer name
+        self.cores = cores
         self.decisions: dict[str, Decision] = {}
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
@@ -98,11 +99,13 @@ class KernelRewrite:
         if choice.sparse:
             data, cols = _nonempty(ell, c.sparse_unroll)
             tiles = len(ell.ptr) - 1
-            func = tiled_ell_linear(batch, k, tiles, ell.rows, data.shape[0], c.sparse_unroll, ell.shared, ep.act)
+            func = tiled_ell_linear(batch, k, tiles, ell.rows, data.shape[0], c.sparse_unroll, ell.shared, ep.act,
+                                    parallel=self._parallel(sparse_us))
             args, width, kernel = (data, cols, ell.ptr, ell.bias), tiles * ell.rows, f"sparse tiled-ELL {ell.rows}-row {fmt}"
         else:
             packed = pack_dense(ep.weight, ep.bias, c.dense_tile)
-            func = dense_linear(batch, k, packed.weights.shape[0], c.dense_tile, cost.batch_tile(c, batch), ep.act)
+            func = dense_linear(batch, k, packed.weights.shape[0], c.dense_tile, cost.batch_tile(c, batch), ep.act,
+                                parallel=self._parallel(dense_us))
             args, width, kernel = (packed.weights, packed.bias), packed.bias.shape[0], f"dense packed {c.dense_tile}-wide"
         self._decide(name, ep.weight, kernel, choice)
         call = self._call(func, name, choice.sparse, [x, *map(relax.const, args)], (batch, width))
@@ -113,7 +116,7 @@ class KernelRewrite:
     def _wide(self, name, a, batch, k, m, n, ep: Epilogue, via: str, a_padded: int | None = None):
         """Emit the wide kernel on A[b, k, m] (already padded to `a_padded` columns if given); returns C[b, n, m]."""
         c = self.costs
-        lanes = 32 if m >= 512 and m % 32 == 0 else 16
+        lanes = c.wide_lanes
         mpad = a_padded or padded(m, lanes)
         if a_padded is None and mpad != m:
             a = relax.op.nn.pad(a, [0, 0, 0, 0, 0, mpad - m])
@@ -124,18 +127,14 @@ class KernelRewrite:
             data, cols = _nonempty(ell, 1)
             if ell.shared:
                 cols = np.ascontiguousarray(np.repeat(cols[:, None], ell.rows, axis=1))
-            tiles = len(ell.ptr) - 1
-            func = wide_sparse(batch, k, mpad, tiles, ell.rows, data.shape[0], lanes, ep.act)
-            args, width, kernel = (data, cols, ell.ptr, ell.bias), tiles * ell.rows, f"sparse wide tiled-ELL {ell.rows}-row"
+            func = wide_sparse(batch, k, m, n, ell.rows, data.shape[0], lanes, ep.act, parallel=self._parallel(sparse_us))
+            args, kernel = (data, cols, ell.ptr, ell.bias), f"sparse wide tiled-ELL {ell.rows}-row"
         else:
             packed = pack_dense(ep.weight.reshape(n, k), ep.bias, c.wide_rows)
-            func = wide_dense(batch, k, mpad, packed.weights.shape[0], c.wide_rows, lanes, ep.act)
-            args, width, kernel = (packed.weights, packed.bias), packed.bias.shape[0], f"dense wide {c.wide_rows}-row"
+            func = wide_dense(batch, k, m, n, c.wide_rows, lanes, ep.act, parallel=self._parallel(dense_us))
+            args, kernel = (packed.weights, packed.bias), f"dense wide {c.wide_rows}-row"
         self._decide(name, ep.weight, kernel + via, choice)
-        call = self._call(func, name, choice.sparse, [a, *map(relax.const, args)], (batch, width, mpad))
-        if width != n or mpad != m:
-            call = relax.op.strided_slice(call, axes=[1, 2], begin=[0, 0], end=[n, m])
-        return call
+        return self._call(func, name, choice.sparse, [a, *map(relax.const, args)], (batch, n, m))
 
     # ---- conv2d --------------------------------------------------------------------------------------------
 
@@ -163,8 +162,7 @@ class KernelRewrite:
         if groups != 1:
             return expr  # grouped conv: TVM's generic lowering; decide() says so
         k, mcols = channels * kh * kw, oh * ow
-        lanes = 32 if mcols >= 512 and mcols % 32 == 0 else 16
-        mpad = padded(mcols, lanes)
+        mpad = padded(mcols, self.costs.wide_lanes)
         if (kh, kw) == (1, 1) and stride == (1, 1) and pad == (0, 0, 0, 0) and mpad == mcols:
             a, via = relax.op.reshape(x, (batch, channels, mcols)), " (1×1 conv)"
         else:
@@ -177,17 +175,21 @@ class KernelRewrite:
 
     def _depthwise(self, name, x, shape, kernel, stride, pad, out_hw, ep: Epilogue):
         batch, channels, height, width = shape
-        padded_x = relax.op.nn.pad(x, [0, 0, 0, 0, pad[0], pad[2], pad[1], pad[3]])
-        hp, wp = height + pad[0] + pad[2], width + pad[1] + pad[3]
-        func = conv_kernels.depthwise(batch, channels, hp, wp, kernel, stride, out_hw, ep.act)
+        work_us = self.costs.depthwise_ns_per_mac * batch * channels * out_hw[0] * out_hw[1] * kernel[0] * kernel[1] / 1e3
+        func = conv_kernels.depthwise(batch, channels, height, width, kernel, stride, pad, out_hw, ep.act,
+                                      parallel=self._parallel(work_us))
         density = _density(ep.weight)
         reason = "unmasked" if density == 1.0 else "no sparse depthwise kernel yet: zeros run dense"
         self.decisions[name] = Decision(name, density, "dense depthwise direct", reason)
         bias = ep.bias if ep.bias is not None else np.zeros(channels, np.float32)
-        args = [padded_x, relax.const(ep.weight.reshape(channels, *kernel)), relax.const(bias)]
+        args = [x, relax.const(ep.weight.reshape(channels, *kernel)), relax.const(bias)]
         return self._call(func, name, False, args, (batch, channels, *out_hw))
 
     # ---- shared --------------------------------------------------------------------------------------------
+
+    def _parallel(self, predicted_us: float) -> bool:
+        """Parallel only where the kernel's work repays the thread-pool launch."""
+        return self.cores > 1 and predicted_us >= self.costs.parallel_min_us
 
     def _name(self, weight: np.ndarray) -> str:
         return self.names.get(weight_key(weight), f"layer_{len(self.decisions)}")

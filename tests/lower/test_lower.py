@@ -77,18 +77,18 @@ def test_generic_rule_parallelizes_and_vectorizes():
     from cascc.lower.target import resolve
     from cascc.targets import TARGETS
 
-    a = te.placeholder((64, 128), name="a")
-    b = te.compute((64, 128), lambda i, j: a[i, j] * 2.0 + 1.0, name="b")
-    func = te.create_prim_func([a, b])
     target = resolve(TARGETS["x86"])
-    sch = GenericCPU().apply(func, target, False)
-    text = sch.mod.script()
-    assert "T.parallel" in text and "T.vectorized" in text
-    lib = tvm.compile(sch.mod, target=target)
-    x = np.random.default_rng(0).standard_normal((64, 128)).astype("float32")
-    y = tvm.runtime.empty((64, 128), "float32", tvm.cpu())
-    lib["main"](tvm.runtime.tensor(x), y)
-    np.testing.assert_allclose(y.numpy(), x * 2 + 1, rtol=1e-6)
+    for shape, parallel in (((1024, 512), True), ((64, 128), False)):  # small work stays serial
+        a = te.placeholder(shape, name="a")
+        b = te.compute(shape, lambda i, j: a[i, j] * 2.0 + 1.0, name="b")
+        sch = GenericCPU().apply(te.create_prim_func([a, b]), target, False)
+        text = sch.mod.script()
+        assert ("T.parallel" in text) == parallel and "T.vectorized" in text
+        lib = tvm.compile(sch.mod, target=target)
+        x = np.random.default_rng(0).standard_normal(shape).astype("float32")
+        y = tvm.runtime.empty(shape, "float32", tvm.cpu())
+        lib["main"](tvm.runtime.tensor(x), y)
+        np.testing.assert_allclose(y.numpy(), x * 2 + 1, rtol=1e-6)
 
 
 def test_manifest_says_which_kernel_each_layer_got_and_why(compiled):

@@ -12,7 +12,16 @@ from tvm.script import tirx as T
 SCHEDULED = {"tirx.noalias": True, "tirx.is_scheduled": True}
 
 
-def dense_linear(batch: int, k: int, tiles: int, tile: int, batch_tile: int, act: str | None) -> tirx.PrimFunc:
+def _activate(value, act: str | None):
+    """The fused epilogue: identity, ReLU or ReLU6."""
+    if act == "relu":
+        return T.max(value, T.float32(0))
+    if act == "relu6":
+        return T.min(T.max(value, T.float32(0)), T.float32(6))
+    return value
+
+
+def dense_linear(batch: int, k: int, tiles: int, tile: int, batch_tile: int, act: str | None, parallel: bool = True) -> tirx.PrimFunc:
     """Y[b, n] = act(Σ_k X[b, k] · Wp[n // T, k, n % T] + bias[n]) over padded N = tiles · T.
 
     Each task owns one tile of T output columns and `batch_tile` rows of X: per k it broadcasts
@@ -22,11 +31,13 @@ def dense_linear(batch: int, k: int, tiles: int, tile: int, batch_tile: int, act
     bt = batch_tile
     assert batch % bt == 0
 
+    tasks = T.parallel if parallel else T.serial
+
     @T.prim_func
     def kernel(X: T.Buffer((batch, k), "float32"), W: T.Buffer((tiles, k, tile), "float32"),
                bias: T.Buffer((npad,), "float32"), Y: T.Buffer((batch, npad), "float32")):
         T.func_attr(SCHEDULED)
-        for task in T.parallel(tiles * (batch // bt)):
+        for task in tasks(tiles * (batch // bt)):
             t = task % tiles
             b0 = (task // tiles) * bt
             acc = T.alloc_local((bt, tile), "float32")
@@ -45,7 +56,7 @@ def dense_linear(batch: int, k: int, tiles: int, tile: int, batch_tile: int, act
 
 
 def tiled_ell_linear(batch: int, k: int, tiles: int, rows: int, slots: int, unroll: int, shared: bool,
-                     act: str | None) -> tirx.PrimFunc:
+                     act: str | None, parallel: bool = True) -> tirx.PrimFunc:
     """Sparse Y = act(X · Wᵀ + b) from the tiled-ELL packing (see formats.TiledEll).
 
     One task per tile of `rows` output rows; per slot, a vector of `rows` weights times x gathered by each
@@ -55,12 +66,14 @@ def tiled_ell_linear(batch: int, k: int, tiles: int, rows: int, slots: int, unro
     u_ = unroll
     col_shape = (slots,) if shared else (slots, rows)
 
+    tasks = T.parallel if parallel else T.serial
+
     @T.prim_func
     def kernel(X: T.Buffer((batch, k), "float32"), data: T.Buffer((slots, rows), "float32"),
                cols: T.Buffer(col_shape, "int32"), ptr: T.Buffer((tiles + 1,), "int32"),
                bias: T.Buffer((npad,), "float32"), Y: T.Buffer((batch, npad), "float32")):
         T.func_attr(SCHEDULED)
-        for t in T.parallel(tiles):
+        for t in tasks(tiles):
             for b in range(batch):
                 acc = T.alloc_local((u_, rows), "float32")
                 for j in T.unroll(u_):
@@ -83,18 +96,24 @@ def tiled_ell_linear(batch: int, k: int, tiles: int, rows: int, slots: int, unro
     return kernel
 
 
-def wide_dense(batch: int, k: int, m: int, tiles: int, rows: int, lanes: int, act: str | None) -> tirx.PrimFunc:
+def wide_dense(batch: int, k: int, m: int, n: int, rows: int, lanes: int, act: str | None, parallel: bool = True) -> tirx.PrimFunc:
     """C[b, n, m] = act(Σ_k Wp[n // R, k, n % R] · A[b, k, m] + bias[n]): the operand A is wide (pixels,
-    tokens), so the kernel vectorizes over m and broadcasts R weights per k (XNNPACK-style GEMM)."""
-    npad = tiles * rows
-    mt = m // lanes
-    assert m % lanes == 0
+    tokens), so the kernel vectorizes over m and broadcasts R weights per k (XNNPACK-style GEMM).
+
+    A's columns are padded to a multiple of `lanes` (zeros); C is written exactly, [batch, n, m], so no
+    slice follows: padded rows and columns are computed but never stored.
+    """
+    tiles = -(-n // rows)
+    mpad = -(-m // lanes) * lanes
+    mt = mpad // lanes
+
+    tasks = T.parallel if parallel else T.serial
 
     @T.prim_func
-    def kernel(A: T.Buffer((batch, k, m), "float32"), W: T.Buffer((tiles, k, rows), "float32"),
-               bias: T.Buffer((npad,), "float32"), C: T.Buffer((batch, npad, m), "float32")):
+    def kernel(A: T.Buffer((batch, k, mpad), "float32"), W: T.Buffer((tiles, k, rows), "float32"),
+               bias: T.Buffer((tiles * rows,), "float32"), C: T.Buffer((batch, n, m), "float32")):
         T.func_attr(SCHEDULED)
-        for task in T.parallel(batch * tiles * mt):
+        for task in tasks(batch * tiles * mt):
             b = task // (tiles * mt)
             t = (task // mt) % tiles
             m0 = (task % mt) * lanes
@@ -106,27 +125,28 @@ def wide_dense(batch: int, k: int, m: int, tiles: int, rows: int, lanes: int, ac
                 for r in T.unroll(rows):
                     for v in T.vectorized(lanes):
                         acc[r, v] = acc[r, v] + W[t, kk, r] * A[b, kk, m0 + v]
-            for r in T.unroll(rows):
-                for v in T.vectorized(lanes):
-                    C[b, t * rows + r, m0 + v] = _activate(acc[r, v], act)
+            _store_tile(C, acc, b, t, m0, n, m, rows, lanes, act)
 
     return kernel
 
 
-def wide_sparse(batch: int, k: int, m: int, tiles: int, rows: int, slots: int, lanes: int,
-                act: str | None) -> tirx.PrimFunc:
+def wide_sparse(batch: int, k: int, m: int, n: int, rows: int, slots: int, lanes: int,
+                act: str | None, parallel: bool = True) -> tirx.PrimFunc:
     """Sparse C = act(W · A + bias) with W in tiled-ELL (rows per tile `rows`, per-lane columns): per stored
-    weight, one broadcast times a contiguous vector of A's row — unstructured sparsity at full vector speed."""
-    npad = tiles * rows
-    mt = m // lanes
-    assert m % lanes == 0
+    weight, one broadcast times a contiguous vector of A's row — unstructured sparsity at full vector speed.
+    Same A padding and exact C as `wide_dense`."""
+    tiles = -(-n // rows)
+    mpad = -(-m // lanes) * lanes
+    mt = mpad // lanes
+
+    tasks = T.parallel if parallel else T.serial
 
     @T.prim_func
-    def kernel(A: T.Buffer((batch, k, m), "float32"), data: T.Buffer((slots, rows), "float32"),
+    def kernel(A: T.Buffer((batch, k, mpad), "float32"), data: T.Buffer((slots, rows), "float32"),
                cols: T.Buffer((slots, rows), "int32"), ptr: T.Buffer((tiles + 1,), "int32"),
-               bias: T.Buffer((npad,), "float32"), C: T.Buffer((batch, npad, m), "float32")):
+               bias: T.Buffer((tiles * rows,), "float32"), C: T.Buffer((batch, n, m), "float32")):
         T.func_attr(SCHEDULED)
-        for task in T.parallel(batch * tiles * mt):
+        for task in tasks(batch * tiles * mt):
             b = task // (tiles * mt)
             t = (task // mt) % tiles
             m0 = (task % mt) * lanes
@@ -138,17 +158,20 @@ def wide_sparse(batch: int, k: int, m: int, tiles: int, rows: int, slots: int, l
                 for r in T.unroll(rows):
                     for v in T.vectorized(lanes):
                         acc[r, v] = acc[r, v] + data[s, r] * A[b, cols[s, r], m0 + v]
-            for r in T.unroll(rows):
-                for v in T.vectorized(lanes):
-                    C[b, t * rows + r, m0 + v] = _activate(acc[r, v], act)
+            _store_tile(C, acc, b, t, m0, n, m, rows, lanes, act)
 
     return kernel
 
 
-def _activate(value, act: str | None):
-    """The fused epilogue: identity, ReLU or ReLU6."""
-    if act == "relu":
-        return T.max(value, T.float32(0))
-    if act == "relu6":
-        return T.min(T.max(value, T.float32(0)), T.float32(6))
-    return value
+@T.macro
+def _store_tile(C, acc, b, t, m0, n, m, rows, lanes, act):
+    """Write an accumulator tile: full vectors inside C, a scalar loop on the last, partial column tile."""
+    for r in T.unroll(rows):
+        if t * rows + r < n:
+            if m0 + lanes <= m:
+                for v in T.vectorized(lanes):
+                    C[b, t * rows + r, m0 + v] = _activate(acc[r, v], act)
+            else:
+                for v in range(lanes):
+                    if m0 + v < m:
+                        C[b, t * rows + r, m0 + v] = _activate(acc[r, v], act)
