@@ -63,7 +63,9 @@ def lower(program: Program, target: Target) -> Lowered:
         raise LoweringError(program.source, f"TVM's torch importer failed: {first_paragraph(exc)}",
                             "the model uses an op TVM 0.27 cannot import; report it with the model") from exc
     tvm_target = resolve(target)
-    names = {weight_key(weights[ly.name].numpy()): ly.name for ly in layers(program)}
+    names: dict[str, list[str]] = {}
+    for ly in layers(program):
+        names.setdefault(weight_key(weights[ly.name].numpy()), []).append(ly.name)
     rewrite = KernelRewrite(target.costs, names, cores=int(target_dict(target).get("num-cores", 1)))
     mod = rewrite(mod)
     mod = schedule(mod, tvm_target, target.schedule_rules)

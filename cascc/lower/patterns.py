@@ -35,6 +35,8 @@ class LayerPatterns:
         self.bias_shape = wildcard()
         self.bn_consts = [is_const() for _ in range(4)]  # gamma, beta, mean, var
         self.clip_lo, self.clip_hi = wildcard(), wildcard()
+        self.lhs, self.rhs = wildcard(), wildcard()
+        self.activation_matmul = is_op("relax.matmul")(self.lhs, self.rhs)
         self.linear_chains = self._chains(self.matmul, batch_norm=False)
         self.conv_chains = self._chains(self.conv, batch_norm=True)
 

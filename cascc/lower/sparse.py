@@ -14,7 +14,8 @@ Grouped (non-depthwise) convs stay with TVM's generic lowering. Every rewrite re
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,7 @@ from . import cost
 from .decision import Decision
 from .kernels import conv as conv_kernels
 from .kernels.formats import TiledEll, pack_dense, pack_tiled_ell, padded
-from .kernels.linear import dense_linear, tiled_ell_linear, wide_dense, wide_sparse
+from .kernels.linear import batched_matmul, dense_linear, tiled_ell_linear, wide_dense, wide_sparse
 from .patterns import Chain, LayerPatterns
 
 
@@ -50,9 +51,11 @@ class Epilogue:
 class KernelRewrite:
     """Replace linear/conv layers of `main` by cascc kernels; `decisions` fills with one entry per layer."""
 
-    def __init__(self, costs: KernelCosts, names: Mapping[str, str], cores: int = 1):
+    def __init__(self, costs: KernelCosts, names: Mapping[str, Sequence[str]], cores: int = 1):
         self.costs = costs
-        self.names = names  # weight_key -> layer name
+        # weight_key -> layer names in graph order (copies of one layer share a key, e.g. nn.TransformerEncoder);
+        # the rewrite meets layers in graph order too, so each match takes the next name
+        self.names = {key: deque(layer_names) for key, layer_names in names.items()}
         self.cores = cores
         self.decisions: dict[str, Decision] = {}
 
@@ -64,6 +67,7 @@ class KernelRewrite:
             main = rewrite_call(chain.pattern, lambda e, m, c=chain: self._linear(pats, c, e, m), main)
         for chain in pats.conv_chains:
             main = rewrite_call(chain.pattern, lambda e, m, c=chain: self._conv(pats, c, e, m), main)
+        main = rewrite_call(pats.activation_matmul, lambda e, m: self._batched_matmul(pats, e, m), main)
         out = self.bb.get()
         out[out.get_global_var("main")] = main
         return relax.transform.DeadCodeElimination()(out)
@@ -136,6 +140,27 @@ class KernelRewrite:
         self._decide(name, ep.weight, kernel + via, choice)
         return self._call(func, name, choice.sparse, [a, *map(relax.const, args)], (batch, n, m))
 
+    # ---- activation × activation (attention) -------------------------------------------------------------
+
+    def _batched_matmul(self, pats: LayerPatterns, expr, m):
+        a, b = m[pats.lhs], m[pats.rhs]
+        try:
+            sa = [int(d) for d in a.ty.shape]
+            sb = [int(d) for d in b.ty.shape]
+        except (TypeError, AttributeError):
+            return expr  # symbolic shapes: TVM's generic lowering
+        if len(sa) != 3 or len(sb) != 3 or sa[0] != sb[0] or sa[2] != sb[1] or str(a.ty.dtype) != "float32":
+            return expr
+        batch, rows, k = sa
+        n = sb[2]
+        lanes = next((w for w in (32, 16) if n % w == 0), None)
+        if lanes is None:
+            return expr
+        work_us = self.costs.wide_dense_ns_per_mac * batch * rows * k * n / 1e3
+        func = batched_matmul(batch, rows, k, n, self.costs.wide_rows, lanes, parallel=self._parallel(work_us))
+        gv = _add(self.bb, func, f"cascc_batched_matmul_{batch}x{rows}x{k}x{n}")
+        return relax.call_tir(gv, [a, b], relax.TensorType((batch, rows, n), "float32"))
+
     # ---- conv2d --------------------------------------------------------------------------------------------
 
     def _conv(self, pats: LayerPatterns, chain: Chain, expr, m):
@@ -166,9 +191,13 @@ class KernelRewrite:
         if (kh, kw) == (1, 1) and stride == (1, 1) and pad == (0, 0, 0, 0) and mpad == mcols:
             a, via = relax.op.reshape(x, (batch, channels, mcols)), " (1×1 conv)"
         else:
-            im2col = conv_kernels.im2col(batch, channels, height, width, (kh, kw), stride, pad, dil, (oh, ow), mpad)
+            if dil != (1, 1):
+                return expr  # dilated conv: TVM's generic lowering; decide() says so
+            copy_us = 4 * batch * k * mpad * 0.25 / 1e3  # ~0.25 ns per byte written
+            im2col = conv_kernels.im2col(batch, channels, height, width, (kh, kw), stride, pad, (oh, ow), mpad,
+                                         parallel=self._parallel(copy_us))
             gv = _add(self.bb, im2col, f"{_symbol(name)}_im2col")
-            a = relax.call_tir(gv, [x], relax.TensorType((batch, k, mpad), "float32"))
+            a = relax.call_tir(gv, [x, relax.const(np.zeros(1, np.float32))], relax.TensorType((batch, k, mpad), "float32"))
             via = f" (conv {kh}×{kw} via im2col)"
         out = self._wide(name, a, batch, k, mcols, out_c, ep, via, a_padded=mpad)
         return relax.op.reshape(out, (batch, out_c, oh, ow))
@@ -192,7 +221,10 @@ class KernelRewrite:
         return self.cores > 1 and predicted_us >= self.costs.parallel_min_us
 
     def _name(self, weight: np.ndarray) -> str:
-        return self.names.get(weight_key(weight), f"layer_{len(self.decisions)}")
+        queue = self.names.get(weight_key(weight))
+        if not queue:
+            return f"layer_{len(self.decisions)}"
+        return queue.popleft() if len(queue) > 1 else queue[0]
 
     def _decide(self, name: str, weight: np.ndarray, kernel: str, choice: cost.Choice) -> None:
         self.decisions[name] = Decision(name, _density(weight), kernel, choice.reason, round(choice.dense_us, 3),

@@ -56,7 +56,7 @@ def test_rewrite_replaces_every_matmul_and_fuses_epilogues():
     from cascc.lower.sparse import KernelRewrite, weight_key
 
     program = mlp_program(1, 0.9)
-    names = {weight_key(program.masked_weights()[n].numpy()): n for n in program.masks}
+    names = {weight_key(program.masked_weights()[n].numpy()): [n] for n in program.masks}
     mod = to_relax(program.with_weights(program.masked_weights()).exported)
     rewrite = KernelRewrite(KernelCosts(margin=0.0), names)
     out = rewrite(mod)

@@ -2,33 +2,50 @@
 
 from __future__ import annotations
 
-from tvm import te, tirx
+from tvm import tirx
 from tvm.script import tirx as T
 
 from .linear import SCHEDULED, _activate
 
 
 def im2col(batch: int, channels: int, height: int, width: int, kernel: tuple[int, int], stride: tuple[int, int],
-           padding: tuple[int, int, int, int], dilation: tuple[int, int], out_hw: tuple[int, int],
-           m_padded: int) -> tirx.PrimFunc:
-    """A[b, (c, p, q), m] = x[b, c, oh·s + p·d − pad, ow·s + q·d − pad] with m = oh·OW + ow, zero outside the
-    image and for the padding columns m ≥ OH·OW (so the GEMM needs no tail loop). Scheduled by cascc's rule."""
+           padding: tuple[int, int, int, int], out_hw: tuple[int, int], m_padded: int,
+           parallel: bool = True) -> tirx.PrimFunc:
+    """A[b, (c, p, q), m] = Xpad[b, c, oh·s + p, ow·s + q] with m = oh·OW + ow; the columns m ≥ OH·OW are zero
+    (so the GEMM needs no tail). Each channel is first copied into a zero-bordered local tile, so every row
+    of A is a plain (strided for s > 1) copy with no bounds checks."""
     kh, kw = kernel
-    oh_, ow_ = out_hw
+    sh, sw = stride
     top, left = padding[0], padding[1]
-    x = te.placeholder((batch, channels, height, width), "float32", name="x")
+    hp, wp = height + padding[0] + padding[2], width + padding[1] + padding[3]
+    oh_, ow_ = out_hw
+    m = oh_ * ow_
+    tasks = T.parallel if parallel else T.serial
 
-    def value(b, k, m):
-        c, p, q = k // (kh * kw), (k // kw) % kh, k % kw
-        oh, ow = m // ow_, m % ow_
-        h = oh * stride[0] + p * dilation[0] - top
-        w = ow * stride[1] + q * dilation[1] - left
-        inside = tirx.all(m < oh_ * ow_, h >= 0, h < height, w >= 0, w < width)
-        return tirx.if_then_else(inside, x[b, c, tirx.max(tirx.min(h, height - 1), 0),
-                                           tirx.max(tirx.min(w, width - 1), 0)], tirx.const(0, "float32"))
+    # `fill` (the padding value, zero) is a second input on purpose: TVM's RewriteDataflowReshape analyses
+    # every call_tir reading exactly one tensor as a possible reshape, which fails on hand-written kernels.
+    @T.prim_func
+    def kernel_(X: T.Buffer((batch, channels, height, width), "float32"), fill: T.Buffer((1,), "float32"),
+                A: T.Buffer((batch, channels * kh * kw, m_padded), "float32")):
+        T.func_attr(SCHEDULED)
+        for task in tasks(batch * channels):
+            b = task // channels
+            c = task % channels
+            tile = T.alloc_local((hp * wp,), "float32")
+            for f in T.vectorized(hp * wp):
+                tile[f] = fill[0]
+            for i in range(height):
+                for j in T.vectorized(width):
+                    tile[(i + top) * wp + j + left] = X[b, c, i, j]
+            for p in range(kh):
+                for q in range(kw):
+                    for i in range(oh_):
+                        for j in T.vectorized(ow_):
+                            A[b, (c * kh + p) * kw + q, i * ow_ + j] = tile[(i * sh + p) * wp + j * sw + q]
+                    for j in range(m_padded - m):
+                        A[b, (c * kh + p) * kw + q, m + j] = fill[0]
 
-    a = te.compute((batch, channels * kh * kw, m_padded), value, name="im2col")
-    return te.create_prim_func([x, a])
+    return kernel_
 
 
 def depthwise(batch: int, channels: int, height: int, width: int, kernel: tuple[int, int],

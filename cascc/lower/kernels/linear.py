@@ -175,3 +175,35 @@ def _store_tile(C, acc, b, t, m0, n, m, rows, lanes, act):
                 for v in range(lanes):
                     if m0 + v < m:
                         C[b, t * rows + r, m0 + v] = _activate(acc[r, v], act)
+
+
+def batched_matmul(batch: int, m: int, k: int, n: int, rows: int, lanes: int, parallel: bool = True) -> tirx.PrimFunc:
+    """C[b] = A[b] · B[b] for activations (attention scores and values): vectorized over n (rows of B are
+    contiguous), `rows` rows of A broadcast per k. n must be a multiple of `lanes`; a partial last row tile
+    reads a clamped row and does not store it."""
+    tiles = -(-m // rows)
+    nt = n // lanes
+    tasks = T.parallel if parallel else T.serial
+
+    @T.prim_func
+    def kernel(A: T.Buffer((batch, m, k), "float32"), B: T.Buffer((batch, k, n), "float32"),
+               C: T.Buffer((batch, m, n), "float32")):
+        T.func_attr(SCHEDULED)
+        for task in tasks(batch * tiles * nt):
+            b = task // (tiles * nt)
+            t = (task // nt) % tiles
+            j0 = (task % nt) * lanes
+            acc = T.alloc_local((rows, lanes), "float32")
+            for r in T.unroll(rows):
+                for v in T.vectorized(lanes):
+                    acc[r, v] = T.float32(0)
+            for kk in range(k):
+                for r in T.unroll(rows):
+                    for v in T.vectorized(lanes):
+                        acc[r, v] = acc[r, v] + A[b, T.min(t * rows + r, m - 1), kk] * B[b, kk, j0 + v]
+            for r in T.unroll(rows):
+                if t * rows + r < m:
+                    for v in T.vectorized(lanes):
+                        C[b, t * rows + r, j0 + v] = acc[r, v]
+
+    return kernel

@@ -1,0 +1,95 @@
+"""Conv2d, depthwise and attention matmuls through cascc kernels, against torch eager."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cascc import passes
+from cascc.frontends.torch import from_module
+from cascc.targets import TARGETS, KernelCosts
+
+
+def compile_and_compare(model, x, *, sparsity=0.0, costs=None):
+    import tvm
+    from tvm import relax
+
+    from cascc.lower import lower
+
+    program = passes.run(from_module(model.eval(), (x,)), [("prune.magnitude", {"sparsity": sparsity})])
+    target = TARGETS["x86"] if costs is None else dataclasses.replace(TARGETS["x86"], costs=costs)
+    lowered = lower(program, target)
+    vm = relax.VirtualMachine(lowered.executable, tvm.cpu())
+    got = vm["main"](tvm.runtime.tensor(x.numpy()))[0].numpy()
+    with torch.no_grad():
+        want = program.module()(x).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * (np.abs(want).max() + 1e-6))
+    return {d.layer: d for d in lowered.decisions}
+
+
+def randomize_bn(model):
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
+    return model
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(3, 1, 1), (3, 2, 1), (1, 1, 0), (1, 2, 0), ((5, 3), 1, (2, 0))])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_conv_bn_relu6_matches_torch(kernel, stride, padding, sparse):
+    torch.manual_seed(0)
+    model = randomize_bn(nn.Sequential(nn.Conv2d(5, 12, kernel, stride, padding), nn.BatchNorm2d(12), nn.ReLU6()))
+    costs = KernelCosts(margin=0.0 if sparse else float("inf"))
+    decisions = compile_and_compare(model, torch.randn(2, 5, 9, 7), sparsity=0.6, costs=costs)
+    assert decisions["0.weight"].kernel.startswith("sparse wide" if sparse else "dense wide")
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("size", [(5, 5), (12, 9)])
+def test_depthwise_matches_torch(stride, size):
+    torch.manual_seed(1)
+    model = randomize_bn(nn.Sequential(nn.Conv2d(6, 6, 3, stride, 1, groups=6, bias=False), nn.BatchNorm2d(6), nn.ReLU()))
+    decisions = compile_and_compare(model, torch.randn(1, 6, *size), sparsity=0.5)
+    assert decisions["0.weight"].kernel == "dense depthwise direct"
+    assert "zeros run dense" in decisions["0.weight"].reason
+
+
+def test_grouped_and_dilated_convs_fall_back_and_say_so():
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1, groups=2), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=2, dilation=2))
+    decisions = compile_and_compare(model, torch.randn(1, 4, 8, 8), sparsity=0.5)
+    for name in ("0.weight", "2.weight"):
+        assert decisions[name].kernel == "dense (TVM generic schedule)"
+        assert "zeros run dense" in decisions[name].reason
+
+
+def test_attention_batched_matmul_matches_torch():
+    torch.manual_seed(3)
+    layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+    model = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+    decisions = compile_and_compare(model, torch.randn(1, 16, 32), sparsity=0.7)
+    # nn.TransformerEncoder deep-copies its layer: both copies share weight values yet keep their own names
+    assert sum(name.startswith("layers.0.") for name in decisions) == 4
+    assert sum(name.startswith("layers.1.") for name in decisions) == 4
+    assert all("wide" in d.kernel for d in decisions.values())
+
+
+def test_batched_matmul_kernel_with_partial_row_tile():
+    import tvm
+
+    from cascc.lower.kernels.linear import batched_matmul
+    from cascc.lower.target import resolve
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 13, 7)).astype(np.float32)
+    b = rng.standard_normal((3, 7, 32)).astype(np.float32)
+    lib = tvm.compile(tvm.IRModule({"main": batched_matmul(3, 13, 7, 32, 8, 16)}), target=resolve(TARGETS["x86"]))
+    out = tvm.runtime.empty((3, 13, 32), "float32", tvm.cpu())
+    lib["main"](tvm.runtime.tensor(a), tvm.runtime.tensor(b), out)
+    np.testing.assert_allclose(out.numpy(), a @ b, rtol=1e-5, atol=1e-5)
