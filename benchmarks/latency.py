@@ -61,6 +61,7 @@ def bench_model(name, factory, batch, args, bandwidth):
     from rich.console import Console
 
     from cascc import passes
+    from cascc.baselines import masked_module, onnxruntime_runner, torch_runner
     from cascc.bench import measure
     from cascc.frontends.torch import from_module
 
@@ -82,9 +83,9 @@ def bench_model(name, factory, batch, args, bandwidth):
                 builds[label] = dict(build, density=density, mode=mode, program=pruned)
                 runners[label] = build["session"].runner(x)
         # peers run the original module with the densest build's masks copied in (their kernels are dense)
-        masked = with_masks(module, builds[next(iter(builds))]["program"])
-        runners["onnxruntime"] = ort_runner(masked, example, Path(tmp) / "model.onnx", args.threads)
-        runners["torch eager"] = lambda: torch_call(masked, example)
+        masked = masked_module(module, builds[next(iter(builds))]["program"])
+        runners["onnxruntime"] = onnxruntime_runner(masked, example, args.threads)
+        runners["torch eager"] = torch_runner(masked, example)
         console.print(f"[dim]{name} batch {batch}: measuring {len(runners)} runners interleaved…[/]")
         timings = measure(runners, rounds=args.rounds)
     ort = timings["onnxruntime"].median_us
@@ -134,42 +135,6 @@ def check_outputs(session, program, x, label):
     err = float(np.abs(got - want).max() / (np.abs(want).max() + 1e-6))
     if err > 1e-4:
         raise SystemExit(f"{label}: output differs from torch eager (relative error {err:.2e})")
-
-
-def with_masks(module, program):
-    """A copy of the original nn.Module whose parameters hold the program's masked weights."""
-    import copy
-
-    import torch
-
-    masked = copy.deepcopy(module).eval()
-    weights = program.masked_weights()
-    with torch.no_grad():
-        for name, tensor in masked.state_dict(keep_vars=True).items():
-            if name in weights:
-                tensor.copy_(weights[name])
-    return masked
-
-
-def ort_runner(module, example, path, threads):
-    import onnxruntime as ort
-    import torch
-
-    torch.onnx.export(module, example, str(path), dynamo=False, opset_version=17,
-                      input_names=[f"input_{i}" for i in range(len(example))])
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    feeds = {f"input_{i}": t.numpy() for i, t in enumerate(example)}
-    return lambda: session.run(None, feeds)
-
-
-def torch_call(module, example):
-    import torch
-
-    with torch.inference_mode():
-        return module(*example)
 
 
 def bytes_moved(program, x) -> int:

@@ -80,15 +80,17 @@ def _target_names() -> list[str]:
               help="Fraction of prunable weights to remove (0 = dense).")
 @click.option("--output", "-o", "output", type=click.Path(path_type=Path), required=True,
               help="Artifact directory to write (atomically).")
+@click.option("--cpu", help="Target CPU for LLVM (-mcpu), e.g. cortex-a72; default: host CPU for x86, generic for arm64.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice.")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of a table.")
-def compile_cmd(model: str, target: str, sparsity: float, output: Path, seed: int, force: bool, as_json: bool) -> None:
+def compile_cmd(model: str, target: str, sparsity: float, output: Path, cpu: str | None, seed: int, force: bool,
+                as_json: bool) -> None:
     """Compile MODEL (file.py:factory or .pt2) into an artifact directory."""
     from .pipeline import compile as compile_model
 
     with err.status("compiling") as status:
-        result = compile_model(model, target=target, sparsity=sparsity, out=output, seed=seed, force=force,
+        result = compile_model(model, target=target, sparsity=sparsity, out=output, seed=seed, force=force, cpu=cpu,
                                stage=lambda msg: status.update(f"{msg}…"))
     if as_json:
         click.echo(json.dumps(result.manifest, indent=2, sort_keys=True))
@@ -155,6 +157,31 @@ def run_cmd(artifact: Path, input_file: Path | None, output_file: Path | None, s
             summary += f", argmax per row {y.argmax(axis=1).tolist()[:16]}"
         out.print(summary)
         out.print(np.array2string(y, precision=4, threshold=40), highlight=False)
+
+
+@main.command("bench")
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--rounds", type=click.IntRange(3, 10_000), default=15, show_default=True,
+              help="Interleaved timing rounds (each ~10 ms of back-to-back calls per runner).")
+@click.option("--threads", type=click.IntRange(1, 1024), help="Threads for every runner (default: all cores).")
+@click.option("--baseline", "baselines", multiple=True, type=click.Choice(["onnxruntime", "torch"]),
+              help="Also time this peer on the same masked model, interleaved (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def bench_cmd(artifact: Path, rounds: int, threads: int | None, baselines: tuple[str, ...], as_json: bool) -> None:
+    """Measure an ARTIFACT's latency on its sample input (median and p90), optionally against peers."""
+    from .pipeline import bench
+
+    with err.status("measuring…"):
+        result = bench(artifact, rounds=rounds, threads=threads, baselines=baselines)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"{artifact}: {result['threads']} threads, {rounds} interleaved rounds", title_justify="left")
+    for col in ("runner", "median µs", "p90 µs", "× cascc latency"):
+        table.add_column(col)
+    for name, t in result["runners"].items():
+        table.add_row(name, f"{t['median_us']:.1f}", f"{t['p90_us']:.1f}", f"{t['ratio_to_cascc']:.2f}")
+    out.print(table)
 
 
 @main.command("targets")

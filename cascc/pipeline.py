@@ -31,14 +31,14 @@ def prune_steps(sparsity: float, allocator: str = "uniform") -> list[tuple[str, 
 
 
 def compile(model: str | Path | Program, *, target: str = "x86", sparsity: float = 0.0, out: str | Path,
-            seed: int = 0, force: bool = False, stage: Stage | None = None) -> CompileResult:
+            seed: int = 0, force: bool = False, cpu: str | None = None, stage: Stage | None = None) -> CompileResult:
     """Import `model`, sparsify it to `sparsity`, lower it for `target` and write the artifact to `out`."""
     from . import frontends, passes
     from .lower import lower
     from .targets import get as get_target
 
     say = stage or (lambda _msg: None)
-    tgt = get_target(target)
+    tgt = get_target(target, cpu=cpu)
     passes.density.check_sparsity(sparsity)
     say("importing the model")
     program = model if isinstance(model, Program) else frontends.load(model, seed=seed)
@@ -56,6 +56,7 @@ def run(path: str | Path, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     from .lower.runtime import Session
 
     art = artifacts.open_artifact(Path(path))
+    _check_runs_here(art)
     _check_inputs(art, inputs)
     sha = art.manifest["files"][artifacts.LIBRARY]["sha256"]
     return Session(art.library, art.manifest["target"]["device"], sha256=sha).run(inputs)
@@ -87,6 +88,61 @@ def selftest(path: str | Path) -> SelfTest:
     return SelfTest(passed, abs_err, rel_err, rtol, atol)
 
 
+BASELINES = ("onnxruntime", "torch")
+
+
+def bench(path: str | Path, *, rounds: int = 15, threads: int | None = None,
+          baselines: Sequence[str] = ()) -> dict[str, Any]:
+    """Median/p90 latency of an artifact on its sample input, optionally interleaved with onnxruntime and
+    torch eager running the same masked model (rebuilt from the manifest's factory and passes)."""
+    import os
+
+    import torch
+
+    from .bench import measure
+    from .lower.runtime import Session
+
+    art = artifacts.open_artifact(Path(path))
+    _check_runs_here(art)
+    threads = threads or os.cpu_count() or 1
+    inputs, _ = art.selftest_data()
+    sha = art.manifest["files"][artifacts.LIBRARY]["sha256"]
+    runners = {"cascc": Session(art.library, art.manifest["target"]["device"], sha256=sha, threads=threads).runner(inputs)}
+    if baselines:
+        from .baselines import onnxruntime_runner, torch_runner
+
+        module = _baseline_module(art)
+        torch.set_num_threads(threads)
+        example = [torch.from_numpy(x) for x in inputs]
+        for name in baselines:
+            if name not in BASELINES:
+                raise OptionError(None, f"unknown baseline {name!r}", f"choose from {', '.join(BASELINES)}")
+            runners[name] = onnxruntime_runner(module, example, threads) if name == "onnxruntime" else \
+                torch_runner(module, example)
+    timings = measure(runners, rounds=rounds)
+    base = timings["cascc"].median_us
+    return {"artifact": str(path), "threads": threads, "rounds": rounds,
+            "runners": {n: {**t.to_json(), "ratio_to_cascc": t.median_us / base} for n, t in timings.items()}}
+
+
+def _baseline_module(art: artifacts.Artifact):
+    """The original nn.Module with the artifact's masks, rebuilt from its factory and recorded passes."""
+    from . import passes
+    from .baselines import masked_module
+    from .frontends import torch as torch_frontend
+
+    source = art.manifest["source"]
+    ref = str(source["model"])
+    head, sep, factory = ref.rpartition(":")
+    if not (sep and head.endswith(".py")):
+        raise OptionError(ref, "a baseline needs the model's Python factory (file.py:factory), the artifact was "
+                          "compiled from another format", "compile from the factory, or drop --baseline")
+    module, example = torch_frontend.call_factory(Path(head), factory, seed=int(source["seed"]))
+    program = torch_frontend.from_module(module, example, source=ref, seed=int(source["seed"]))
+    program = passes.run(program, [(p["name"], p["options"]) for p in art.manifest["passes"]])
+    return masked_module(module, program)
+
+
 def load_inputs(path: str | Path, art_path: str | Path) -> list[np.ndarray]:
     """Inputs from a `.npy` (single-input models) or a `.npz` keyed by input name, in signature order."""
     art = artifacts.open_artifact(Path(art_path))
@@ -111,6 +167,15 @@ def load_inputs(path: str | Path, art_path: str | Path) -> list[np.ndarray]:
         return [data[n] for n in names]
 
 
+def _check_runs_here(art: artifacts.Artifact) -> None:
+    from .targets import TARGETS
+
+    name = art.manifest["target"]["name"]
+    if name in TARGETS and not TARGETS[name].runs_on_host:
+        raise ArtifactError(art.path, f"this artifact is built for {name} and cannot run on this machine",
+                            f"copy it to the {name} device and run it there (or under emulation, see the README)")
+
+
 def _check_inputs(art: artifacts.Artifact, inputs: Sequence[np.ndarray]) -> None:
     specs = art.inputs
     if len(inputs) != len(specs):
@@ -121,4 +186,5 @@ def _check_inputs(art: artifacts.Artifact, inputs: Sequence[np.ndarray]) -> None
                               f"got {x.dtype}{list(x.shape)}", "reshape/cast the input to the compiled signature")
 
 
-__all__ = ["ArtifactError", "CompileResult", "SelfTest", "compile", "load_inputs", "prune_steps", "run", "selftest"]
+__all__ = ["ArtifactError", "BASELINES", "CompileResult", "SelfTest", "bench", "compile", "load_inputs", "prune_steps",
+           "run", "selftest"]

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from cascc.errors import OptionError
 
-from . import x86
+from . import arm64, x86
 from .base import KernelCosts, Target
 
-TARGETS: dict[str, Target] = {t.name: t for t in (x86.TARGET,)}
+TARGETS: dict[str, Target] = {t.name: t for t in (x86.TARGET, arm64.TARGET)}
 
 
-def get(name: str) -> Target:
-    """The target registered as `name`, or a clear error listing the known ones."""
+def get(name: str, *, cpu: str | None = None) -> Target:
+    """The target registered as `name` (optionally for a specific `cpu`, LLVM's -mcpu), or a clear error."""
     if name not in TARGETS:
         raise OptionError(None, f"unknown target {name!r}", f"choose one of {', '.join(sorted(TARGETS))}")
-    return TARGETS[name]
+    target = TARGETS[name]
+    if cpu:
+        target = dataclasses.replace(target, tvm_target={**target.tvm_target, "mcpu": cpu})
+    return target
 
 
 __all__ = ["TARGETS", "KernelCosts", "Target", "get"]

@@ -35,6 +35,12 @@ def from_module(module: torch.nn.Module, example_inputs: tuple, *, source: str =
 
 def load_factory(path: Path, factory: str, *, seed: int = 0) -> Program:
     """Import `path` as a module and call `factory()`, which returns (module, example_inputs)."""
+    module, example_inputs = call_factory(path, factory, seed=seed)
+    return from_module(module, example_inputs, source=f"{path}:{factory}", seed=seed)
+
+
+def call_factory(path: Path, factory: str, *, seed: int = 0) -> tuple[torch.nn.Module, tuple]:
+    """Import `path` and return what `factory()` returns, checked to be (module, example_inputs)."""
     ref = f"{path}:{factory}"
     if not path.is_file():
         raise ModelLoadError(path, "no such file", "check the path of the model file")
@@ -66,7 +72,10 @@ def load_factory(path: Path, factory: str, *, seed: int = 0) -> Program:
         raise ModelLoadError(ref, f"the factory returned {_describe(result)}, expected (module, example_inputs)",
                              "return a pair: the nn.Module and a tuple of example input tensors")
     module, example_inputs = result
-    return from_module(module, example_inputs, source=ref, seed=seed)
+    if not isinstance(module, torch.nn.Module):
+        raise ModelLoadError(ref, f"the factory returned {_describe(module)} as the module, expected a torch.nn.Module",
+                             "return (module, example_inputs) from the factory")
+    return module, example_inputs
 
 
 def load_pt2(path: Path, *, seed: int = 0) -> Program:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from cascc.errors import ArtifactError, LoweringError, first_paragraph
+from cascc.errors import ArtifactError, CasccError, LoweringError, first_paragraph
 from cascc.targets import Target
 
 
@@ -21,12 +21,16 @@ def export_library(executable: Any, target: Target, path: Path) -> None:
 
     options = {}
     if target.cross_compiler:
+        if shutil.which(target.cross_compiler) is None:
+            raise CasccError(target.name, f"the {target.name} target links with {target.cross_compiler}, which is not "
+                                "installed", f"install it ({target.notes.get('install', 'see the README')})")
         options["fcompile"] = tvm.support.cc.cross_compiler(target.cross_compiler)
     try:
         executable.export_library(str(path), **options)
     except Exception as exc:
-        raise LoweringError(path, f"linking the shared library failed: {first_paragraph(exc)}",
-                            f"check that {target.cross_compiler or 'the host C compiler'} is installed") from exc
+        raise LoweringError(path.name, f"linking the {target.name} shared library failed: {first_paragraph(exc)}",
+                            f"check that {target.cross_compiler or 'the host C compiler'} and its C library "
+                            f"are installed ({target.notes.get('install', 'gcc')})") from exc
 
 
 def file_sha256(path: Path) -> str:

@@ -1,0 +1,22 @@
+"""64-bit Arm Linux (aarch64) with NEON, cross-linked with Debian's gcc-aarch64-linux-gnu.
+
+Kernel tiles are sized for 32 128-bit NEON registers (4 fp32 lanes): wide kernels keep 4 rows × 16 lanes
+(16 registers) of accumulators. The cost constants are reasoned from the x86 fit, not measured on a board.
+"""
+
+from .base import KernelCosts, Target
+
+TARGET = Target(
+    name="arm64",
+    description="aarch64 Linux with NEON (e.g. Raspberry Pi 4/5, Jetson CPU); --cpu cortex-a72 etc.",
+    tvm_target={"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"], "num-cores": 4},
+    device="cpu",
+    detect_host=False,
+    cross_compiler="aarch64-linux-gnu-gcc",
+    runs_on_host=False,
+    schedule_rules=("cpu.gemv", "cpu.reduction", "cpu.generic"),
+    costs=KernelCosts(dense_tile=16, sparse_rows=8, wide_rows=4, wide_lanes=16,
+                      dense_ns_per_weight=0.5, gather_ns_per_lane=2.0, broadcast_ns_per_lane=0.6,
+                      wide_dense_ns_per_mac=0.12, wide_sparse_ns_per_mac=0.36),
+    notes={"install": "apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross"},
+)
