@@ -104,7 +104,7 @@ class KernelRewrite:
             data, cols = _nonempty(ell, c.sparse_unroll)
             tiles = len(ell.ptr) - 1
             func = tiled_ell_linear(batch, k, tiles, ell.rows, data.shape[0], c.sparse_unroll, ell.shared, ep.act,
-                                    parallel=self._parallel(sparse_us))
+                                    parallel=self._parallel(sparse_us), index_dtype=str(cols.dtype))
             args, width, kernel = (data, cols, ell.ptr, ell.bias), tiles * ell.rows, f"sparse tiled-ELL {ell.rows}-row {fmt}"
         else:
             packed = pack_dense(ep.weight, ep.bias, c.dense_tile)
@@ -131,7 +131,8 @@ class KernelRewrite:
             data, cols = _nonempty(ell, 1)
             if ell.shared:
                 cols = np.ascontiguousarray(np.repeat(cols[:, None], ell.rows, axis=1))
-            func = wide_sparse(batch, k, m, n, ell.rows, data.shape[0], lanes, ep.act, parallel=self._parallel(sparse_us))
+            func = wide_sparse(batch, k, m, n, ell.rows, data.shape[0], lanes, ep.act, parallel=self._parallel(sparse_us),
+                               index_dtype=str(cols.dtype))
             args, kernel = (data, cols, ell.ptr, ell.bias), f"sparse wide tiled-ELL {ell.rows}-row"
         else:
             packed = pack_dense(ep.weight.reshape(n, k), ep.bias, c.wide_rows)
@@ -271,7 +272,11 @@ def _prim_value(expr) -> float | None:
 
 
 def _nonempty(ell: TiledEll, unroll: int) -> tuple[np.ndarray, np.ndarray]:
-    """Data and column arrays with at least `unroll` slots (an all-zero layer still needs buffers)."""
+    """Data and column arrays with at least `unroll` slots (an all-zero layer still needs buffers).
+
+    Columns stay int32: int16 would save 2 of 8 bytes per stored weight, but measured on a 10%-dense
+    1024×1024 layer the int16 kernel ran at 86 µs against 42 µs (LLVM widens each index separately instead
+    of loading a vector of indices); the kernels take `index_dtype` for targets where that differs."""
     slots = max(ell.slots, unroll)
     data = np.zeros((slots, ell.rows), np.float32)
     data[: ell.slots] = ell.data

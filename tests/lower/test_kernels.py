@@ -138,3 +138,22 @@ def test_broadcast_kernel_on_block_sparse_weight(build):
     y = build(tiled_ell_linear(2, 64, 3, 16, p.slots, 4, True, None), x, p.data, p.cols, p.ptr, p.bias,
               out=(2, 48))
     assert_close(y, reference(x, w, 0.0, None))
+
+
+@pytest.mark.parametrize("index_dtype", ["int16", "int32"])
+def test_sparse_kernels_accept_int16_indices(build, index_dtype):
+    from cascc.lower.kernels.linear import tiled_ell_linear, wide_sparse
+
+    rng = np.random.default_rng(5)
+    w = masked_weight(rng, 20, 40, 0.3)
+    x = rng.standard_normal((2, 40)).astype(np.float32)
+    p = pack_tiled_ell(w, None, rows=16, unroll=4)
+    y = build(tiled_ell_linear(2, 40, 2, 16, p.slots, 4, False, None, index_dtype=index_dtype),
+              x, p.data, p.cols.astype(index_dtype), p.ptr, p.bias, out=(2, 32))
+    assert_close(y[:, :20], reference(x, w, 0.0, None))
+    q = pack_tiled_ell(w, None, rows=8, unroll=1)
+    a = np.zeros((1, 40, 32), np.float32)
+    a[0, :, :2] = x.T
+    c = build(wide_sparse(1, 40, 2, 20, 8, q.slots, 32, None, index_dtype=index_dtype),
+              a, q.data, q.cols.astype(index_dtype), q.ptr, q.bias, out=(1, 20, 2))
+    assert_close(c[0].T, reference(x, w, 0.0, None))

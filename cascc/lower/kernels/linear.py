@@ -56,7 +56,7 @@ def dense_linear(batch: int, k: int, tiles: int, tile: int, batch_tile: int, act
 
 
 def tiled_ell_linear(batch: int, k: int, tiles: int, rows: int, slots: int, unroll: int, shared: bool,
-                     act: str | None, parallel: bool = True) -> tirx.PrimFunc:
+                     act: str | None, parallel: bool = True, index_dtype: str = "int32") -> tirx.PrimFunc:
     """Sparse Y = act(X · Wᵀ + b) from the tiled-ELL packing (see formats.TiledEll).
 
     One task per tile of `rows` output rows; per slot, a vector of `rows` weights times x gathered by each
@@ -70,7 +70,7 @@ def tiled_ell_linear(batch: int, k: int, tiles: int, rows: int, slots: int, unro
 
     @T.prim_func
     def kernel(X: T.Buffer((batch, k), "float32"), data: T.Buffer((slots, rows), "float32"),
-               cols: T.Buffer(col_shape, "int32"), ptr: T.Buffer((tiles + 1,), "int32"),
+               cols: T.Buffer(col_shape, index_dtype), ptr: T.Buffer((tiles + 1,), "int32"),
                bias: T.Buffer((npad,), "float32"), Y: T.Buffer((batch, npad), "float32")):
         T.func_attr(SCHEDULED)
         for t in tasks(tiles):
@@ -84,9 +84,11 @@ def tiled_ell_linear(batch: int, k: int, tiles: int, rows: int, slots: int, unro
                     for j in T.unroll(u_):
                         for r in T.vectorized(rows):
                             if shared:
-                                acc[j, r] = acc[j, r] + data[j0 + i * u_ + j, r] * X[b, cols[j0 + i * u_ + j]]
+                                acc[j, r] = acc[j, r] + data[j0 + i * u_ + j, r] * X[
+                                    b, T.Cast("int32", cols[j0 + i * u_ + j])]
                             else:
-                                acc[j, r] = acc[j, r] + data[j0 + i * u_ + j, r] * X[b, cols[j0 + i * u_ + j, r]]
+                                acc[j, r] = acc[j, r] + data[j0 + i * u_ + j, r] * X[
+                                    b, T.Cast("int32", cols[j0 + i * u_ + j, r])]
                 for j in T.unroll(u_ - 1):
                     for r in T.vectorized(rows):
                         acc[0, r] = acc[0, r] + acc[j + 1, r]
@@ -131,7 +133,7 @@ def wide_dense(batch: int, k: int, m: int, n: int, rows: int, lanes: int, act: s
 
 
 def wide_sparse(batch: int, k: int, m: int, n: int, rows: int, slots: int, lanes: int,
-                act: str | None, parallel: bool = True) -> tirx.PrimFunc:
+                act: str | None, parallel: bool = True, index_dtype: str = "int32") -> tirx.PrimFunc:
     """Sparse C = act(W · A + bias) with W in tiled-ELL (rows per tile `rows`, per-lane columns): per stored
     weight, one broadcast times a contiguous vector of A's row — unstructured sparsity at full vector speed.
     Same A padding and exact C as `wide_dense`."""
@@ -143,7 +145,7 @@ def wide_sparse(batch: int, k: int, m: int, n: int, rows: int, slots: int, lanes
 
     @T.prim_func
     def kernel(A: T.Buffer((batch, k, mpad), "float32"), data: T.Buffer((slots, rows), "float32"),
-               cols: T.Buffer((slots, rows), "int32"), ptr: T.Buffer((tiles + 1,), "int32"),
+               cols: T.Buffer((slots, rows), index_dtype), ptr: T.Buffer((tiles + 1,), "int32"),
                bias: T.Buffer((tiles * rows,), "float32"), C: T.Buffer((batch, n, m), "float32")):
         T.func_attr(SCHEDULED)
         for task in tasks(batch * tiles * mt):
@@ -157,7 +159,7 @@ def wide_sparse(batch: int, k: int, m: int, n: int, rows: int, slots: int, lanes
             for s in range(ptr[t], ptr[t + 1]):
                 for r in T.unroll(rows):
                     for v in T.vectorized(lanes):
-                        acc[r, v] = acc[r, v] + data[s, r] * A[b, cols[s, r], m0 + v]
+                        acc[r, v] = acc[r, v] + data[s, r] * A[b, T.Cast("int32", cols[s, r]), m0 + v]
             _store_tile(C, acc, b, t, m0, n, m, rows, lanes, act)
 
     return kernel
