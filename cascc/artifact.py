@@ -107,6 +107,7 @@ def layer_table(program: Program, decisions: Sequence[Any]) -> list[dict[str, An
             "reason": decision.reason if decision else None,
             "dense_us": decision.dense_us if decision else None,
             "sparse_us": decision.sparse_us if decision else None,
+            **({"measured_us": dict(decision.measured_us)} if decision and decision.measured_us else {}),
         })
     return rows
 

@@ -83,15 +83,17 @@ def _target_names() -> list[str]:
 @click.option("--cpu", help="Target CPU for LLVM (-mcpu), e.g. cortex-a72; default: host CPU for x86, generic for arm64.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice.")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
+@click.option("--measure", is_flag=True,
+              help="Time each layer's chosen kernel and its alternative here; stored in the manifest (not deterministic).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of a table.")
 def compile_cmd(model: str, target: str, sparsity: float, output: Path, cpu: str | None, seed: int, force: bool,
-                as_json: bool) -> None:
+                measure: bool, as_json: bool) -> None:
     """Compile MODEL (file.py:factory or .pt2) into an artifact directory."""
     from .pipeline import compile as compile_model
 
     with err.status("compiling") as status:
         result = compile_model(model, target=target, sparsity=sparsity, out=output, seed=seed, force=force, cpu=cpu,
-                               stage=lambda msg: status.update(f"{msg}…"))
+                               measure=measure, stage=lambda msg: status.update(f"{msg}…"))
     if as_json:
         click.echo(json.dumps(result.manifest, indent=2, sort_keys=True))
         return
@@ -104,12 +106,17 @@ def compile_cmd(model: str, target: str, sparsity: float, output: Path, cpu: str
 
 
 def _layer_table(manifest: dict[str, Any]) -> None:
+    measured = any(row.get("measured_us") for row in manifest["layers"])
     table = Table(title="layers", title_justify="left")
-    for col in ("layer", "kind", "shape", "density", "kernel", "reason"):
+    for col in ("layer", "kind", "shape", "density", "kernel", "reason") + (("measured µs",) if measured else ()):
         table.add_column(col)
     for row in manifest["layers"]:
-        table.add_row(row["name"], row["kind"], "×".join(map(str, row["shape"])), f"{row['density']:.3f}",
-                      row["kernel"] or "", row["reason"] or "")
+        cells = [row["name"], row["kind"], "×".join(map(str, row["shape"])), f"{row['density']:.3f}",
+                 row["kernel"] or "", row["reason"] or ""]
+        if measured:
+            m = row.get("measured_us") or {}
+            cells.append(", ".join(f"{k} {v:.1f}" for k, v in sorted(m.items())))
+        table.add_row(*cells)
     out.print(table)
 
 

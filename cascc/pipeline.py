@@ -31,7 +31,8 @@ def prune_steps(sparsity: float, allocator: str = "uniform") -> list[tuple[str, 
 
 
 def compile(model: str | Path | Program, *, target: str = "x86", sparsity: float = 0.0, out: str | Path,
-            seed: int = 0, force: bool = False, cpu: str | None = None, stage: Stage | None = None) -> CompileResult:
+            seed: int = 0, force: bool = False, cpu: str | None = None, measure: bool = False,
+            stage: Stage | None = None) -> CompileResult:
     """Import `model`, sparsify it to `sparsity`, lower it for `target` and write the artifact to `out`."""
     from . import frontends, passes
     from .lower import lower
@@ -45,7 +46,7 @@ def compile(model: str | Path | Program, *, target: str = "x86", sparsity: float
     say("pruning")
     program = passes.run(program, prune_steps(sparsity))
     say(f"lowering for {tgt.name} with TVM")
-    lowered = lower(program, tgt)
+    lowered = lower(program, tgt, measure=measure)
     say("writing the artifact")
     manifest = artifacts.write(Path(out), program, lowered, force=force)
     return CompileResult(program, Path(out), manifest)

@@ -5,11 +5,12 @@ tvm is imported lazily inside functions so `cascc --help`, `cascc targets` and e
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cascc.errors import LoweringError, first_paragraph
+from cascc.errors import LoweringError, OptionError, first_paragraph
 from cascc.ir import Program, density, layers
 from cascc.targets import Target
 
@@ -47,8 +48,11 @@ def decide(program: Program, rewritten: dict[str, Decision]) -> tuple[Decision, 
     return tuple(result)
 
 
-def lower(program: Program, target: Target) -> Lowered:
-    """Compile a Program for a target; every PrimFunc gets a schedule or the build fails."""
+def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered:
+    """Compile a Program for a target; every PrimFunc gets a schedule or the build fails.
+
+    With `measure`, each rewritten layer's chosen kernel and its alternative are timed in isolation and the
+    decisions carry the measured µs (host targets only)."""
     import tvm
 
     from .pipeline import finish, schedule, to_relax
@@ -66,7 +70,11 @@ def lower(program: Program, target: Target) -> Lowered:
     names: dict[str, list[str]] = {}
     for ly in layers(program):
         names.setdefault(weight_key(weights[ly.name].numpy()), []).append(ly.name)
-    rewrite = KernelRewrite(target.costs, names, cores=int(target_dict(target).get("num-cores", 1)))
+    if measure and not target.runs_on_host:
+        raise OptionError(target.name, "--measure times kernels on this machine, which cannot run this target",
+                          "drop --measure, or measure on the device with `cascc bench`")
+    rewrite = KernelRewrite(target.costs, names, cores=int(target_dict(target).get("num-cores", 1)),
+                            keep_candidates=measure)
     mod = rewrite(mod)
     mod = schedule(mod, tvm_target, target.schedule_rules)
     try:
@@ -74,7 +82,13 @@ def lower(program: Program, target: Target) -> Lowered:
     except Exception as exc:
         raise LoweringError(program.source, f"TVM compilation for {target.name} failed: {first_paragraph(exc)}",
                             "rerun with --debug and report it") from exc
-    return Lowered(executable, target, target_dict(target), decide(program, rewrite.decisions))
+    decisions = rewrite.decisions
+    if measure:
+        from .measure import measure_candidates
+
+        timings = measure_candidates(rewrite.candidates, tvm_target)
+        decisions = {name: dataclasses.replace(d, measured_us=timings.get(name)) for name, d in decisions.items()}
+    return Lowered(executable, target, target_dict(target), decide(program, decisions))
 
 
 __all__ = ["Decision", "Lowered", "decide", "lower"]

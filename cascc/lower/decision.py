@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -10,7 +11,8 @@ from typing import Any
 class Decision:
     """The kernel chosen for one prunable layer, with the reason shown to the user and stored in the manifest.
 
-    `dense_us` / `sparse_us` are the cost model's predictions (None where no model applies).
+    `dense_us` / `sparse_us` are the cost model's predictions (None where no model applies); `measured_us`
+    holds measured µs per candidate kernel ("sparse", "dense") when compiled with --measure.
     """
 
     layer: str
@@ -19,6 +21,9 @@ class Decision:
     reason: str
     dense_us: float | None = None
     sparse_us: float | None = None
+    measured_us: Mapping[str, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["measured_us"] = dict(self.measured_us) if self.measured_us else None
+        return data

@@ -39,6 +39,17 @@ def weight_key(w: np.ndarray) -> str:
 
 
 @dataclass(frozen=True, eq=False)
+class Candidate:
+    """One kernel for one layer: its PrimFunc, constant arguments, activation input and output shapes."""
+
+    kernel: str
+    func: tvm.tirx.PrimFunc
+    consts: tuple[np.ndarray, ...]
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True, eq=False)
 class Epilogue:
     """What follows the layer's core op, folded: effective weight, per-output bias and activation."""
 
@@ -51,8 +62,11 @@ class Epilogue:
 class KernelRewrite:
     """Replace linear/conv layers of `main` by cascc kernels; `decisions` fills with one entry per layer."""
 
-    def __init__(self, costs: KernelCosts, names: Mapping[str, Sequence[str]], cores: int = 1):
+    def __init__(self, costs: KernelCosts, names: Mapping[str, Sequence[str]], cores: int = 1,
+                 keep_candidates: bool = False):
         self.costs = costs
+        self.keep_candidates = keep_candidates  # keep both kernels of each layer (for `--measure`)
+        self.candidates: dict[str, dict[str, Candidate]] = {}
         # weight_key -> layer names in graph order (copies of one layer share a key, e.g. nn.TransformerEncoder);
         # the rewrite meets layers in graph order too, so each match takes the next name
         self.names = {key: deque(layer_names) for key, layer_names in names.items()}
@@ -100,19 +114,25 @@ class KernelRewrite:
         dense_us, sparse_us = cost.narrow(c, batch, k, n, ell)
         fmt = "r×1 broadcast" if ell.shared else "gather"
         choice = cost.choose(c, dense_us, sparse_us, _density(ep.weight), fmt)
-        if choice.sparse:
+
+        def sparse() -> Candidate:
             data, cols = _nonempty(ell, c.sparse_unroll)
             tiles = len(ell.ptr) - 1
             func = tiled_ell_linear(batch, k, tiles, ell.rows, data.shape[0], c.sparse_unroll, ell.shared, ep.act,
                                     parallel=self._parallel(sparse_us), index_dtype=str(cols.dtype))
-            args, width, kernel = (data, cols, ell.ptr, ell.bias), tiles * ell.rows, f"sparse tiled-ELL {ell.rows}-row {fmt}"
-        else:
+            return Candidate(f"sparse tiled-ELL {ell.rows}-row {fmt}", func, (data, cols, ell.ptr, ell.bias),
+                             (batch, k), (batch, tiles * ell.rows))
+
+        def dense() -> Candidate:
             packed = pack_dense(ep.weight, ep.bias, c.dense_tile)
             func = dense_linear(batch, k, packed.weights.shape[0], c.dense_tile, cost.batch_tile(c, batch), ep.act,
                                 parallel=self._parallel(dense_us))
-            args, width, kernel = (packed.weights, packed.bias), packed.bias.shape[0], f"dense packed {c.dense_tile}-wide"
-        self._decide(name, ep.weight, kernel, choice)
-        call = self._call(func, name, choice.sparse, [x, *map(relax.const, args)], (batch, width))
+            return Candidate(f"dense packed {c.dense_tile}-wide", func, (packed.weights, packed.bias), (batch, k),
+                             (batch, packed.bias.shape[0]))
+
+        chosen = self._choose(name, ep.weight, choice, sparse, dense)
+        call = self._call(chosen, name, choice.sparse, x)
+        width = chosen.out_shape[1]
         return call if width == n else relax.op.strided_slice(call, axes=[1], begin=[0], end=[n])
 
     # ---- wide operand: C[b, n, m] = W · A[b, :, m] ---------------------------------------------------------
@@ -127,19 +147,23 @@ class KernelRewrite:
         ell = pack_tiled_ell(ep.weight.reshape(n, k), ep.bias, c.wide_rows, 1)
         dense_us, sparse_us = cost.wide(c, batch * m, k, n, ell)
         choice = cost.choose(c, dense_us, sparse_us, _density(ep.weight), "wide")
-        if choice.sparse:
+
+        def sparse() -> Candidate:
             data, cols = _nonempty(ell, 1)
             if ell.shared:
                 cols = np.ascontiguousarray(np.repeat(cols[:, None], ell.rows, axis=1))
             func = wide_sparse(batch, k, m, n, ell.rows, data.shape[0], lanes, ep.act, parallel=self._parallel(sparse_us),
                                index_dtype=str(cols.dtype))
-            args, kernel = (data, cols, ell.ptr, ell.bias), f"sparse wide tiled-ELL {ell.rows}-row"
-        else:
+            return Candidate(f"sparse wide tiled-ELL {ell.rows}-row{via}", func, (data, cols, ell.ptr, ell.bias),
+                             (batch, k, mpad), (batch, n, m))
+
+        def dense() -> Candidate:
             packed = pack_dense(ep.weight.reshape(n, k), ep.bias, c.wide_rows)
             func = wide_dense(batch, k, m, n, c.wide_rows, lanes, ep.act, parallel=self._parallel(dense_us))
-            args, kernel = (packed.weights, packed.bias), f"dense wide {c.wide_rows}-row"
-        self._decide(name, ep.weight, kernel + via, choice)
-        return self._call(func, name, choice.sparse, [a, *map(relax.const, args)], (batch, n, m))
+            return Candidate(f"dense wide {c.wide_rows}-row{via}", func, (packed.weights, packed.bias), (batch, k, mpad),
+                             (batch, n, m))
+
+        return self._call(self._choose(name, ep.weight, choice, sparse, dense), name, choice.sparse, a)
 
     # ---- activation × activation (attention) -------------------------------------------------------------
 
@@ -210,10 +234,13 @@ class KernelRewrite:
                                       parallel=self._parallel(work_us))
         density = _density(ep.weight)
         reason = "unmasked" if density == 1.0 else "no sparse depthwise kernel yet: zeros run dense"
-        self.decisions[name] = Decision(name, density, "dense depthwise direct", reason)
         bias = ep.bias if ep.bias is not None else np.zeros(channels, np.float32)
-        args = [x, relax.const(ep.weight.reshape(channels, *kernel)), relax.const(bias)]
-        return self._call(func, name, False, args, (batch, channels, *out_hw))
+        cand = Candidate("dense depthwise direct", func, (ep.weight.reshape(channels, *kernel), bias), shape,
+                         (batch, channels, *out_hw))
+        self.decisions[name] = Decision(name, density, cand.kernel, reason, round(work_us, 3))
+        if self.keep_candidates:
+            self.candidates[name] = {"dense": cand}
+        return self._call(cand, name, False, x)
 
     # ---- shared --------------------------------------------------------------------------------------------
 
@@ -227,13 +254,20 @@ class KernelRewrite:
             return f"layer_{len(self.decisions)}"
         return queue.popleft() if len(queue) > 1 else queue[0]
 
-    def _decide(self, name: str, weight: np.ndarray, kernel: str, choice: cost.Choice) -> None:
-        self.decisions[name] = Decision(name, _density(weight), kernel, choice.reason, round(choice.dense_us, 3),
-                                        round(choice.sparse_us, 3))
+    def _choose(self, name: str, weight: np.ndarray, choice: cost.Choice, sparse, dense) -> Candidate:
+        """Build the chosen candidate, record the decision, and keep both candidates when measuring."""
+        chosen = sparse() if choice.sparse else dense()
+        self.decisions[name] = Decision(name, _density(weight), chosen.kernel, choice.reason,
+                                        round(choice.dense_us, 3), round(choice.sparse_us, 3))
+        if self.keep_candidates:
+            self.candidates[name] = {"sparse": chosen if choice.sparse else sparse(),
+                                     "dense": dense() if choice.sparse else chosen}
+        return chosen
 
-    def _call(self, func, name: str, sparse: bool, args, shape):
-        gv = _add(self.bb, func, f"{_symbol(name)}_{'sparse' if sparse else 'dense'}")
-        return relax.call_tir(gv, args, relax.TensorType(shape, "float32"))
+    def _call(self, cand: Candidate, name: str, sparse: bool, activation):
+        gv = _add(self.bb, cand.func, f"{_symbol(name)}_{'sparse' if sparse else 'dense'}")
+        args = [activation, *map(relax.const, cand.consts)]
+        return relax.call_tir(gv, args, relax.TensorType(cand.out_shape, "float32"))
 
 
 OPAQUE = 8  # relay/relax OpPatternKind.kOpaque: FuseOps leaves the kernel alone

@@ -79,3 +79,23 @@ def test_cost_model_prefers_sparse_only_when_sparse_enough():
     dense = lower(passes.run(wide(0), [("prune.magnitude", {"sparsity": 0.3})]), target).decisions[0]
     assert sparse.kernel.startswith("sparse") and sparse.sparse_us < sparse.dense_us
     assert dense.kernel.startswith("dense") and "needs" in dense.reason
+
+
+def test_measure_times_both_kernels_of_each_layer(tmp_path):
+    import cascc
+    from cascc.artifact import open_artifact
+
+    program = mlp_program(1, 0.9)
+    cascc.compile(program, out=tmp_path / "m", measure=True)
+    rows = open_artifact(tmp_path / "m").manifest["layers"]
+    for row in rows:
+        assert set(row["measured_us"]) == {"sparse", "dense"}
+        assert all(v > 0 for v in row["measured_us"].values())
+
+
+def test_measure_refuses_targets_that_cannot_run_here():
+    from cascc.errors import OptionError
+    from cascc.lower import lower
+
+    with pytest.raises(OptionError, match="cannot run this target"):
+        lower(mlp_program(1, 0.5), TARGETS["arm64"], measure=True)

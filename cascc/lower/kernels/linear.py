@@ -120,9 +120,7 @@ def wide_dense(batch: int, k: int, m: int, n: int, rows: int, lanes: int, act: s
             t = (task // mt) % tiles
             m0 = (task % mt) * lanes
             acc = T.alloc_local((rows, lanes), "float32")
-            for r in T.unroll(rows):
-                for v in T.vectorized(lanes):
-                    acc[r, v] = bias[t * rows + r]
+            _init_tile(acc, bias, t, rows, lanes)
             for kk in range(k):
                 for r in T.unroll(rows):
                     for v in T.vectorized(lanes):
@@ -153,9 +151,7 @@ def wide_sparse(batch: int, k: int, m: int, n: int, rows: int, slots: int, lanes
             t = (task // mt) % tiles
             m0 = (task % mt) * lanes
             acc = T.alloc_local((rows, lanes), "float32")
-            for r in T.unroll(rows):
-                for v in T.vectorized(lanes):
-                    acc[r, v] = bias[t * rows + r]
+            _init_tile(acc, bias, t, rows, lanes)
             for s in range(ptr[t], ptr[t + 1]):
                 for r in T.unroll(rows):
                     for v in T.vectorized(lanes):
@@ -163,6 +159,14 @@ def wide_sparse(batch: int, k: int, m: int, n: int, rows: int, slots: int, lanes
             _store_tile(C, acc, b, t, m0, n, m, rows, lanes, act)
 
     return kernel
+
+
+@T.macro
+def _init_tile(acc, bias, t, rows, lanes):
+    """Start an accumulator tile at the bias of its rows."""
+    for r in T.unroll(rows):
+        for v in T.vectorized(lanes):
+            acc[r, v] = bias[t * rows + r]
 
 
 @T.macro
