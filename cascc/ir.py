@@ -181,11 +181,14 @@ class Layer:
         return n
 
 
-MATMUL_OPS = frozenset({aten.addmm.default, aten.mm.default})
+# A linear lowers to addmm/mm; on a non-contiguous 3-D input (attention in-projection at batch > 1) torch
+# decomposes it into bmm against the weight expanded over the batch.
+MATMUL_OPS = frozenset({aten.addmm.default, aten.mm.default, aten.bmm.default})
 CONV_OPS = frozenset({aten.convolution.default})
 EMBEDDING_OPS = frozenset({aten.embedding.default})
 # Ops a weight passes through on its way into a matmul (linear → permute/t → addmm).
-WEIGHT_VIEW_OPS = frozenset({aten.permute.default, aten.t.default, aten.view.default, aten._to_copy.default})
+WEIGHT_VIEW_OPS = frozenset({aten.permute.default, aten.t.default, aten.view.default, aten._to_copy.default,
+                             aten.expand.default, aten.unsqueeze.default})
 ACTIVATION_OPS = frozenset(
     {
         aten.relu.default,
@@ -284,7 +287,7 @@ def _trace_param(arg: Any, params: Mapping[str, str]) -> str | None:
 def _activation_input(node: torch.fx.Node) -> torch.fx.Node | None:
     if node.target == aten.addmm.default:
         return node.args[1]
-    if node.target == aten.mm.default:
+    if node.target in (aten.mm.default, aten.bmm.default):
         return node.args[0]
     if node.target in CONV_OPS:
         return node.args[0]

@@ -71,3 +71,17 @@ def test_verify_rejects_nan_weights(mlp_program):
 def test_signature(cnn_program):
     assert [(s.name, s.shape, s.dtype) for s in cnn_program.inputs] == [("x", (2, 3, 8, 8), "float32")]
     assert [(s.shape, s.dtype) for s in cnn_program.outputs] == [((2, 6), "float32")]
+
+
+def test_linear_seen_through_bmm_against_an_expanded_weight():
+    from torch import nn
+
+    from cascc.frontends.torch import from_module
+
+    # at batch > 1, MultiheadAttention's in-projection becomes bmm(x, expand(permute(W)))
+    attn = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+    program = from_module(attn, (torch.randn(3, 5, 16),))
+    names = [ly.name for ly in layers(program)]
+    assert names == ["self_attn.in_proj_weight", "self_attn.out_proj.weight", "linear1.weight", "linear2.weight"]
+    in_proj = layers(program)[0]
+    assert (in_proj.fan_in, in_proj.fan_out) == (16, 48)

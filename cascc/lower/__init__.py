@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cascc.errors import LoweringError, OptionError, first_paragraph
-from cascc.ir import Program, density, layers
+from cascc.ir import LayerKind, Program, density, layers
 from cascc.targets import Target
 
 from .decision import Decision
@@ -33,6 +33,15 @@ class Lowered:
         export_library(self.executable, self.target, path)
 
 
+# What a layer of each kind looks like when the rewrite does not take it.
+UNSUPPORTED_FORMS = {
+    LayerKind.LINEAR: "a linear applied as a batched matmul against an expanded weight",
+    LayerKind.CONV: "grouped, dilated or non-NCHW convolutions",
+    LayerKind.DEPTHWISE: "dilated depthwise convolutions",
+    LayerKind.EMBEDDING: "embeddings",
+}
+
+
 def decide(program: Program, rewritten: dict[str, Decision]) -> tuple[Decision, ...]:
     """One decision per prunable layer: the rewrite's where it took the layer, else TVM's generic kernel,
     with the reason a masked layer runs dense."""
@@ -42,8 +51,7 @@ def decide(program: Program, rewritten: dict[str, Decision]) -> tuple[Decision, 
             result.append(rewritten[layer.name])
             continue
         d = density(program, layer.name)
-        reason = ("unmasked" if d == 1.0 else
-                  f"no cascc kernel for this {layer.kind.value} layer (grouped conv or unfused form): zeros run dense")
+        reason = "unmasked" if d == 1.0 else f"no cascc kernel for {UNSUPPORTED_FORMS[layer.kind]} yet: zeros run dense"
         result.append(Decision(layer.name, d, "dense (TVM generic schedule)", reason))
     return tuple(result)
 
