@@ -157,3 +157,23 @@ def test_sparse_kernels_accept_int16_indices(build, index_dtype):
     c = build(wide_sparse(1, 40, 2, 20, 8, q.slots, 32, None, index_dtype=index_dtype),
               a, q.data, q.cols.astype(index_dtype), q.ptr, q.bias, out=(1, 20, 2))
     assert_close(c[0].T, reference(x, w, 0.0, None))
+
+
+@pytest.mark.parametrize("k", [6, 8, 9])  # reduction unrolled by 2, 4 and 1
+@pytest.mark.parametrize("density", [1.0, 0.1])
+def test_wide_kernels_match_numpy(build, k, density):
+    from cascc.lower.kernels.linear import wide_dense, wide_sparse
+
+    rng = np.random.default_rng(k)
+    n, m, mpad = 13, 40, 64
+    w, b = masked_weight(rng, n, k, density), rng.standard_normal(n).astype(np.float32)
+    a = np.zeros((2, k, mpad), np.float32)
+    a[:, :, :m] = rng.standard_normal((2, k, m))
+    want = np.maximum(np.einsum("nk,bkm->bnm", w, a[:, :, :m]) + b[None, :, None], 0)
+    p = pack_dense(w, b, tile=8)
+    assert_close(build(wide_dense(2, k, m, n, 8, 32, "relu"), a, p.weights, p.bias, out=(2, n, m)), want)
+    q = pack_tiled_ell(w, b, rows=8, unroll=1)
+    if q.slots:
+        got = build(wide_sparse(2, k, m, n, 8, q.slots, 32, "relu"), a, q.data,
+                    q.cols if not q.shared else np.repeat(q.cols[:, None], 8, 1), q.ptr, q.bias, out=(2, n, m))
+        assert_close(got, want)
