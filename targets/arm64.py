@@ -17,6 +17,6 @@ TARGET = Target(
     schedule_rules=("cpu.gemv", "cpu.reduction", "cpu.generic"),
     costs=KernelCosts(dense_tile=16, sparse_rows=8, wide_rows=4, wide_lanes=16,
                       dense_ns_per_weight=0.5, gather_ns_per_lane=2.0, broadcast_ns_per_lane=0.6,
-                      wide_dense_ns_per_mac=0.12, wide_sparse_ns_per_mac=0.36),
+                      wide_dense_ns_per_mac=0.06, wide_sparse_ns_per_mac=0.18),
     notes={"install": "apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross"},
 )

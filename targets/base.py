@@ -29,8 +29,8 @@ class KernelCosts:
     wide_min_batch: int = 8
     wide_rows: int = 8
     wide_lanes: int = 32
-    wide_dense_ns_per_mac: float = 0.028
-    wide_sparse_ns_per_mac: float = 0.09
+    wide_dense_ns_per_mac: float = 0.014
+    wide_sparse_ns_per_mac: float = 0.043
     # sparse must beat dense by this factor to be chosen: a margin for the model's error
     margin: float = 1.25
     # launching a parallel loop costs ~4 µs even on one thread: kernels predicted below this run serially
