@@ -95,17 +95,23 @@ def bench_model(name, factory, batch, args, bandwidth):
         if b["mode"] == "dense" and b["density"] < 1.0:
             continue  # the dense build of a pruned model is timed only to compare; reported in its sparse row
         t = timings[label].median_us
-        rows.append({
-            "model": name, "batch": batch, "density": b["density"],
-            "cascc_us": t, "cascc_dense_us": dense_at.get(b["density"], t),
-            "onnxruntime_us": ort, "torch_us": timings["torch eager"].median_us,
-            "speedup_vs_onnxruntime": ort / t,
-            "bound_us": bytes_moved(b["program"], x) / bandwidth * 1e6,
-            "bytes_moved": bytes_moved(b["program"], x),
-            "compile_s": b["compile_s"],
-            "sparse_layers": sum(d.kernel.startswith("sparse") for d in b["decisions"]),
-            "layers": len(b["decisions"]),
-        })
+        rows.append(
+            {
+                "model": name,
+                "batch": batch,
+                "density": b["density"],
+                "cascc_us": t,
+                "cascc_dense_us": dense_at.get(b["density"], t),
+                "onnxruntime_us": ort,
+                "torch_us": timings["torch eager"].median_us,
+                "speedup_vs_onnxruntime": ort / t,
+                "bound_us": bytes_moved(b["program"], x) / bandwidth * 1e6,
+                "bytes_moved": bytes_moved(b["program"], x),
+                "compile_s": b["compile_s"],
+                "sparse_layers": sum(d.kernel.startswith("sparse") for d in b["decisions"]),
+                "layers": len(b["decisions"]),
+            }
+        )
     return rows
 
 
@@ -121,8 +127,7 @@ def compile_build(program, mode, path, threads):
     lowered = lower(program, target)
     lowered.export(path)
     compile_s = time.perf_counter() - start
-    return {"session": Session(path, threads=threads), "compile_s": compile_s,
-            "decisions": lowered.decisions}
+    return {"session": Session(path, threads=threads), "compile_s": compile_s, "decisions": lowered.decisions}
 
 
 def check_outputs(session, program, x, label):
@@ -172,21 +177,52 @@ def write(rows, args, bandwidth):
     from rich.table import Table
 
     args.out.mkdir(parents=True, exist_ok=True)
-    meta = {"threads": args.threads, "machine": platform.machine(), "processor": platform.processor(),
-            "cpu_count": os.cpu_count(), "bandwidth_GBps": bandwidth / 1e9, "rounds": args.rounds}
+    meta = {
+        "threads": args.threads,
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "bandwidth_GBps": bandwidth / 1e9,
+        "rounds": args.rounds,
+    }
     (args.out / "latency.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    header = ["model", "batch", "density", "cascc µs", "cascc dense µs", "onnxruntime µs", "torch µs",
-              "× vs ORT", "bound µs", "sparse layers", "compile s"]
+    header = [
+        "model",
+        "batch",
+        "density",
+        "cascc µs",
+        "cascc dense µs",
+        "onnxruntime µs",
+        "torch µs",
+        "× vs ORT",
+        "bound µs",
+        "sparse layers",
+        "compile s",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    table = Table(*header, title=f"latency, {args.threads} threads, medians of {args.rounds} interleaved rounds")
+    table = Table(
+        *header, title=f"latency, {args.threads} threads, medians of {args.rounds} interleaved rounds"
+    )
     for r in rows:
-        cells = [r["model"], str(r["batch"]), f"{r['density']:g}", f"{r['cascc_us']:.1f}", f"{r['cascc_dense_us']:.1f}",
-                 f"{r['onnxruntime_us']:.1f}", f"{r['torch_us']:.1f}", f"{r['speedup_vs_onnxruntime']:.2f}×",
-                 f"{r['bound_us']:.1f}", f"{r['sparse_layers']}/{r['layers']}", f"{r['compile_s']:.1f}"]
+        cells = [
+            r["model"],
+            str(r["batch"]),
+            f"{r['density']:g}",
+            f"{r['cascc_us']:.1f}",
+            f"{r['cascc_dense_us']:.1f}",
+            f"{r['onnxruntime_us']:.1f}",
+            f"{r['torch_us']:.1f}",
+            f"{r['speedup_vs_onnxruntime']:.2f}×",
+            f"{r['bound_us']:.1f}",
+            f"{r['sparse_layers']}/{r['layers']}",
+            f"{r['compile_s']:.1f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
         table.add_row(*cells)
-    note = (f"\n{args.threads} threads; medians of {args.rounds} interleaved rounds; `× vs ORT` = onnxruntime "
-            f"latency / cascc latency (>1 is faster); bound = bytes moved at {bandwidth / 1e9:.1f} GB/s.\n")
+    note = (
+        f"\n{args.threads} threads; medians of {args.rounds} interleaved rounds; `× vs ORT` = onnxruntime "
+        f"latency / cascc latency (>1 is faster); bound = bytes moved at {bandwidth / 1e9:.1f} GB/s.\n"
+    )
     (args.out / "latency.md").write_text("\n".join(lines) + "\n" + note)
     Console().print(table)
 

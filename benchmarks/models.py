@@ -11,7 +11,9 @@ from torch import nn
 
 def mlp(batch: int = 1):
     """MLP 784-1024-1024-10."""
-    model = nn.Sequential(nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))
+    model = nn.Sequential(
+        nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10)
+    )
     return model, (torch.randn(batch, 784),)
 
 
@@ -62,8 +64,14 @@ class DSCNN(nn.Module):
         super().__init__()
         layers = [nn.Conv2d(1, width, (10, 4), (2, 2), (5, 1), bias=False), nn.BatchNorm2d(width), nn.ReLU()]
         for _ in range(4):
-            layers += [nn.Conv2d(width, width, 3, 1, 1, groups=width, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-                       nn.Conv2d(width, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+            layers += [
+                nn.Conv2d(width, width, 3, 1, 1, groups=width, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.Conv2d(width, width, 1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+            ]
         self.features = nn.Sequential(*layers)
         self.fc = nn.Linear(width, classes)
 
@@ -82,9 +90,14 @@ class InvertedResidual(nn.Module):
         hidden = cin * expand
         self.use_res = stride == 1 and cin == cout
         self.body = nn.Sequential(
-            nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
-            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
-            nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout),
+            nn.Conv2d(cin, hidden, 1, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU6(),
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU6(),
+            nn.Conv2d(hidden, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
         )
 
     def forward(self, x):
@@ -134,4 +147,10 @@ def transformer(batch: int = 1):
     return Transformer().eval(), (torch.randn(batch, 64, 128),)
 
 
-MODELS = {"mlp": mlp, "resnet20": resnet20, "dscnn": dscnn, "mobilenetv2": mobilenetv2, "transformer": transformer}
+MODELS = {
+    "mlp": mlp,
+    "resnet20": resnet20,
+    "dscnn": dscnn,
+    "mobilenetv2": mobilenetv2,
+    "transformer": transformer,
+}

@@ -11,5 +11,16 @@ try:
 except _metadata.PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
-__all__ = ["CasccError", "CompileResult", "Layer", "LayerKind", "Program", "SelfTest", "__version__", "compile",
-           "layers", "run", "selftest"]
+__all__ = [
+    "CasccError",
+    "CompileResult",
+    "Layer",
+    "LayerKind",
+    "Program",
+    "SelfTest",
+    "__version__",
+    "compile",
+    "layers",
+    "run",
+    "selftest",
+]

@@ -69,7 +69,9 @@ def atomic_directory(out: Path, *, force: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success it replaces `out`, on failure it is removed."""
     out = Path(out)
     if out.exists() and not force:
-        raise OptionError(out, "the output directory already exists", "pass --force to replace it, or choose another -o")
+        raise OptionError(
+            out, "the output directory already exists", "pass --force to replace it, or choose another -o"
+        )
     if out.exists() and not out.is_dir():
         raise OptionError(out, "exists and is not a directory", "choose another -o")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -96,24 +98,32 @@ def layer_table(program: Program, decisions: Sequence[Any]) -> list[dict[str, An
         mask = program.masks.get(layer.name)
         kept = layer.size if mask is None else int(mask.sum())
         decision = by_name.get(layer.name)
-        rows.append({
-            "name": layer.name,
-            "kind": layer.kind.value,
-            "shape": list(layer.weight_shape),
-            "weights": layer.size,
-            "nonzero": kept,
-            "density": density(program, layer.name),
-            "kernel": decision.kernel if decision else None,
-            "reason": decision.reason if decision else None,
-            "dense_us": decision.dense_us if decision else None,
-            "sparse_us": decision.sparse_us if decision else None,
-            **({"measured_us": dict(decision.measured_us)} if decision and decision.measured_us else {}),
-        })
+        rows.append(
+            {
+                "name": layer.name,
+                "kind": layer.kind.value,
+                "shape": list(layer.weight_shape),
+                "weights": layer.size,
+                "nonzero": kept,
+                "density": density(program, layer.name),
+                "kernel": decision.kernel if decision else None,
+                "reason": decision.reason if decision else None,
+                "dense_us": decision.dense_us if decision else None,
+                "sparse_us": decision.sparse_us if decision else None,
+                **({"measured_us": dict(decision.measured_us)} if decision and decision.measured_us else {}),
+            }
+        )
     return rows
 
 
-def write(out: Path, program: Program, lowered: Any, *, reference: Callable[[Program], Any] | None = None,
-          force: bool = False) -> dict[str, Any]:
+def write(
+    out: Path,
+    program: Program,
+    lowered: Any,
+    *,
+    reference: Callable[[Program], Any] | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
     """Write the artifact directory atomically and return its manifest.
 
     The self-test pair is the program's example input and the output of torch eager on the masked model,
@@ -123,20 +133,31 @@ def write(out: Path, program: Program, lowered: Any, *, reference: Callable[[Pro
     expected = reference(program) if reference else _torch_outputs(program, inputs)
     with atomic_directory(out, force=force) as tmp:
         lowered.export(tmp / LIBRARY)
-        write_npz(tmp / SELFTEST, {**{f"input_{i}": x for i, x in enumerate(inputs)},
-                                   **{f"output_{i}": y for i, y in enumerate(expected)}})
+        write_npz(
+            tmp / SELFTEST,
+            {
+                **{f"input_{i}": x for i, x in enumerate(inputs)},
+                **{f"output_{i}": y for i, y in enumerate(expected)},
+            },
+        )
         manifest = {
             "format": FORMAT_VERSION,
             "versions": versions(),
-            "target": {"name": lowered.target.name, "tvm": lowered.target_spec, "device": lowered.target.device},
+            "target": {
+                "name": lowered.target.name,
+                "tvm": lowered.target_spec,
+                "device": lowered.target.device,
+            },
             "inputs": [s.to_json() for s in program.inputs],
             "outputs": [s.to_json() for s in program.outputs],
             "source": {"model": program.source, "frontend": program.frontend, "seed": program.seed},
             "passes": [r.to_json() for r in program.history],
             "layers": layer_table(program, lowered.decisions),
             "selftest": {"file": SELFTEST, "rtol": SELFTEST_RTOL, "atol": SELFTEST_ATOL},
-            "files": {name: {"bytes": (tmp / name).stat().st_size, "sha256": sha256(tmp / name)}
-                      for name in (LIBRARY, SELFTEST)},
+            "files": {
+                name: {"bytes": (tmp / name).stat().st_size, "sha256": sha256(tmp / name)}
+                for name in (LIBRARY, SELFTEST)
+            },
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
@@ -179,7 +200,9 @@ def open_artifact(path: Path) -> Artifact:
     if not path.is_dir():
         raise ArtifactError(path, "no such artifact directory", "pass the -o directory of `cascc compile`")
     if not manifest_path.is_file():
-        raise ArtifactError(path, f"no {MANIFEST} in the directory", "pass a directory written by `cascc compile`")
+        raise ArtifactError(
+            path, f"no {MANIFEST} in the directory", "pass a directory written by `cascc compile`"
+        )
     try:
         manifest = json.loads(manifest_path.read_text())
         files = manifest["files"]
@@ -190,6 +213,9 @@ def open_artifact(path: Path) -> Artifact:
         if not file.is_file():
             raise ArtifactError(file, "listed in the manifest but missing", "recompile the artifact")
         if sha256(file) != facts["sha256"]:
-            raise ArtifactError(file, "sha256 does not match the manifest: the file was changed after compilation",
-                                "recompile the artifact; never edit its files")
+            raise ArtifactError(
+                file,
+                "sha256 does not match the manifest: the file was changed after compilation",
+                "recompile the artifact; never edit its files",
+            )
     return Artifact(path, manifest)

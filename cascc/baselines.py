@@ -24,7 +24,9 @@ def masked_module(module: torch.nn.Module, program: Program) -> torch.nn.Module:
     return masked
 
 
-def onnxruntime_runner(module: torch.nn.Module, inputs: Sequence[torch.Tensor], threads: int) -> Callable[[], object]:
+def onnxruntime_runner(
+    module: torch.nn.Module, inputs: Sequence[torch.Tensor], threads: int
+) -> Callable[[], object]:
     """Export `module` to ONNX (TorchScript exporter) and return a call running it in onnxruntime."""
     import onnxruntime as ort
 
@@ -33,8 +35,11 @@ def onnxruntime_runner(module: torch.nn.Module, inputs: Sequence[torch.Tensor], 
     try:
         torch.onnx.export(module, tuple(inputs), str(path), dynamo=False, opset_version=17, input_names=names)
     except Exception as exc:
-        raise CasccError(None, f"exporting the model to ONNX for the onnxruntime baseline failed: "
-                         f"{first_paragraph(exc)}", "drop --baseline onnxruntime") from exc
+        raise CasccError(
+            None,
+            f"exporting the model to ONNX for the onnxruntime baseline failed: {first_paragraph(exc)}",
+            "drop --baseline onnxruntime",
+        ) from exc
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1

@@ -22,7 +22,12 @@ class Timing:
     number: int
 
     def to_json(self) -> dict[str, float | int]:
-        return {"median_us": self.median_us, "p90_us": self.p90_us, "rounds": self.rounds, "number": self.number}
+        return {
+            "median_us": self.median_us,
+            "p90_us": self.p90_us,
+            "rounds": self.rounds,
+            "number": self.number,
+        }
 
 
 def calls_per_round(fn: Callable[[], object], target_s: float = 0.01) -> int:
@@ -34,8 +39,9 @@ def calls_per_round(fn: Callable[[], object], target_s: float = 0.01) -> int:
     return max(1, min(10_000, int(target_s / once)))
 
 
-def measure(runners: Mapping[str, Callable[[], object]], *, rounds: int = 15, warmup: int = 3,
-            target_s: float = 0.01) -> dict[str, Timing]:
+def measure(
+    runners: Mapping[str, Callable[[], object]], *, rounds: int = 15, warmup: int = 3, target_s: float = 0.01
+) -> dict[str, Timing]:
     """Median and p90 per-call latency of each runner, rounds interleaved across runners."""
     numbers = {name: calls_per_round(fn, target_s) for name, fn in runners.items()}
     samples: dict[str, list[float]] = {name: [] for name in runners}
@@ -48,7 +54,10 @@ def measure(runners: Mapping[str, Callable[[], object]], *, rounds: int = 15, wa
             elapsed = (time.perf_counter() - start) / n
             if r >= warmup:
                 samples[name].append(elapsed * 1e6)
-    return {name: Timing(statistics.median(s), _quantile(s, 0.9), rounds, numbers[name]) for name, s in samples.items()}
+    return {
+        name: Timing(statistics.median(s), _quantile(s, 0.9), rounds, numbers[name])
+        for name, s in samples.items()
+    }
 
 
 def _quantile(values: list[float], q: float) -> float:

@@ -42,9 +42,12 @@ class CasccGroup(click.Group):
         except Exception as exc:
             if _debug(ctx):
                 raise
-            err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}. "
-                      "This is a cascc bug; rerun with --debug for the traceback and report it.",
-                      highlight=False, soft_wrap=True)
+            err.print(
+                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}. "
+                "This is a cascc bug; rerun with --debug for the traceback and report it.",
+                highlight=False,
+                soft_wrap=True,
+            )
             ctx.exit(EXIT_INTERNAL)
 
 
@@ -61,7 +64,9 @@ def _version() -> str:
 
 @click.group(cls=CasccGroup, epilog=EXIT_CODES)
 @click.version_option(_version(), prog_name="cascc")
-@click.option("--debug", is_flag=True, envvar="CASCC_DEBUG", help="Show full tracebacks (also CASCC_DEBUG=1).")
+@click.option(
+    "--debug", is_flag=True, envvar="CASCC_DEBUG", help="Show full tracebacks (also CASCC_DEBUG=1)."
+)
 def main(debug: bool) -> None:
     """cascc: sparsify neural networks and compile them through TVM into on-device artifacts."""
 
@@ -74,26 +79,68 @@ def _target_names() -> list[str]:
 
 @main.command("compile")
 @click.argument("model")
-@click.option("--target", "-t", type=click.Choice(_target_names()), default="x86", show_default=True,
-              help="Compilation target.")
-@click.option("--sparsity", "-s", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
-              help="Fraction of prunable weights to remove (0 = dense).")
-@click.option("--output", "-o", "output", type=click.Path(path_type=Path), required=True,
-              help="Artifact directory to write (atomically).")
-@click.option("--cpu", help="Target CPU for LLVM (-mcpu), e.g. cortex-a72; default: host CPU for x86, generic for arm64.")
+@click.option(
+    "--target",
+    "-t",
+    type=click.Choice(_target_names()),
+    default="x86",
+    show_default=True,
+    help="Compilation target.",
+)
+@click.option(
+    "--sparsity",
+    "-s",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Fraction of prunable weights to remove (0 = dense).",
+)
+@click.option(
+    "--output",
+    "-o",
+    "output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Artifact directory to write (atomically).",
+)
+@click.option(
+    "--cpu",
+    help="Target CPU for LLVM (-mcpu), e.g. cortex-a72; default: host CPU for x86, generic for arm64.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice.")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
-@click.option("--measure", is_flag=True,
-              help="Time each layer's chosen kernel and its alternative here; stored in the manifest (not deterministic).")
+@click.option(
+    "--measure",
+    is_flag=True,
+    help="Time each layer's chosen kernel and its alternative here; stored in the manifest (not deterministic).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of a table.")
-def compile_cmd(model: str, target: str, sparsity: float, output: Path, cpu: str | None, seed: int, force: bool,
-                measure: bool, as_json: bool) -> None:
+def compile_cmd(
+    model: str,
+    target: str,
+    sparsity: float,
+    output: Path,
+    cpu: str | None,
+    seed: int,
+    force: bool,
+    measure: bool,
+    as_json: bool,
+) -> None:
     """Compile MODEL (file.py:factory or .pt2) into an artifact directory."""
     from .pipeline import compile as compile_model
 
     with err.status("compiling") as status:
-        result = compile_model(model, target=target, sparsity=sparsity, out=output, seed=seed, force=force, cpu=cpu,
-                               measure=measure, stage=lambda msg: status.update(f"{msg}…"))
+        result = compile_model(
+            model,
+            target=target,
+            sparsity=sparsity,
+            out=output,
+            seed=seed,
+            force=force,
+            cpu=cpu,
+            measure=measure,
+            stage=lambda msg: status.update(f"{msg}…"),
+        )
     if as_json:
         click.echo(json.dumps(result.manifest, indent=2, sort_keys=True))
         return
@@ -108,11 +155,19 @@ def compile_cmd(model: str, target: str, sparsity: float, output: Path, cpu: str
 def _layer_table(manifest: dict[str, Any]) -> None:
     measured = any(row.get("measured_us") for row in manifest["layers"])
     table = Table(title="layers", title_justify="left")
-    for col in ("layer", "kind", "shape", "density", "kernel", "reason") + (("measured µs",) if measured else ()):
+    for col in ("layer", "kind", "shape", "density", "kernel", "reason") + (
+        ("measured µs",) if measured else ()
+    ):
         table.add_column(col)
     for row in manifest["layers"]:
-        cells = [row["name"], row["kind"], "×".join(map(str, row["shape"])), f"{row['density']:.3f}",
-                 row["kernel"] or "", row["reason"] or ""]
+        cells = [
+            row["name"],
+            row["kind"],
+            "×".join(map(str, row["shape"])),
+            f"{row['density']:.3f}",
+            row["kernel"] or "",
+            row["reason"] or "",
+        ]
         if measured:
             m = row.get("measured_us") or {}
             cells.append(", ".join(f"{k} {v:.1f}" for k, v in sorted(m.items())))
@@ -122,12 +177,23 @@ def _layer_table(manifest: dict[str, Any]) -> None:
 
 @main.command("run")
 @click.argument("artifact", type=click.Path(path_type=Path))
-@click.option("--input", "-i", "input_file", type=click.Path(path_type=Path),
-              help=".npy (single-input model) or .npz keyed by input name; default: the stored sample input.")
-@click.option("--output", "-o", "output_file", type=click.Path(path_type=Path), help="Save outputs (.npy or .npz).")
-@click.option("--selftest", is_flag=True, help="Run the stored sample input and compare with the torch reference.")
+@click.option(
+    "--input",
+    "-i",
+    "input_file",
+    type=click.Path(path_type=Path),
+    help=".npy (single-input model) or .npz keyed by input name; default: the stored sample input.",
+)
+@click.option(
+    "--output", "-o", "output_file", type=click.Path(path_type=Path), help="Save outputs (.npy or .npz)."
+)
+@click.option(
+    "--selftest", is_flag=True, help="Run the stored sample input and compare with the torch reference."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-def run_cmd(artifact: Path, input_file: Path | None, output_file: Path | None, selftest: bool, as_json: bool) -> None:
+def run_cmd(
+    artifact: Path, input_file: Path | None, output_file: Path | None, selftest: bool, as_json: bool
+) -> None:
     """Run a compiled ARTIFACT directory with the TVM runtime."""
     import numpy as np
 
@@ -136,19 +202,29 @@ def run_cmd(artifact: Path, input_file: Path | None, output_file: Path | None, s
 
     if selftest:
         result = pipeline.selftest(artifact)
-        payload = {"selftest": "pass" if result.passed else "fail", "max_abs_error": result.max_abs_error,
-                   "max_rel_error": result.max_rel_error, "rtol": result.rtol, "atol": result.atol}
+        payload = {
+            "selftest": "pass" if result.passed else "fail",
+            "max_abs_error": result.max_abs_error,
+            "max_rel_error": result.max_rel_error,
+            "rtol": result.rtol,
+            "atol": result.atol,
+        }
         if as_json:
             click.echo(json.dumps(payload))
         else:
             verdict = "[green]passed[/]" if result.passed else "[red]FAILED[/]"
-            out.print(f"self-test {verdict}: max |error| {result.max_abs_error:.2e} "
-                      f"(tolerance rtol {result.rtol:g}, atol {result.atol:g}) against torch eager")
+            out.print(
+                f"self-test {verdict}: max |error| {result.max_abs_error:.2e} "
+                f"(tolerance rtol {result.rtol:g}, atol {result.atol:g}) against torch eager"
+            )
         if not result.passed:
             sys.exit(EXIT_CHECK_FAILED)
         return
-    inputs = (pipeline.load_inputs(input_file, artifact) if input_file
-              else open_artifact(artifact).selftest_data()[0])
+    inputs = (
+        pipeline.load_inputs(input_file, artifact)
+        if input_file
+        else open_artifact(artifact).selftest_data()[0]
+    )
     outputs = pipeline.run(artifact, inputs)
     if output_file:
         if len(outputs) == 1 and output_file.suffix == ".npy":
@@ -168,13 +244,27 @@ def run_cmd(artifact: Path, input_file: Path | None, output_file: Path | None, s
 
 @main.command("bench")
 @click.argument("artifact", type=click.Path(path_type=Path))
-@click.option("--rounds", type=click.IntRange(3, 10_000), default=15, show_default=True,
-              help="Interleaved timing rounds (each ~10 ms of back-to-back calls per runner).")
-@click.option("--threads", type=click.IntRange(1, 1024), help="Threads for every runner (default: all cores).")
-@click.option("--baseline", "baselines", multiple=True, type=click.Choice(["onnxruntime", "torch"]),
-              help="Also time this peer on the same masked model, interleaved (repeatable).")
+@click.option(
+    "--rounds",
+    type=click.IntRange(3, 10_000),
+    default=15,
+    show_default=True,
+    help="Interleaved timing rounds (each ~10 ms of back-to-back calls per runner).",
+)
+@click.option(
+    "--threads", type=click.IntRange(1, 1024), help="Threads for every runner (default: all cores)."
+)
+@click.option(
+    "--baseline",
+    "baselines",
+    multiple=True,
+    type=click.Choice(["onnxruntime", "torch"]),
+    help="Also time this peer on the same masked model, interleaved (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-def bench_cmd(artifact: Path, rounds: int, threads: int | None, baselines: tuple[str, ...], as_json: bool) -> None:
+def bench_cmd(
+    artifact: Path, rounds: int, threads: int | None, baselines: tuple[str, ...], as_json: bool
+) -> None:
     """Measure an ARTIFACT's latency on its sample input (median and p90), optionally against peers."""
     from .pipeline import bench
 
@@ -183,7 +273,9 @@ def bench_cmd(artifact: Path, rounds: int, threads: int | None, baselines: tuple
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    table = Table(title=f"{artifact}: {result['threads']} threads, {rounds} interleaved rounds", title_justify="left")
+    table = Table(
+        title=f"{artifact}: {result['threads']} threads, {rounds} interleaved rounds", title_justify="left"
+    )
     for col in ("runner", "median µs", "p90 µs", "× cascc latency"):
         table.add_column(col)
     for name, t in result["runners"].items():
@@ -198,8 +290,19 @@ def targets_cmd(as_json: bool) -> None:
     from .targets import TARGETS
 
     if as_json:
-        click.echo(json.dumps({n: {"description": t.description, "tvm": dict(t.tvm_target),
-                                   "runs_on_host": t.runs_on_host} for n, t in sorted(TARGETS.items())}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    n: {
+                        "description": t.description,
+                        "tvm": dict(t.tvm_target),
+                        "runs_on_host": t.runs_on_host,
+                    }
+                    for n, t in sorted(TARGETS.items())
+                },
+                indent=2,
+            )
+        )
         return
     table = Table()
     for col in ("name", "description", "TVM target", "runs here"):

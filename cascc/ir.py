@@ -106,7 +106,9 @@ def replace_state(ep: ExportedProgram, updates: Mapping[str, torch.Tensor]) -> E
         if tuple(old.shape) != tuple(value.shape):
             raise ValueError(f"{name}: new shape {tuple(value.shape)} != {tuple(old.shape)}")
         value = value.detach().to(old.dtype).clone()
-        state[name] = torch.nn.Parameter(value, requires_grad=False) if isinstance(old, torch.nn.Parameter) else value
+        state[name] = (
+            torch.nn.Parameter(value, requires_grad=False) if isinstance(old, torch.nn.Parameter) else value
+        )
     return ExportedProgram(
         root=ep.graph_module,
         graph=ep.graph,
@@ -187,8 +189,16 @@ MATMUL_OPS = frozenset({aten.addmm.default, aten.mm.default, aten.bmm.default})
 CONV_OPS = frozenset({aten.convolution.default})
 EMBEDDING_OPS = frozenset({aten.embedding.default})
 # Ops a weight passes through on its way into a matmul (linear → permute/t → addmm).
-WEIGHT_VIEW_OPS = frozenset({aten.permute.default, aten.t.default, aten.view.default, aten._to_copy.default,
-                             aten.expand.default, aten.unsqueeze.default})
+WEIGHT_VIEW_OPS = frozenset(
+    {
+        aten.permute.default,
+        aten.t.default,
+        aten.view.default,
+        aten._to_copy.default,
+        aten.expand.default,
+        aten.unsqueeze.default,
+    }
+)
 ACTIVATION_OPS = frozenset(
     {
         aten.relu.default,
@@ -223,7 +233,11 @@ def layers(program: Program) -> list[Layer]:
     """Prunable linear/conv/depthwise/embedding layers in graph order with fan-in, activation and producers."""
     ep = program.exported
     params = {**ep.graph_signature.inputs_to_parameters}
-    frozen = {**params, **ep.graph_signature.inputs_to_buffers, **ep.graph_signature.inputs_to_lifted_tensor_constants}
+    frozen = {
+        **params,
+        **ep.graph_signature.inputs_to_buffers,
+        **ep.graph_signature.inputs_to_lifted_tensor_constants,
+    }
     found: dict[str, Layer] = {}  # node name -> layer
     by_node: dict[torch.fx.Node, Layer] = {}
     for node in ep.graph.nodes:
@@ -239,7 +253,9 @@ def layers(program: Program) -> list[Layer]:
     return list(found.values())
 
 
-def _as_layer(node: torch.fx.Node, params: Mapping[str, str], state: Mapping[str, torch.Tensor]) -> Layer | None:
+def _as_layer(
+    node: torch.fx.Node, params: Mapping[str, str], state: Mapping[str, torch.Tensor]
+) -> Layer | None:
     if node.op != "call_function":
         return None
     if node.target in MATMUL_OPS:
@@ -248,7 +264,9 @@ def _as_layer(node: torch.fx.Node, params: Mapping[str, str], state: Mapping[str
         if name is None:
             return None
         out_f, in_f = state[name].shape
-        return Layer(name, LayerKind.LINEAR, node.name, (out_f, in_f), in_f, out_f, bias=_trace_param(bias, params))
+        return Layer(
+            name, LayerKind.LINEAR, node.name, (out_f, in_f), in_f, out_f, bias=_trace_param(bias, params)
+        )
     if node.target in CONV_OPS:
         name = _trace_param(node.args[1], params)
         transposed = node.args[6]
@@ -354,7 +372,9 @@ def verify(program: Program) -> None:
         if mask.dtype != torch.bool:
             raise ValueError(f"mask {name!r} has dtype {mask.dtype}, expected torch.bool")
         if tuple(mask.shape) != tuple(state[name].shape):
-            raise ValueError(f"mask {name!r} has shape {tuple(mask.shape)}, weight has {tuple(state[name].shape)}")
+            raise ValueError(
+                f"mask {name!r} has shape {tuple(mask.shape)}, weight has {tuple(state[name].shape)}"
+            )
     for name, tensor in state.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise ValueError(f"weight {name!r} holds NaN or Inf")

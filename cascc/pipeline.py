@@ -30,9 +30,18 @@ def prune_steps(sparsity: float, allocator: str = "uniform") -> list[tuple[str, 
     return [("prune.magnitude", {"sparsity": sparsity, "allocator": allocator})] if sparsity > 0 else []
 
 
-def compile(model: str | Path | Program, *, target: str = "x86", sparsity: float = 0.0, out: str | Path,
-            seed: int = 0, force: bool = False, cpu: str | None = None, measure: bool = False,
-            stage: Stage | None = None) -> CompileResult:
+def compile(
+    model: str | Path | Program,
+    *,
+    target: str = "x86",
+    sparsity: float = 0.0,
+    out: str | Path,
+    seed: int = 0,
+    force: bool = False,
+    cpu: str | None = None,
+    measure: bool = False,
+    stage: Stage | None = None,
+) -> CompileResult:
     """Import `model`, sparsify it to `sparsity`, lower it for `target` and write the artifact to `out`."""
     from . import frontends, passes
     from .lower import lower
@@ -82,7 +91,9 @@ def selftest(path: str | Path) -> SelfTest:
     tol = art.manifest["selftest"]
     rtol, atol = float(tol["rtol"]), float(tol["atol"])
     abs_err = max(float(np.max(np.abs(g - e))) if g.size else 0.0 for g, e in zip(got, expected))
-    rel_err = max(float(np.max(np.abs(g - e) / (np.abs(e) + atol))) if g.size else 0.0 for g, e in zip(got, expected))
+    rel_err = max(
+        float(np.max(np.abs(g - e) / (np.abs(e) + atol))) if g.size else 0.0 for g, e in zip(got, expected)
+    )
     passed = len(got) == len(expected) and all(
         g.shape == e.shape and np.allclose(g, e, rtol=rtol, atol=atol) for g, e in zip(got, expected)
     )
@@ -92,8 +103,9 @@ def selftest(path: str | Path) -> SelfTest:
 BASELINES = ("onnxruntime", "torch")
 
 
-def bench(path: str | Path, *, rounds: int = 15, threads: int | None = None,
-          baselines: Sequence[str] = ()) -> dict[str, Any]:
+def bench(
+    path: str | Path, *, rounds: int = 15, threads: int | None = None, baselines: Sequence[str] = ()
+) -> dict[str, Any]:
     """Median/p90 latency of an artifact on its sample input, optionally interleaved with onnxruntime and
     torch eager running the same masked model (rebuilt from the manifest's factory and passes)."""
     import os
@@ -108,7 +120,11 @@ def bench(path: str | Path, *, rounds: int = 15, threads: int | None = None,
     threads = threads or os.cpu_count() or 1
     inputs, _ = art.selftest_data()
     sha = art.manifest["files"][artifacts.LIBRARY]["sha256"]
-    runners = {"cascc": Session(art.library, art.manifest["target"]["device"], sha256=sha, threads=threads).runner(inputs)}
+    runners = {
+        "cascc": Session(art.library, art.manifest["target"]["device"], sha256=sha, threads=threads).runner(
+            inputs
+        )
+    }
     if baselines:
         from .baselines import onnxruntime_runner, torch_runner
 
@@ -118,12 +134,19 @@ def bench(path: str | Path, *, rounds: int = 15, threads: int | None = None,
         for name in baselines:
             if name not in BASELINES:
                 raise OptionError(None, f"unknown baseline {name!r}", f"choose from {', '.join(BASELINES)}")
-            runners[name] = onnxruntime_runner(module, example, threads) if name == "onnxruntime" else \
-                torch_runner(module, example)
+            runners[name] = (
+                onnxruntime_runner(module, example, threads)
+                if name == "onnxruntime"
+                else torch_runner(module, example)
+            )
     timings = measure(runners, rounds=rounds)
     base = timings["cascc"].median_us
-    return {"artifact": str(path), "threads": threads, "rounds": rounds,
-            "runners": {n: {**t.to_json(), "ratio_to_cascc": t.median_us / base} for n, t in timings.items()}}
+    return {
+        "artifact": str(path),
+        "threads": threads,
+        "rounds": rounds,
+        "runners": {n: {**t.to_json(), "ratio_to_cascc": t.median_us / base} for n, t in timings.items()},
+    }
 
 
 def _baseline_module(art: artifacts.Artifact):
@@ -136,8 +159,12 @@ def _baseline_module(art: artifacts.Artifact):
     ref = str(source["model"])
     head, sep, factory = ref.rpartition(":")
     if not (sep and head.endswith(".py")):
-        raise OptionError(ref, "a baseline needs the model's Python factory (file.py:factory), the artifact was "
-                          "compiled from another format", "compile from the factory, or drop --baseline")
+        raise OptionError(
+            ref,
+            "a baseline needs the model's Python factory (file.py:factory), the artifact was "
+            "compiled from another format",
+            "compile from the factory, or drop --baseline",
+        )
     module, example = torch_frontend.call_factory(Path(head), factory, seed=int(source["seed"]))
     program = torch_frontend.from_module(module, example, source=ref, seed=int(source["seed"]))
     program = passes.run(program, [(p["name"], p["options"]) for p in art.manifest["passes"]])
@@ -154,17 +181,25 @@ def load_inputs(path: str | Path, art_path: str | Path) -> list[np.ndarray]:
     try:
         data = np.load(file, allow_pickle=False)
     except Exception as exc:
-        raise OptionError(file, f"not a numpy .npy/.npz file ({exc})", "save inputs with numpy.save or numpy.savez") from exc
+        raise OptionError(
+            file, f"not a numpy .npy/.npz file ({exc})", "save inputs with numpy.save or numpy.savez"
+        ) from exc
     if isinstance(data, np.ndarray):
         if len(names) != 1:
-            raise OptionError(file, f"the model has {len(names)} inputs ({', '.join(names)}) but a .npy holds one",
-                              "pass a .npz with one array per input name")
+            raise OptionError(
+                file,
+                f"the model has {len(names)} inputs ({', '.join(names)}) but a .npy holds one",
+                "pass a .npz with one array per input name",
+            )
         return [data]
     with data:
         missing = [n for n in names if n not in data.files]
         if missing:
-            raise OptionError(file, f"missing input(s) {', '.join(missing)} (file has {', '.join(data.files) or 'none'})",
-                              "name the arrays after the model's inputs")
+            raise OptionError(
+                file,
+                f"missing input(s) {', '.join(missing)} (file has {', '.join(data.files) or 'none'})",
+                "name the arrays after the model's inputs",
+            )
         return [data[n] for n in names]
 
 
@@ -173,19 +208,37 @@ def _check_runs_here(art: artifacts.Artifact) -> None:
 
     name = art.manifest["target"]["name"]
     if name in TARGETS and not TARGETS[name].runs_on_host:
-        raise ArtifactError(art.path, f"this artifact is built for {name} and cannot run on this machine",
-                            f"copy it to the {name} device and run it there (or under emulation, see the README)")
+        raise ArtifactError(
+            art.path,
+            f"this artifact is built for {name} and cannot run on this machine",
+            f"copy it to the {name} device and run it there (or under emulation, see the README)",
+        )
 
 
 def _check_inputs(art: artifacts.Artifact, inputs: Sequence[np.ndarray]) -> None:
     specs = art.inputs
     if len(inputs) != len(specs):
-        raise OptionError(art.path, f"expected {len(specs)} input(s), got {len(inputs)}", "pass one array per model input")
+        raise OptionError(
+            art.path, f"expected {len(specs)} input(s), got {len(inputs)}", "pass one array per model input"
+        )
     for spec, x in zip(specs, inputs):
         if tuple(x.shape) != spec.shape or str(x.dtype) != spec.dtype:
-            raise OptionError(art.path, f"input {spec.name!r} must be {spec.dtype}{list(spec.shape)}, "
-                              f"got {x.dtype}{list(x.shape)}", "reshape/cast the input to the compiled signature")
+            raise OptionError(
+                art.path,
+                f"input {spec.name!r} must be {spec.dtype}{list(spec.shape)}, got {x.dtype}{list(x.shape)}",
+                "reshape/cast the input to the compiled signature",
+            )
 
 
-__all__ = ["ArtifactError", "BASELINES", "CompileResult", "SelfTest", "bench", "compile", "load_inputs", "prune_steps",
-           "run", "selftest"]
+__all__ = [
+    "ArtifactError",
+    "BASELINES",
+    "CompileResult",
+    "SelfTest",
+    "bench",
+    "compile",
+    "load_inputs",
+    "prune_steps",
+    "run",
+    "selftest",
+]

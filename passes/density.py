@@ -17,7 +17,9 @@ ALLOCATORS: Registry[Allocator] = Registry("allocator")
 def check_sparsity(sparsity: float) -> float:
     """Reject a sparsity outside [0, 1)."""
     if not 0.0 <= sparsity < 1.0:
-        raise OptionError(None, f"sparsity {sparsity} is outside [0, 1)", "pass a fraction of weights to remove, e.g. 0.9")
+        raise OptionError(
+            None, f"sparsity {sparsity} is outside [0, 1)", "pass a fraction of weights to remove, e.g. 0.9"
+        )
     return float(sparsity)
 
 
@@ -36,5 +38,7 @@ def uniform(layers: Sequence[Layer], sparsity: float) -> Allocation:
 def allocate(name: str, layers: Sequence[Layer], sparsity: float) -> Allocation:
     """Run the allocator registered as `name`."""
     if name not in ALLOCATORS:
-        raise OptionError(None, f"unknown allocator {name!r}", f"choose one of {', '.join(sorted(ALLOCATORS))}")
+        raise OptionError(
+            None, f"unknown allocator {name!r}", f"choose one of {', '.join(sorted(ALLOCATORS))}"
+        )
     return ALLOCATORS[name](layers, sparsity)

@@ -22,7 +22,9 @@ def keep_top(scores: torch.Tensor, keep: int) -> torch.Tensor:
     return mask.view(scores.shape)
 
 
-def masks_from_scores(scores: Mapping[str, torch.Tensor], allocation: Mapping[str, int]) -> dict[str, torch.Tensor]:
+def masks_from_scores(
+    scores: Mapping[str, torch.Tensor], allocation: Mapping[str, int]
+) -> dict[str, torch.Tensor]:
     """Per-layer masks keeping exactly `allocation[name]` top-scored weights."""
     return {name: keep_top(scores[name], keep) for name, keep in allocation.items()}
 

@@ -35,8 +35,11 @@ def run(program: Program, steps: Sequence[Step], *, check: bool = True) -> Progr
             raise
         except Exception as exc:
             before = ", ".join(done) or "nothing"
-            raise PassFailed(program.source, f"pass {name!r} failed after {before}: {type(exc).__name__}: {exc}",
-                             "rerun with --debug for the traceback and report it") from exc
+            raise PassFailed(
+                program.source,
+                f"pass {name!r} failed after {before}: {type(exc).__name__}: {exc}",
+                "rerun with --debug for the traceback and report it",
+            ) from exc
         program = dataclasses.replace(result, history=program.history + (PassRecord(name, dict(options)),))
         done.append(name)
     return program

@@ -31,7 +31,9 @@ def test_manifest_contents(twice):
     m = json.loads((root / "a" / "manifest.json").read_text())
     assert m["target"]["name"] == "x86" and m["target"]["tvm"]["mtriple"] == "x86_64-linux-gnu"
     assert m["target"]["tvm"]["mcpu"] not in ("", "generic")
-    assert m["inputs"] == [{"name": "input", "shape": [3, 20], "dtype": "float32"}]  # nn.Sequential names it `input`
+    assert m["inputs"] == [
+        {"name": "input", "shape": [3, 20], "dtype": "float32"}
+    ]  # nn.Sequential names it `input`
     assert m["passes"] == [{"name": "prune.magnitude", "options": {"sparsity": 0.9, "allocator": "uniform"}}]
     assert set(m["versions"]) == {"cascc", "apache-tvm", "torch", "numpy"}
     assert m["source"]["seed"] == 3

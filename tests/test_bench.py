@@ -68,7 +68,9 @@ def test_missing_cross_compiler_is_a_clear_error(tmp_path, monkeypatch):
     from cascc.lower import runtime
 
     monkeypatch.setattr(runtime.shutil, "which", lambda _name: None)
-    result = CliRunner().invoke(main, ["compile", model_ref("mlp"), "--target", "arm64", "-o", str(tmp_path / "a")])
+    result = CliRunner().invoke(
+        main, ["compile", model_ref("mlp"), "--target", "arm64", "-o", str(tmp_path / "a")]
+    )
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "aarch64-linux-gnu-gcc" in result.output and "apt-get install" in result.output
     assert not (tmp_path / "a").exists()

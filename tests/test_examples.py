@@ -24,8 +24,20 @@ def digits():
 def test_readme_example_compiles_and_selftests(tmp_path, digits):
     out = tmp_path / "digits"
     runner = CliRunner()
-    result = runner.invoke(main, ["compile", f"{EXAMPLES / 'digits.py'}:mlp", "--target", "x86",
-                                  "--sparsity", "0.9", "-o", str(out), "--json"])
+    result = runner.invoke(
+        main,
+        [
+            "compile",
+            f"{EXAMPLES / 'digits.py'}:mlp",
+            "--target",
+            "x86",
+            "--sparsity",
+            "0.9",
+            "-o",
+            str(out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads(result.output)
     kept = sum(r["nonzero"] for r in manifest["layers"])
@@ -38,8 +50,9 @@ def test_readme_example_compiles_and_selftests(tmp_path, digits):
     from cascc import frontends, passes
     from cascc.lower.runtime import Session
 
-    program = passes.run(frontends.load(f"{EXAMPLES / 'digits.py'}:mlp"),
-                         [("prune.magnitude", {"sparsity": 0.9})])
+    program = passes.run(
+        frontends.load(f"{EXAMPLES / 'digits.py'}:mlp"), [("prune.magnitude", {"sparsity": 0.9})]
+    )
     _, _, xte, _ = digits.data()
     session = Session(out / "model.so")
     compiled = np.concatenate([session.run([x[None].numpy()])[0] for x in xte])

@@ -82,6 +82,11 @@ def test_linear_seen_through_bmm_against_an_expanded_weight():
     attn = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
     program = from_module(attn, (torch.randn(3, 5, 16),))
     names = [ly.name for ly in layers(program)]
-    assert names == ["self_attn.in_proj_weight", "self_attn.out_proj.weight", "linear1.weight", "linear2.weight"]
+    assert names == [
+        "self_attn.in_proj_weight",
+        "self_attn.out_proj.weight",
+        "linear1.weight",
+        "linear2.weight",
+    ]
     in_proj = layers(program)[0]
     assert (in_proj.fan_in, in_proj.fan_out) == (16, 48)

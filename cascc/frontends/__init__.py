@@ -21,12 +21,20 @@ def load(ref: str | Path, *, seed: int = 0) -> Program:
     if suffix == ".pt2":
         return torch_frontend.load_pt2(Path(text), seed=seed)
     if suffix == ".py":
-        raise ModelLoadError(text, "a Python model needs a factory name", f"write it as `{text}:FACTORY`, "
-                             "where FACTORY() returns (module, example_inputs)")
+        raise ModelLoadError(
+            text,
+            "a Python model needs a factory name",
+            f"write it as `{text}:FACTORY`, where FACTORY() returns (module, example_inputs)",
+        )
     if suffix == ".onnx":
-        raise ModelLoadError(text, "ONNX import is not available in this build yet",
-                             "export the model from torch and pass a `.pt2` file or a `file.py:factory`")
-    raise ModelLoadError(text, f"unrecognized model reference (suffix {suffix or 'none'!r})", f"pass {FORMATS}")
+        raise ModelLoadError(
+            text,
+            "ONNX import is not available in this build yet",
+            "export the model from torch and pass a `.pt2` file or a `file.py:factory`",
+        )
+    raise ModelLoadError(
+        text, f"unrecognized model reference (suffix {suffix or 'none'!r})", f"pass {FORMATS}"
+    )
 
 
 def _is_factory_ref(text: str) -> bool:

@@ -13,23 +13,34 @@ from ..errors import ModelLoadError, first_paragraph
 from ..ir import Program, from_exported
 
 
-def from_module(module: torch.nn.Module, example_inputs: tuple, *, source: str = "<module>", seed: int = 0) -> Program:
+def from_module(
+    module: torch.nn.Module, example_inputs: tuple, *, source: str = "<module>", seed: int = 0
+) -> Program:
     """Export an nn.Module in eval mode to core ATen and wrap it as a Program."""
     if not isinstance(module, torch.nn.Module):
-        raise ModelLoadError(source, f"expected a torch.nn.Module, got {type(module).__name__}",
-                             "return (module, example_inputs) from the factory")
+        raise ModelLoadError(
+            source,
+            f"expected a torch.nn.Module, got {type(module).__name__}",
+            "return (module, example_inputs) from the factory",
+        )
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
     if not isinstance(example_inputs, tuple) or not all(isinstance(t, torch.Tensor) for t in example_inputs):
-        raise ModelLoadError(source, "example_inputs must be a tuple of tensors "
-                             f"(got {type(example_inputs).__name__})", "return (module, (x,)) from the factory")
+        raise ModelLoadError(
+            source,
+            f"example_inputs must be a tuple of tensors (got {type(example_inputs).__name__})",
+            "return (module, (x,)) from the factory",
+        )
     try:
         ep = torch.export.export(module.eval(), example_inputs)
         ep = ep.run_decompositions()
     except Exception as exc:  # torch raises many types here; show its reason once, in one paragraph
-        raise ModelLoadError(source, f"torch.export rejected the model: {first_paragraph(exc)}",
-                             "make forward() traceable (no data-dependent Python control flow, no "
-                             "unsupported ops), or export it yourself and pass the .pt2") from exc
+        raise ModelLoadError(
+            source,
+            f"torch.export rejected the model: {first_paragraph(exc)}",
+            "make forward() traceable (no data-dependent Python control flow, no "
+            "unsupported ops), or export it yourself and pass the .pt2",
+        ) from exc
     return _wrap(ep, source, seed)
 
 
@@ -53,28 +64,46 @@ def call_factory(path: Path, factory: str, *, seed: int = 0) -> tuple[torch.nn.M
     try:
         spec.loader.exec_module(user)
     except Exception as exc:
-        raise ModelLoadError(path, f"importing the file raised {type(exc).__name__}: {first_paragraph(exc)}",
-                             "fix the error in the model file") from exc
+        raise ModelLoadError(
+            path,
+            f"importing the file raised {type(exc).__name__}: {first_paragraph(exc)}",
+            "fix the error in the model file",
+        ) from exc
     fn = getattr(user, factory, None)
     if not callable(fn):
-        available = sorted(n for n, v in vars(user).items() if callable(v) and not n.startswith("_")
-                           and getattr(v, "__module__", None) == module_name)
+        available = sorted(
+            n
+            for n, v in vars(user).items()
+            if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == module_name
+        )
         hint = f"available: {', '.join(available)}" if available else "the file defines no functions"
-        raise ModelLoadError(path, f"has no factory function {factory!r} ({hint})",
-                             f"write the model reference as `{path}:NAME`")
+        raise ModelLoadError(
+            path,
+            f"has no factory function {factory!r} ({hint})",
+            f"write the model reference as `{path}:NAME`",
+        )
     torch.manual_seed(seed)
     try:
         result = fn()
     except Exception as exc:
-        raise ModelLoadError(ref, f"the factory raised {type(exc).__name__}: {first_paragraph(exc)}",
-                             "fix the factory so it runs without arguments") from exc
+        raise ModelLoadError(
+            ref,
+            f"the factory raised {type(exc).__name__}: {first_paragraph(exc)}",
+            "fix the factory so it runs without arguments",
+        ) from exc
     if not (isinstance(result, tuple) and len(result) == 2):
-        raise ModelLoadError(ref, f"the factory returned {_describe(result)}, expected (module, example_inputs)",
-                             "return a pair: the nn.Module and a tuple of example input tensors")
+        raise ModelLoadError(
+            ref,
+            f"the factory returned {_describe(result)}, expected (module, example_inputs)",
+            "return a pair: the nn.Module and a tuple of example input tensors",
+        )
     module, example_inputs = result
     if not isinstance(module, torch.nn.Module):
-        raise ModelLoadError(ref, f"the factory returned {_describe(module)} as the module, expected a torch.nn.Module",
-                             "return (module, example_inputs) from the factory")
+        raise ModelLoadError(
+            ref,
+            f"the factory returned {_describe(module)} as the module, expected a torch.nn.Module",
+            "return (module, example_inputs) from the factory",
+        )
     return module, example_inputs
 
 
@@ -85,13 +114,19 @@ def load_pt2(path: Path, *, seed: int = 0) -> Program:
     try:
         ep = torch.export.load(path)
     except Exception as exc:
-        raise ModelLoadError(path, f"not a readable torch.export archive: {first_paragraph(exc)}",
-                             "write it with torch.export.save(torch.export.export(model, args), path)") from exc
+        raise ModelLoadError(
+            path,
+            f"not a readable torch.export archive: {first_paragraph(exc)}",
+            "write it with torch.export.save(torch.export.export(model, args), path)",
+        ) from exc
     try:
         ep = ep.run_decompositions()
     except Exception as exc:
-        raise ModelLoadError(path, f"decomposing to core ATen failed: {first_paragraph(exc)}",
-                             "re-export the model with a current torch") from exc
+        raise ModelLoadError(
+            path,
+            f"decomposing to core ATen failed: {first_paragraph(exc)}",
+            "re-export the model with a current torch",
+        ) from exc
     return _wrap(ep, str(path), seed)
 
 
@@ -99,7 +134,9 @@ def _wrap(ep: torch.export.ExportedProgram, source: str, seed: int) -> Program:
     try:
         return from_exported(ep, source=source, frontend="torch", seed=seed)
     except TypeError as exc:
-        raise ModelLoadError(source, str(exc), "export with static example shapes (no dynamic_shapes)") from exc
+        raise ModelLoadError(
+            source, str(exc), "export with static example shapes (no dynamic_shapes)"
+        ) from exc
 
 
 def _describe(value: object) -> str:

@@ -51,7 +51,11 @@ def decide(program: Program, rewritten: dict[str, Decision]) -> tuple[Decision, 
             result.append(rewritten[layer.name])
             continue
         d = density(program, layer.name)
-        reason = "unmasked" if d == 1.0 else f"no cascc kernel for {UNSUPPORTED_FORMS[layer.kind]} yet: zeros run dense"
+        reason = (
+            "unmasked"
+            if d == 1.0
+            else f"no cascc kernel for {UNSUPPORTED_FORMS[layer.kind]} yet: zeros run dense"
+        )
         result.append(Decision(layer.name, d, "dense (TVM generic schedule)", reason))
     return tuple(result)
 
@@ -72,30 +76,42 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
     try:
         mod = to_relax(masked)
     except Exception as exc:
-        raise LoweringError(program.source, f"TVM's torch importer failed: {first_paragraph(exc)}",
-                            "the model uses an op TVM 0.27 cannot import; report it with the model") from exc
+        raise LoweringError(
+            program.source,
+            f"TVM's torch importer failed: {first_paragraph(exc)}",
+            "the model uses an op TVM 0.27 cannot import; report it with the model",
+        ) from exc
     tvm_target = resolve(target)
     names: dict[str, list[str]] = {}
     for ly in layers(program):
         names.setdefault(weight_key(weights[ly.name].numpy()), []).append(ly.name)
     if measure and not target.runs_on_host:
-        raise OptionError(target.name, "--measure times kernels on this machine, which cannot run this target",
-                          "drop --measure, or measure on the device with `cascc bench`")
-    rewrite = KernelRewrite(target.costs, names, cores=int(target_dict(target).get("num-cores", 1)),
-                            keep_candidates=measure)
+        raise OptionError(
+            target.name,
+            "--measure times kernels on this machine, which cannot run this target",
+            "drop --measure, or measure on the device with `cascc bench`",
+        )
+    rewrite = KernelRewrite(
+        target.costs, names, cores=int(target_dict(target).get("num-cores", 1)), keep_candidates=measure
+    )
     mod = rewrite(mod)
     mod = schedule(mod, tvm_target, target.schedule_rules)
     try:
         executable = tvm.compile(mod, target=tvm_target, relax_pipeline=finish(tvm_target))
     except Exception as exc:
-        raise LoweringError(program.source, f"TVM compilation for {target.name} failed: {first_paragraph(exc)}",
-                            "rerun with --debug and report it") from exc
+        raise LoweringError(
+            program.source,
+            f"TVM compilation for {target.name} failed: {first_paragraph(exc)}",
+            "rerun with --debug and report it",
+        ) from exc
     decisions = rewrite.decisions
     if measure:
         from .measure import measure_candidates
 
         timings = measure_candidates(rewrite.candidates, tvm_target)
-        decisions = {name: dataclasses.replace(d, measured_us=timings.get(name)) for name, d in decisions.items()}
+        decisions = {
+            name: dataclasses.replace(d, measured_us=timings.get(name)) for name, d in decisions.items()
+        }
     return Lowered(executable, target, target_dict(target), decide(program, decisions))
 
 

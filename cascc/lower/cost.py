@@ -42,6 +42,13 @@ def choose(costs: KernelCosts, dense_us: float, sparse_us: float, density: float
     """Sparse when predicted at least `margin` times faster than dense."""
     speedup = dense_us / sparse_us if sparse_us > 0 else float("inf")
     if speedup >= costs.margin:
-        return Choice(True, dense_us, sparse_us, f"density {density:.3f}: sparse {fmt} predicted {speedup:.1f}× faster")
-    return Choice(False, dense_us, sparse_us, f"density {density:.3f}: sparse {fmt} predicted only {speedup:.2f}× "
-                                              f"(needs {costs.margin}×), dense kernel")
+        return Choice(
+            True, dense_us, sparse_us, f"density {density:.3f}: sparse {fmt} predicted {speedup:.1f}× faster"
+        )
+    return Choice(
+        False,
+        dense_us,
+        sparse_us,
+        f"density {density:.3f}: sparse {fmt} predicted only {speedup:.2f}× "
+        f"(needs {costs.margin}×), dense kernel",
+    )

@@ -14,8 +14,13 @@ import tvm
 from .sparse import Candidate
 
 
-def measure_candidates(candidates: Mapping[str, Mapping[str, Candidate]], target: tvm.target.Target,
-                       *, number: int = 50, repeat: int = 5) -> dict[str, dict[str, float]]:
+def measure_candidates(
+    candidates: Mapping[str, Mapping[str, Candidate]],
+    target: tvm.target.Target,
+    *,
+    number: int = 50,
+    repeat: int = 5,
+) -> dict[str, dict[str, float]]:
     """Median µs of every candidate kernel of every layer, on random activations, with TVM's evaluator."""
     dev = tvm.cpu()
     rng = np.random.default_rng(0)
@@ -25,8 +30,11 @@ def measure_candidates(candidates: Mapping[str, Mapping[str, Candidate]], target
         for kind, cand in kinds.items():
             lib = tvm.compile(tvm.IRModule({"main": cand.func}), target=target)
             x = rng.standard_normal(cand.in_shape).astype(np.float32)
-            args = [tvm.runtime.tensor(x, dev), *(tvm.runtime.tensor(c, dev) for c in cand.consts),
-                    tvm.runtime.empty(cand.out_shape, "float32", dev)]
+            args = [
+                tvm.runtime.tensor(x, dev),
+                *(tvm.runtime.tensor(c, dev) for c in cand.consts),
+                tvm.runtime.empty(cand.out_shape, "float32", dev),
+            ]
             timer = lib.mod.time_evaluator("main", dev, number=number, repeat=repeat)
             result[layer][kind] = round(timer(*args).median * 1e6, 3)
     return result

@@ -42,8 +42,9 @@ class LayerPatterns:
 
     def _chains(self, core: DFPattern, batch_norm: bool) -> list[Chain]:
         chains = []
-        for bias, bn, act in itertools.product((True, False), (True, False) if batch_norm else (False,),
-                                               ("relu", "relu6", None)):
+        for bias, bn, act in itertools.product(
+            (True, False), (True, False) if batch_norm else (False,), ("relu", "relu6", None)
+        ):
             p, bn_call = core, None
             if bias:
                 b = self.bias if core is self.matmul else is_op("relax.reshape")(self.bias, self.bias_shape)

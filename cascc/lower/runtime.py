@@ -22,15 +22,21 @@ def export_library(executable: Any, target: Target, path: Path) -> None:
     options = {}
     if target.cross_compiler:
         if shutil.which(target.cross_compiler) is None:
-            raise CasccError(target.name, f"the {target.name} target links with {target.cross_compiler}, which is not "
-                                "installed", f"install it ({target.notes.get('install', 'see the README')})")
+            raise CasccError(
+                target.name,
+                f"the {target.name} target links with {target.cross_compiler}, which is not installed",
+                f"install it ({target.notes.get('install', 'see the README')})",
+            )
         options["fcompile"] = tvm.support.cc.cross_compiler(target.cross_compiler)
     try:
         executable.export_library(str(path), **options)
     except Exception as exc:
-        raise LoweringError(path.name, f"linking the {target.name} shared library failed: {first_paragraph(exc)}",
-                            f"check that {target.cross_compiler or 'the host C compiler'} and its C library "
-                            f"are installed ({target.notes.get('install', 'gcc')})") from exc
+        raise LoweringError(
+            path.name,
+            f"linking the {target.name} shared library failed: {first_paragraph(exc)}",
+            f"check that {target.cross_compiler or 'the host C compiler'} and its C library "
+            f"are installed ({target.notes.get('install', 'gcc')})",
+        ) from exc
 
 
 def file_sha256(path: Path) -> str:
@@ -56,7 +62,9 @@ def content_addressed(library: Path, sha256: str) -> Path:
 class Session:
     """A loaded artifact library bound to a device, ready to run."""
 
-    def __init__(self, library: Path, device: str = "cpu", *, sha256: str | None = None, threads: int | None = None):
+    def __init__(
+        self, library: Path, device: str = "cpu", *, sha256: str | None = None, threads: int | None = None
+    ):
         import tvm
         from tvm import relax
 
@@ -66,8 +74,11 @@ class Session:
         try:
             lib = tvm.runtime.load_module(str(path))
         except Exception as exc:
-            raise ArtifactError(library, f"the TVM runtime cannot load it: {first_paragraph(exc)}",
-                                "rebuild the artifact for this machine's target") from exc
+            raise ArtifactError(
+                library,
+                f"the TVM runtime cannot load it: {first_paragraph(exc)}",
+                "rebuild the artifact for this machine's target",
+            ) from exc
         self._tvm = tvm
         self.device = tvm.device(device, 0)
         self.vm = relax.VirtualMachine(lib, self.device)

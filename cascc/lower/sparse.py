@@ -62,8 +62,13 @@ class Epilogue:
 class KernelRewrite:
     """Replace linear/conv layers of `main` by cascc kernels; `decisions` fills with one entry per layer."""
 
-    def __init__(self, costs: KernelCosts, names: Mapping[str, Sequence[str]], cores: int = 1,
-                 keep_candidates: bool = False):
+    def __init__(
+        self,
+        costs: KernelCosts,
+        names: Mapping[str, Sequence[str]],
+        cores: int = 1,
+        keep_candidates: bool = False,
+    ):
         self.costs = costs
         self.keep_candidates = keep_candidates  # keep both kernels of each layer (for `--measure`)
         self.candidates: dict[str, dict[str, Candidate]] = {}
@@ -118,17 +123,44 @@ class KernelRewrite:
         def sparse() -> Candidate:
             data, cols = _nonempty(ell, c.sparse_unroll)
             tiles = len(ell.ptr) - 1
-            func = tiled_ell_linear(batch, k, tiles, ell.rows, data.shape[0], c.sparse_unroll, ell.shared, ep.act,
-                                    parallel=self._parallel(sparse_us), index_dtype=str(cols.dtype))
-            return Candidate(f"sparse tiled-ELL {ell.rows}-row {fmt}", func, (data, cols, ell.ptr, ell.bias),
-                             (batch, k), (batch, tiles * ell.rows))
+            func = tiled_ell_linear(
+                batch,
+                k,
+                tiles,
+                ell.rows,
+                data.shape[0],
+                c.sparse_unroll,
+                ell.shared,
+                ep.act,
+                parallel=self._parallel(sparse_us),
+                index_dtype=str(cols.dtype),
+            )
+            return Candidate(
+                f"sparse tiled-ELL {ell.rows}-row {fmt}",
+                func,
+                (data, cols, ell.ptr, ell.bias),
+                (batch, k),
+                (batch, tiles * ell.rows),
+            )
 
         def dense() -> Candidate:
             packed = pack_dense(ep.weight, ep.bias, c.dense_tile)
-            func = dense_linear(batch, k, packed.weights.shape[0], c.dense_tile, cost.batch_tile(c, batch), ep.act,
-                                parallel=self._parallel(dense_us))
-            return Candidate(f"dense packed {c.dense_tile}-wide", func, (packed.weights, packed.bias), (batch, k),
-                             (batch, packed.bias.shape[0]))
+            func = dense_linear(
+                batch,
+                k,
+                packed.weights.shape[0],
+                c.dense_tile,
+                cost.batch_tile(c, batch),
+                ep.act,
+                parallel=self._parallel(dense_us),
+            )
+            return Candidate(
+                f"dense packed {c.dense_tile}-wide",
+                func,
+                (packed.weights, packed.bias),
+                (batch, k),
+                (batch, packed.bias.shape[0]),
+            )
 
         chosen = self._choose(name, ep.weight, choice, sparse, dense)
         call = self._call(chosen, name, choice.sparse, x)
@@ -152,16 +184,36 @@ class KernelRewrite:
             data, cols = _nonempty(ell, 1)
             if ell.shared:
                 cols = np.ascontiguousarray(np.repeat(cols[:, None], ell.rows, axis=1))
-            func = wide_sparse(batch, k, m, n, ell.rows, data.shape[0], lanes, ep.act, parallel=self._parallel(sparse_us),
-                               index_dtype=str(cols.dtype))
-            return Candidate(f"sparse wide tiled-ELL {ell.rows}-row{via}", func, (data, cols, ell.ptr, ell.bias),
-                             (batch, k, mpad), (batch, n, m))
+            func = wide_sparse(
+                batch,
+                k,
+                m,
+                n,
+                ell.rows,
+                data.shape[0],
+                lanes,
+                ep.act,
+                parallel=self._parallel(sparse_us),
+                index_dtype=str(cols.dtype),
+            )
+            return Candidate(
+                f"sparse wide tiled-ELL {ell.rows}-row{via}",
+                func,
+                (data, cols, ell.ptr, ell.bias),
+                (batch, k, mpad),
+                (batch, n, m),
+            )
 
         def dense() -> Candidate:
             packed = pack_dense(ep.weight.reshape(n, k), ep.bias, c.wide_rows)
             func = wide_dense(batch, k, m, n, c.wide_rows, lanes, ep.act, parallel=self._parallel(dense_us))
-            return Candidate(f"dense wide {c.wide_rows}-row{via}", func, (packed.weights, packed.bias), (batch, k, mpad),
-                             (batch, n, m))
+            return Candidate(
+                f"dense wide {c.wide_rows}-row{via}",
+                func,
+                (packed.weights, packed.bias),
+                (batch, k, mpad),
+                (batch, n, m),
+            )
 
         return self._call(self._choose(name, ep.weight, choice, sparse, dense), name, choice.sparse, a)
 
@@ -182,7 +234,9 @@ class KernelRewrite:
         if lanes is None:
             return expr
         work_us = self.costs.wide_dense_ns_per_mac * batch * rows * k * n / 1e3
-        func = batched_matmul(batch, rows, k, n, self.costs.wide_rows, lanes, parallel=self._parallel(work_us))
+        func = batched_matmul(
+            batch, rows, k, n, self.costs.wide_rows, lanes, parallel=self._parallel(work_us)
+        )
         gv = _add(self.bb, func, f"cascc_batched_matmul_{batch}x{rows}x{k}x{n}")
         return relax.call_tir(gv, [a, b], relax.TensorType((batch, rows, n), "float32"))
 
@@ -208,7 +262,9 @@ class KernelRewrite:
             return expr
         name = self._name(weight)
         if groups == channels == out_c and weight.shape[1] == 1 and dil == (1, 1):
-            return self._depthwise(name, x, (batch, channels, height, width), (kh, kw), stride, pad, (oh, ow), ep)
+            return self._depthwise(
+                name, x, (batch, channels, height, width), (kh, kw), stride, pad, (oh, ow), ep
+            )
         if groups != 1:
             return expr  # grouped conv: TVM's generic lowering; decide() says so
         k, mcols = channels * kh * kw, oh * ow
@@ -219,24 +275,60 @@ class KernelRewrite:
             if dil != (1, 1):
                 return expr  # dilated conv: TVM's generic lowering; decide() says so
             copy_us = 4 * batch * k * mpad * 0.25 / 1e3  # ~0.25 ns per byte written
-            im2col = conv_kernels.im2col(batch, channels, height, width, (kh, kw), stride, pad, (oh, ow), mpad,
-                                         parallel=self._parallel(copy_us))
+            im2col = conv_kernels.im2col(
+                batch,
+                channels,
+                height,
+                width,
+                (kh, kw),
+                stride,
+                pad,
+                (oh, ow),
+                mpad,
+                parallel=self._parallel(copy_us),
+            )
             gv = _add(self.bb, im2col, f"{_symbol(name)}_im2col")
-            a = relax.call_tir(gv, [x, relax.const(np.zeros(1, np.float32))], relax.TensorType((batch, k, mpad), "float32"))
+            a = relax.call_tir(
+                gv, [x, relax.const(np.zeros(1, np.float32))], relax.TensorType((batch, k, mpad), "float32")
+            )
             via = f" (conv {kh}×{kw} via im2col)"
         out = self._wide(name, a, batch, k, mcols, out_c, ep, via, a_padded=mpad)
         return relax.op.reshape(out, (batch, out_c, oh, ow))
 
     def _depthwise(self, name, x, shape, kernel, stride, pad, out_hw, ep: Epilogue):
         batch, channels, height, width = shape
-        work_us = self.costs.depthwise_ns_per_mac * batch * channels * out_hw[0] * out_hw[1] * kernel[0] * kernel[1] / 1e3
-        func = conv_kernels.depthwise(batch, channels, height, width, kernel, stride, pad, out_hw, ep.act,
-                                      parallel=self._parallel(work_us))
+        work_us = (
+            self.costs.depthwise_ns_per_mac
+            * batch
+            * channels
+            * out_hw[0]
+            * out_hw[1]
+            * kernel[0]
+            * kernel[1]
+            / 1e3
+        )
+        func = conv_kernels.depthwise(
+            batch,
+            channels,
+            height,
+            width,
+            kernel,
+            stride,
+            pad,
+            out_hw,
+            ep.act,
+            parallel=self._parallel(work_us),
+        )
         density = _density(ep.weight)
         reason = "unmasked" if density == 1.0 else "no sparse depthwise kernel yet: zeros run dense"
         bias = ep.bias if ep.bias is not None else np.zeros(channels, np.float32)
-        cand = Candidate("dense depthwise direct", func, (ep.weight.reshape(channels, *kernel), bias), shape,
-                         (batch, channels, *out_hw))
+        cand = Candidate(
+            "dense depthwise direct",
+            func,
+            (ep.weight.reshape(channels, *kernel), bias),
+            shape,
+            (batch, channels, *out_hw),
+        )
         self.decisions[name] = Decision(name, density, cand.kernel, reason, round(work_us, 3))
         if self.keep_candidates:
             self.candidates[name] = {"dense": cand}
@@ -257,11 +349,19 @@ class KernelRewrite:
     def _choose(self, name: str, weight: np.ndarray, choice: cost.Choice, sparse, dense) -> Candidate:
         """Build the chosen candidate, record the decision, and keep both candidates when measuring."""
         chosen = sparse() if choice.sparse else dense()
-        self.decisions[name] = Decision(name, _density(weight), chosen.kernel, choice.reason,
-                                        round(choice.dense_us, 3), round(choice.sparse_us, 3))
+        self.decisions[name] = Decision(
+            name,
+            _density(weight),
+            chosen.kernel,
+            choice.reason,
+            round(choice.dense_us, 3),
+            round(choice.sparse_us, 3),
+        )
         if self.keep_candidates:
-            self.candidates[name] = {"sparse": chosen if choice.sparse else sparse(),
-                                     "dense": dense() if choice.sparse else chosen}
+            self.candidates[name] = {
+                "sparse": chosen if choice.sparse else sparse(),
+                "dense": dense() if choice.sparse else chosen,
+            }
         return chosen
 
     def _call(self, cand: Candidate, name: str, sparse: bool, activation):

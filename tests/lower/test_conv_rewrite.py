@@ -40,11 +40,15 @@ def randomize_bn(model):
     return model
 
 
-@pytest.mark.parametrize("kernel, stride, padding", [(3, 1, 1), (3, 2, 1), (1, 1, 0), (1, 2, 0), ((5, 3), 1, (2, 0))])
+@pytest.mark.parametrize(
+    "kernel, stride, padding", [(3, 1, 1), (3, 2, 1), (1, 1, 0), (1, 2, 0), ((5, 3), 1, (2, 0))]
+)
 @pytest.mark.parametrize("sparse", [False, True])
 def test_conv_bn_relu6_matches_torch(kernel, stride, padding, sparse):
     torch.manual_seed(0)
-    model = randomize_bn(nn.Sequential(nn.Conv2d(5, 12, kernel, stride, padding), nn.BatchNorm2d(12), nn.ReLU6()))
+    model = randomize_bn(
+        nn.Sequential(nn.Conv2d(5, 12, kernel, stride, padding), nn.BatchNorm2d(12), nn.ReLU6())
+    )
     costs = KernelCosts(margin=0.0 if sparse else float("inf"))
     decisions = compile_and_compare(model, torch.randn(2, 5, 9, 7), sparsity=0.6, costs=costs)
     assert decisions["0.weight"].kernel.startswith("sparse wide" if sparse else "dense wide")
@@ -54,7 +58,9 @@ def test_conv_bn_relu6_matches_torch(kernel, stride, padding, sparse):
 @pytest.mark.parametrize("size", [(5, 5), (12, 9)])
 def test_depthwise_matches_torch(stride, size):
     torch.manual_seed(1)
-    model = randomize_bn(nn.Sequential(nn.Conv2d(6, 6, 3, stride, 1, groups=6, bias=False), nn.BatchNorm2d(6), nn.ReLU()))
+    model = randomize_bn(
+        nn.Sequential(nn.Conv2d(6, 6, 3, stride, 1, groups=6, bias=False), nn.BatchNorm2d(6), nn.ReLU())
+    )
     decisions = compile_and_compare(model, torch.randn(1, 6, *size), sparsity=0.5)
     assert decisions["0.weight"].kernel == "dense depthwise direct"
     assert "zeros run dense" in decisions["0.weight"].reason
@@ -62,11 +68,16 @@ def test_depthwise_matches_torch(stride, size):
 
 def test_grouped_and_dilated_convs_fall_back_and_say_so():
     torch.manual_seed(2)
-    model = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1, groups=2), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=2, dilation=2))
+    model = nn.Sequential(
+        nn.Conv2d(4, 8, 3, padding=1, groups=2), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=2, dilation=2)
+    )
     decisions = compile_and_compare(model, torch.randn(1, 4, 8, 8), sparsity=0.5)
     for name in ("0.weight", "2.weight"):
         assert decisions[name].kernel == "dense (TVM generic schedule)"
-        assert decisions[name].reason == "no cascc kernel for grouped, dilated or non-NCHW convolutions yet: zeros run dense"
+        assert (
+            decisions[name].reason
+            == "no cascc kernel for grouped, dilated or non-NCHW convolutions yet: zeros run dense"
+        )
 
 
 def test_attention_batched_matmul_matches_torch():
@@ -89,7 +100,9 @@ def test_batched_matmul_kernel_with_partial_row_tile():
     rng = np.random.default_rng(0)
     a = rng.standard_normal((3, 13, 7)).astype(np.float32)
     b = rng.standard_normal((3, 7, 32)).astype(np.float32)
-    lib = tvm.compile(tvm.IRModule({"main": batched_matmul(3, 13, 7, 32, 8, 16)}), target=resolve(TARGETS["x86"]))
+    lib = tvm.compile(
+        tvm.IRModule({"main": batched_matmul(3, 13, 7, 32, 8, 16)}), target=resolve(TARGETS["x86"])
+    )
     out = tvm.runtime.empty((3, 13, 32), "float32", tvm.cpu())
     lib["main"](tvm.runtime.tensor(a), tvm.runtime.tensor(b), out)
     np.testing.assert_allclose(out.numpy(), a @ b, rtol=1e-5, atol=1e-5)

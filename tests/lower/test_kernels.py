@@ -51,7 +51,9 @@ def test_dense_packing_layout():
     w = np.arange(6 * 5, dtype=np.float32).reshape(6, 5)
     p = pack_dense(w, np.ones(6, np.float32), tile=4)
     assert p.weights.shape == (2, 5, 4)
-    assert p.weights[1, 2, 1] == w[5, 2] and p.weights[1, 2, 2] == 0  # row 5 → tile 1 lane 1; lane 2 is padding
+    assert (
+        p.weights[1, 2, 1] == w[5, 2] and p.weights[1, 2, 2] == 0
+    )  # row 5 → tile 1 lane 1; lane 2 is padding
     np.testing.assert_array_equal(p.bias, [1, 1, 1, 1, 1, 1, 0, 0])
 
 
@@ -122,8 +124,13 @@ def test_dense_kernel_matches_numpy(build, batch, density):
     p = pack_dense(w, b, tile=64)
     bt = batch_tile(KernelCosts(), batch)
     for act in (None, "relu", "relu6"):
-        y = build(dense_linear(batch, k, p.weights.shape[0], 64, bt, act), x, p.weights, p.bias,
-                  out=(batch, p.bias.size))
+        y = build(
+            dense_linear(batch, k, p.weights.shape[0], 64, bt, act),
+            x,
+            p.weights,
+            p.bias,
+            out=(batch, p.bias.size),
+        )
         assert_close(y[:, :n], reference(x, w, b, act))
 
 
@@ -135,8 +142,9 @@ def test_broadcast_kernel_on_block_sparse_weight(build):
     x = rng.standard_normal((2, 64)).astype(np.float32)
     p = pack_tiled_ell(w, None, rows=16, unroll=4)
     assert p.shared
-    y = build(tiled_ell_linear(2, 64, 3, 16, p.slots, 4, True, None), x, p.data, p.cols, p.ptr, p.bias,
-              out=(2, 48))
+    y = build(
+        tiled_ell_linear(2, 64, 3, 16, p.slots, 4, True, None), x, p.data, p.cols, p.ptr, p.bias, out=(2, 48)
+    )
     assert_close(y, reference(x, w, 0.0, None))
 
 
@@ -148,14 +156,28 @@ def test_sparse_kernels_accept_int16_indices(build, index_dtype):
     w = masked_weight(rng, 20, 40, 0.3)
     x = rng.standard_normal((2, 40)).astype(np.float32)
     p = pack_tiled_ell(w, None, rows=16, unroll=4)
-    y = build(tiled_ell_linear(2, 40, 2, 16, p.slots, 4, False, None, index_dtype=index_dtype),
-              x, p.data, p.cols.astype(index_dtype), p.ptr, p.bias, out=(2, 32))
+    y = build(
+        tiled_ell_linear(2, 40, 2, 16, p.slots, 4, False, None, index_dtype=index_dtype),
+        x,
+        p.data,
+        p.cols.astype(index_dtype),
+        p.ptr,
+        p.bias,
+        out=(2, 32),
+    )
     assert_close(y[:, :20], reference(x, w, 0.0, None))
     q = pack_tiled_ell(w, None, rows=8, unroll=1)
     a = np.zeros((1, 40, 32), np.float32)
     a[0, :, :2] = x.T
-    c = build(wide_sparse(1, 40, 2, 20, 8, q.slots, 32, None, index_dtype=index_dtype),
-              a, q.data, q.cols.astype(index_dtype), q.ptr, q.bias, out=(1, 20, 2))
+    c = build(
+        wide_sparse(1, 40, 2, 20, 8, q.slots, 32, None, index_dtype=index_dtype),
+        a,
+        q.data,
+        q.cols.astype(index_dtype),
+        q.ptr,
+        q.bias,
+        out=(1, 20, 2),
+    )
     assert_close(c[0].T, reference(x, w, 0.0, None))
 
 
@@ -174,6 +196,13 @@ def test_wide_kernels_match_numpy(build, k, density):
     assert_close(build(wide_dense(2, k, m, n, 8, 32, "relu"), a, p.weights, p.bias, out=(2, n, m)), want)
     q = pack_tiled_ell(w, b, rows=8, unroll=1)
     if q.slots:
-        got = build(wide_sparse(2, k, m, n, 8, q.slots, 32, "relu"), a, q.data,
-                    q.cols if not q.shared else np.repeat(q.cols[:, None], 8, 1), q.ptr, q.bias, out=(2, n, m))
+        got = build(
+            wide_sparse(2, k, m, n, 8, q.slots, 32, "relu"),
+            a,
+            q.data,
+            q.cols if not q.shared else np.repeat(q.cols[:, None], 8, 1),
+            q.ptr,
+            q.bias,
+            out=(2, n, m),
+        )
         assert_close(got, want)

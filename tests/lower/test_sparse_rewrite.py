@@ -14,7 +14,9 @@ from cascc.targets import TARGETS, KernelCosts
 
 def mlp_program(batch, sparsity):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(40, 64), nn.ReLU(), nn.Linear(64, 33), nn.Linear(33, 10, bias=False), nn.ReLU())
+    model = nn.Sequential(
+        nn.Linear(40, 64), nn.ReLU(), nn.Linear(64, 33), nn.Linear(33, 10, bias=False), nn.ReLU()
+    )
     program = from_module(model, (torch.randn(batch, 40),))
     return passes.run(program, [("prune.magnitude", {"sparsity": sparsity})])
 
@@ -61,8 +63,12 @@ def test_rewrite_replaces_every_matmul_and_fuses_epilogues():
     rewrite = KernelRewrite(KernelCosts(margin=0.0), names)
     out = rewrite(mod)
     ops = []
-    relax.analysis.post_order_visit(out["main"], lambda e: ops.append(e.op.name) if isinstance(e, relax.Call)
-                                    and isinstance(e.op, tvm.ir.Op) else None)
+    relax.analysis.post_order_visit(
+        out["main"],
+        lambda e: (
+            ops.append(e.op.name) if isinstance(e, relax.Call) and isinstance(e.op, tvm.ir.Op) else None
+        ),
+    )
     assert "relax.matmul" not in ops and "relax.nn.relu" not in ops and "relax.add" not in ops
     assert ops.count("relax.call_tir") == 3
     kernels = sorted(gv.name_hint for gv, f in out.functions_items() if isinstance(f, tvm.tirx.PrimFunc))

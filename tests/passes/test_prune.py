@@ -51,9 +51,7 @@ def test_pruned_module_matches_masked_reference(mlp_program):
 
 def test_history_records_pass_and_options(mlp_program):
     pruned = passes.run(mlp_program, [("prune.magnitude", {"sparsity": 0.5})])
-    assert [(r.name, dict(r.options)) for r in pruned.history] == [
-        ("prune.magnitude", {"sparsity": 0.5})
-    ]
+    assert [(r.name, dict(r.options)) for r in pruned.history] == [("prune.magnitude", {"sparsity": 0.5})]
     assert mlp_program.history == () and not mlp_program.masks  # input untouched
 
 
@@ -75,7 +73,9 @@ def test_unexpected_exception_is_wrapped_with_history(mlp_program):
         raise ZeroDivisionError("boom")
 
     try:
-        with pytest.raises(PassFailed, match=r"'test.explode' failed after prune.magnitude: ZeroDivisionError"):
+        with pytest.raises(
+            PassFailed, match=r"'test.explode' failed after prune.magnitude: ZeroDivisionError"
+        ):
             passes.run(mlp_program, [("prune.magnitude", {"sparsity": 0.5}), ("test.explode", {})])
     finally:
         del passes.PASSES["test.explode"]

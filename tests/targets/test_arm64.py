@@ -13,7 +13,7 @@ from support import model_ref
 pytestmark = pytest.mark.skipif(
     shutil.which("aarch64-linux-gnu-gcc") is None,
     reason="needs the aarch64 cross linker: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross "
-           "(.ci/run installs it)",
+    "(.ci/run installs it)",
 )
 
 EM_AARCH64 = 183
@@ -33,12 +33,20 @@ def test_library_is_aarch64_elf(artifact):
 
 
 def test_library_exports_entry_points_and_uses_neon(artifact):
-    symbols = subprocess.run(["aarch64-linux-gnu-nm", "-D", "--defined-only", str(artifact / "model.so")],
-                             capture_output=True, text=True, check=True).stdout
+    symbols = subprocess.run(
+        ["aarch64-linux-gnu-nm", "-D", "--defined-only", str(artifact / "model.so")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "__tvm_ffi__library_bin" in symbols  # the VM program and constants
     assert "__tvm_ffi_cascc_" in symbols  # cascc's kernels
-    asm = subprocess.run(["aarch64-linux-gnu-objdump", "-d", str(artifact / "model.so")],
-                         capture_output=True, text=True, check=True).stdout
+    asm = subprocess.run(
+        ["aarch64-linux-gnu-objdump", "-d", str(artifact / "model.so")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "fmla" in asm and ".4s" in asm  # NEON fused multiply-add on 4 fp32 lanes
 
 

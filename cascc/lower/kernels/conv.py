@@ -22,9 +22,18 @@ def _load_tile(tile, X, b, c, height, width, top, left, wp, size, fill):
             tile[(i + top) * wp + j + left] = X[b, c, i, j]
 
 
-def im2col(batch: int, channels: int, height: int, width: int, kernel: tuple[int, int], stride: tuple[int, int],
-           padding: tuple[int, int, int, int], out_hw: tuple[int, int], m_padded: int,
-           parallel: bool = True) -> tirx.PrimFunc:
+def im2col(
+    batch: int,
+    channels: int,
+    height: int,
+    width: int,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    out_hw: tuple[int, int],
+    m_padded: int,
+    parallel: bool = True,
+) -> tirx.PrimFunc:
     """A[b, (c, p, q), m] = Xpad[b, c, oh·s + p, ow·s + q] with m = oh·OW + ow; the columns m ≥ OH·OW are zero
     (so the GEMM needs no tail). Every row of A is a plain (strided for s > 1) copy from the channel's tile."""
     kh, kw = kernel
@@ -38,8 +47,11 @@ def im2col(batch: int, channels: int, height: int, width: int, kernel: tuple[int
     # `fill` (the padding value, zero) is a second input on purpose: TVM's RewriteDataflowReshape analyses
     # every call_tir reading exactly one tensor as a possible reshape, which fails on hand-written kernels.
     @T.prim_func
-    def kernel_(X: T.Buffer((batch, channels, height, width), "float32"), fill: T.Buffer((1,), "float32"),
-                A: T.Buffer((batch, channels * kh * kw, m_padded), "float32")):
+    def kernel_(
+        X: T.Buffer((batch, channels, height, width), "float32"),
+        fill: T.Buffer((1,), "float32"),
+        A: T.Buffer((batch, channels * kh * kw, m_padded), "float32"),
+    ):
         T.func_attr(SCHEDULED)
         for task in tasks(batch * channels):
             b = task // channels
@@ -57,9 +69,19 @@ def im2col(batch: int, channels: int, height: int, width: int, kernel: tuple[int
     return kernel_
 
 
-def depthwise(batch: int, channels: int, height: int, width: int, kernel: tuple[int, int],
-              stride: tuple[int, int], padding: tuple[int, int, int, int], out_hw: tuple[int, int],
-              act: str | None, parallel: bool = True, lanes: int = 64) -> tirx.PrimFunc:
+def depthwise(
+    batch: int,
+    channels: int,
+    height: int,
+    width: int,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    out_hw: tuple[int, int],
+    act: str | None,
+    parallel: bool = True,
+    lanes: int = 64,
+) -> tirx.PrimFunc:
     """Y[b, c] = act(bias[c] + Σ_pq W[c, p, q] · Xpad[b, c, oh·s + p, ow·s + q]), one task per (image, channel).
 
     Stride 1 runs on the flattened padded grid: output f = i·Wp + j reads tile[f + p·Wp + q], contiguous for
@@ -78,8 +100,12 @@ def depthwise(batch: int, channels: int, height: int, width: int, kernel: tuple[
     tasks = T.parallel if parallel else T.serial
 
     @T.prim_func
-    def kernel_(X: T.Buffer((batch, channels, height, width), "float32"), W: T.Buffer((channels, kh, kw), "float32"),
-                bias: T.Buffer((channels,), "float32"), Y: T.Buffer((batch, channels, oh_, ow_), "float32")):
+    def kernel_(
+        X: T.Buffer((batch, channels, height, width), "float32"),
+        W: T.Buffer((channels, kh, kw), "float32"),
+        bias: T.Buffer((channels,), "float32"),
+        Y: T.Buffer((batch, channels, oh_, ow_), "float32"),
+    ):
         T.func_attr(SCHEDULED)
         for task in tasks(batch * channels):
             b = task // channels

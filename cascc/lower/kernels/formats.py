@@ -84,11 +84,11 @@ def pack_tiled_ell(w: np.ndarray, bias: np.ndarray | None, rows: int, unroll: in
         base = ptr[t]
         for r in range(rows):
             idx = np.flatnonzero(nonzero[t, r])
-            data[base: base + len(idx), r] = tiles[t, r, idx]
+            data[base : base + len(idx), r] = tiles[t, r, idx]
             if shared:
-                cols[base: base + len(idx)] = idx
+                cols[base : base + len(idx)] = idx
             else:
-                cols[base: base + len(idx), r] = idx
+                cols[base : base + len(idx), r] = idx
     return TiledEll(data, cols, ptr, _pad_bias(bias, n, npad), n, int(nonzero.sum()))
 
 

@@ -21,7 +21,9 @@ def _activate(value, act: str | None):
     return value
 
 
-def dense_linear(batch: int, k: int, tiles: int, tile: int, batch_tile: int, act: str | None, parallel: bool = True) -> tirx.PrimFunc:
+def dense_linear(
+    batch: int, k: int, tiles: int, tile: int, batch_tile: int, act: str | None, parallel: bool = True
+) -> tirx.PrimFunc:
     """Y[b, n] = act(Σ_k X[b, k] · Wp[n // T, k, n % T] + bias[n]) over padded N = tiles · T.
 
     Each task owns one tile of T output columns and `batch_tile` rows of X: per k it broadcasts
@@ -34,8 +36,12 @@ def dense_linear(batch: int, k: int, tiles: int, tile: int, batch_tile: int, act
     tasks = T.parallel if parallel else T.serial
 
     @T.prim_func
-    def kernel(X: T.Buffer((batch, k), "float32"), W: T.Buffer((tiles, k, tile), "float32"),
-               bias: T.Buffer((npad,), "float32"), Y: T.Buffer((batch, npad), "float32")):
+    def kernel(
+        X: T.Buffer((batch, k), "float32"),
+        W: T.Buffer((tiles, k, tile), "float32"),
+        bias: T.Buffer((npad,), "float32"),
+        Y: T.Buffer((batch, npad), "float32"),
+    ):
         T.func_attr(SCHEDULED)
         for task in tasks(tiles * (batch // bt)):
             t = task % tiles
@@ -55,8 +61,18 @@ def dense_linear(batch: int, k: int, tiles: int, tile: int, batch_tile: int, act
     return kernel
 
 
-def tiled_ell_linear(batch: int, k: int, tiles: int, rows: int, slots: int, unroll: int, shared: bool,
-                     act: str | None, parallel: bool = True, index_dtype: str = "int32") -> tirx.PrimFunc:
+def tiled_ell_linear(
+    batch: int,
+    k: int,
+    tiles: int,
+    rows: int,
+    slots: int,
+    unroll: int,
+    shared: bool,
+    act: str | None,
+    parallel: bool = True,
+    index_dtype: str = "int32",
+) -> tirx.PrimFunc:
     """Sparse Y = act(X · Wᵀ + b) from the tiled-ELL packing (see formats.TiledEll).
 
     One task per tile of `rows` output rows; per slot, a vector of `rows` weights times x gathered by each
@@ -69,9 +85,14 @@ def tiled_ell_linear(batch: int, k: int, tiles: int, rows: int, slots: int, unro
     tasks = T.parallel if parallel else T.serial
 
     @T.prim_func
-    def kernel(X: T.Buffer((batch, k), "float32"), data: T.Buffer((slots, rows), "float32"),
-               cols: T.Buffer(col_shape, index_dtype), ptr: T.Buffer((tiles + 1,), "int32"),
-               bias: T.Buffer((npad,), "float32"), Y: T.Buffer((batch, npad), "float32")):
+    def kernel(
+        X: T.Buffer((batch, k), "float32"),
+        data: T.Buffer((slots, rows), "float32"),
+        cols: T.Buffer(col_shape, index_dtype),
+        ptr: T.Buffer((tiles + 1,), "int32"),
+        bias: T.Buffer((npad,), "float32"),
+        Y: T.Buffer((batch, npad), "float32"),
+    ):
         T.func_attr(SCHEDULED)
         for t in tasks(tiles):
             for b in range(batch):
@@ -84,11 +105,16 @@ def tiled_ell_linear(batch: int, k: int, tiles: int, rows: int, slots: int, unro
                     for j in T.unroll(u_):
                         for r in T.vectorized(rows):
                             if shared:
-                                acc[j, r] = acc[j, r] + data[j0 + i * u_ + j, r] * X[
-                                    b, T.Cast("int32", cols[j0 + i * u_ + j])]
+                                acc[j, r] = (
+                                    acc[j, r]
+                                    + data[j0 + i * u_ + j, r] * X[b, T.Cast("int32", cols[j0 + i * u_ + j])]
+                                )
                             else:
-                                acc[j, r] = acc[j, r] + data[j0 + i * u_ + j, r] * X[
-                                    b, T.Cast("int32", cols[j0 + i * u_ + j, r])]
+                                acc[j, r] = (
+                                    acc[j, r]
+                                    + data[j0 + i * u_ + j, r]
+                                    * X[b, T.Cast("int32", cols[j0 + i * u_ + j, r])]
+                                )
                 for j in T.unroll(u_ - 1):
                     for r in T.vectorized(rows):
                         acc[0, r] = acc[0, r] + acc[j + 1, r]
@@ -98,7 +124,9 @@ def tiled_ell_linear(batch: int, k: int, tiles: int, rows: int, slots: int, unro
     return kernel
 
 
-def wide_dense(batch: int, k: int, m: int, n: int, rows: int, lanes: int, act: str | None, parallel: bool = True) -> tirx.PrimFunc:
+def wide_dense(
+    batch: int, k: int, m: int, n: int, rows: int, lanes: int, act: str | None, parallel: bool = True
+) -> tirx.PrimFunc:
     """C[b, n, m] = act(Σ_k Wp[n // R, k, n % R] · A[b, k, m] + bias[n]): the operand A is wide (pixels,
     tokens), so the kernel vectorizes over m and broadcasts R weights per k (XNNPACK-style GEMM).
 
@@ -113,8 +141,12 @@ def wide_dense(batch: int, k: int, m: int, n: int, rows: int, lanes: int, act: s
     tasks = T.parallel if parallel else T.serial
 
     @T.prim_func
-    def kernel(A: T.Buffer((batch, k, mpad), "float32"), W: T.Buffer((tiles, k, rows), "float32"),
-               bias: T.Buffer((tiles * rows,), "float32"), C: T.Buffer((batch, n, m), "float32")):
+    def kernel(
+        A: T.Buffer((batch, k, mpad), "float32"),
+        W: T.Buffer((tiles, k, rows), "float32"),
+        bias: T.Buffer((tiles * rows,), "float32"),
+        C: T.Buffer((batch, n, m), "float32"),
+    ):
         T.func_attr(SCHEDULED)
         for task in tasks(batch * tiles * mt):
             b = task // (tiles * mt)
@@ -132,8 +164,18 @@ def wide_dense(batch: int, k: int, m: int, n: int, rows: int, lanes: int, act: s
     return kernel
 
 
-def wide_sparse(batch: int, k: int, m: int, n: int, rows: int, slots: int, lanes: int,
-                act: str | None, parallel: bool = True, index_dtype: str = "int32") -> tirx.PrimFunc:
+def wide_sparse(
+    batch: int,
+    k: int,
+    m: int,
+    n: int,
+    rows: int,
+    slots: int,
+    lanes: int,
+    act: str | None,
+    parallel: bool = True,
+    index_dtype: str = "int32",
+) -> tirx.PrimFunc:
     """Sparse C = act(W · A + bias) with W in tiled-ELL (rows per tile `rows`, per-lane columns): per stored
     weight, one broadcast times a contiguous vector of A's row — unstructured sparsity at full vector speed.
     Same A padding and exact C as `wide_dense`."""
@@ -144,9 +186,14 @@ def wide_sparse(batch: int, k: int, m: int, n: int, rows: int, slots: int, lanes
     tasks = T.parallel if parallel else T.serial
 
     @T.prim_func
-    def kernel(A: T.Buffer((batch, k, mpad), "float32"), data: T.Buffer((slots, rows), "float32"),
-               cols: T.Buffer((slots, rows), index_dtype), ptr: T.Buffer((tiles + 1,), "int32"),
-               bias: T.Buffer((tiles * rows,), "float32"), C: T.Buffer((batch, n, m), "float32")):
+    def kernel(
+        A: T.Buffer((batch, k, mpad), "float32"),
+        data: T.Buffer((slots, rows), "float32"),
+        cols: T.Buffer((slots, rows), index_dtype),
+        ptr: T.Buffer((tiles + 1,), "int32"),
+        bias: T.Buffer((tiles * rows,), "float32"),
+        C: T.Buffer((batch, n, m), "float32"),
+    ):
         T.func_attr(SCHEDULED)
         for task in tasks(batch * tiles * mt):
             b = task // (tiles * mt)
@@ -190,7 +237,9 @@ def _store_tile(C, acc, b, t, m0, n, m, rows, lanes, act):
                         C[b, t * rows + r, m0 + v] = _activate(acc[r, v], act)
 
 
-def batched_matmul(batch: int, m: int, k: int, n: int, rows: int, lanes: int, parallel: bool = True) -> tirx.PrimFunc:
+def batched_matmul(
+    batch: int, m: int, k: int, n: int, rows: int, lanes: int, parallel: bool = True
+) -> tirx.PrimFunc:
     """C[b] = A[b] · B[b] for activations (attention scores and values): vectorized over n (rows of B are
     contiguous), `rows` rows of A broadcast per k. n must be a multiple of `lanes`; a partial last row tile
     reads a clamped row and does not store it."""
@@ -200,8 +249,11 @@ def batched_matmul(batch: int, m: int, k: int, n: int, rows: int, lanes: int, pa
     tasks = T.parallel if parallel else T.serial
 
     @T.prim_func
-    def kernel(A: T.Buffer((batch, m, k), "float32"), B: T.Buffer((batch, k, n), "float32"),
-               C: T.Buffer((batch, m, n), "float32")):
+    def kernel(
+        A: T.Buffer((batch, m, k), "float32"),
+        B: T.Buffer((batch, k, n), "float32"),
+        C: T.Buffer((batch, m, n), "float32"),
+    ):
         T.func_attr(SCHEDULED)
         for task in tasks(batch * tiles * nt):
             b = task // (tiles * nt)
@@ -215,7 +267,10 @@ def batched_matmul(batch: int, m: int, k: int, n: int, rows: int, lanes: int, pa
                 for ki in T.unroll(ku):
                     for r in T.unroll(rows):
                         for v in T.vectorized(lanes):
-                            acc[r, v] = acc[r, v] + A[b, T.min(t * rows + r, m - 1), ko * ku + ki] * B[b, ko * ku + ki, j0 + v]
+                            acc[r, v] = (
+                                acc[r, v]
+                                + A[b, T.min(t * rows + r, m - 1), ko * ku + ki] * B[b, ko * ku + ki, j0 + v]
+                            )
             for r in T.unroll(rows):
                 if t * rows + r < m:
                     for v in T.vectorized(lanes):

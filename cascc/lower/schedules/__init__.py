@@ -33,5 +33,8 @@ def check_scheduled(mod: tvm.IRModule) -> None:
         if isinstance(func, tirx.PrimFunc) and not bool(func.attrs and func.attrs.get(SCHEDULED, False))
     )
     if missing:
-        raise LoweringError(None, f"no schedule rule applied to {len(missing)} kernel(s): {', '.join(missing)}",
-                            "this is a cascc bug; report it with the model")
+        raise LoweringError(
+            None,
+            f"no schedule rule applied to {len(missing)} kernel(s): {', '.join(missing)}",
+            "this is a cascc bug; report it with the model",
+        )
