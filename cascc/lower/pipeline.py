@@ -20,12 +20,32 @@ def to_relax(exported: "torch.export.ExportedProgram") -> tvm.IRModule:  # noqa:
     return relax.transform.DeadCodeElimination()(mod)
 
 
+def _fast_softmax(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    """Softmax with TVM's vectorizable polynomial exp (topi.nn.fast_softmax) instead of scalar expf calls."""
+    from tvm import topi
+
+    return bb.call_te(topi.nn.fast_softmax, call.args[0], int(call.attrs.axis))
+
+
+# Ops cascc legalizes differently from TVM's defaults, and why (see each function).
+LEGALIZE = {"relax.nn.softmax": _fast_softmax}
+
+
+def legalize_passes() -> list[tvm.transform.Pass]:
+    """TVM's CPU legalization and fusion passes, with cascc's legalizations for the ops in LEGALIZE."""
+    return [
+        relax.transform.LegalizeOps(customize_legalize_map=LEGALIZE),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+    ]
+
+
 def schedule(mod: tvm.IRModule, target: tvm.target.Target, rules: Sequence[str]) -> tvm.IRModule:
     """dispatch → legalize/fuse → apply the schedule rules; raises if any PrimFunc is left unscheduled."""
     with target:
-        seq = tvm.transform.Sequential(
-            cpu.library_dispatch_passes(target) + cpu.legalize_passes(target) + [apply_rules(rules)]
-        )
+        seq = tvm.transform.Sequential(cpu.library_dispatch_passes(target) + legalize_passes() + [apply_rules(rules)])
         mod = seq(mod)
     check_scheduled(mod)
     return mod
