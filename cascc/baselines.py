@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,14 +13,8 @@ from .ir import Program
 
 
 def masked_module(module: torch.nn.Module, program: Program) -> torch.nn.Module:
-    """A copy of the original nn.Module whose parameters hold the program's masked weights."""
-    masked = copy.deepcopy(module).eval()
-    weights = program.masked_weights()
-    with torch.no_grad():
-        for name, tensor in masked.state_dict(keep_vars=True).items():
-            if name in weights:
-                tensor.copy_(weights[name])
-    return masked
+    """A copy of the original nn.Module, in eval mode, whose parameters hold the program's masked weights."""
+    return program.load_into(module).eval()
 
 
 def onnxruntime_runner(

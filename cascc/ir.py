@@ -74,14 +74,18 @@ class Program:
 
     def module(self) -> torch.nn.Module:
         """A fresh runnable module with masks applied; editing it never touches this Program."""
-        # ep.module() shares tensors with the ExportedProgram: copy before writing masked values.
-        gm = copy.deepcopy(self.exported.module())
+        # ep.module() shares tensors with the ExportedProgram: work on a copy.
+        return self.load_into(self.exported.module())
+
+    def load_into(self, module: torch.nn.Module) -> torch.nn.Module:
+        """A deep copy of `module` (same parameter names) holding this program's masked weights."""
+        copied = copy.deepcopy(module)
         masked = self.masked_weights()
         with torch.no_grad():
-            for name, tensor in gm.state_dict(keep_vars=True).items():
+            for name, tensor in copied.state_dict(keep_vars=True).items():
                 if name in masked:
                     tensor.copy_(masked[name])
-        return gm
+        return copied
 
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
         """The example inputs the program was exported with, else seeded normal samples of the signature."""
