@@ -7,7 +7,6 @@ and the size and sha256 of every file; `open_artifact` checks those hashes befor
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .digest import file_sha256
 from .errors import ArtifactError, OptionError
 from .ir import Program, TensorSpec, density, layers
 
@@ -45,14 +45,6 @@ def _version(pkg: str) -> str:
         return metadata.version(pkg)
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
@@ -155,7 +147,7 @@ def write(
             "layers": layer_table(program, lowered.decisions),
             "selftest": {"file": SELFTEST, "rtol": SELFTEST_RTOL, "atol": SELFTEST_ATOL},
             "files": {
-                name: {"bytes": (tmp / name).stat().st_size, "sha256": sha256(tmp / name)}
+                name: {"bytes": (tmp / name).stat().st_size, "sha256": file_sha256(tmp / name)}
                 for name in (LIBRARY, SELFTEST)
             },
         }
@@ -212,7 +204,7 @@ def open_artifact(path: Path) -> Artifact:
         file = path / name
         if not file.is_file():
             raise ArtifactError(file, "listed in the manifest but missing", "recompile the artifact")
-        if sha256(file) != facts["sha256"]:
+        if file_sha256(file) != facts["sha256"]:
             raise ArtifactError(
                 file,
                 "sha256 does not match the manifest: the file was changed after compilation",

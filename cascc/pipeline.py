@@ -63,13 +63,18 @@ def compile(
 
 def run(path: str | Path, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Run an artifact on numpy inputs (checked against its signature) and return its outputs."""
+    art = artifacts.open_artifact(Path(path))
+    _check_inputs(art, inputs)
+    return _session(art).run(inputs)
+
+
+def _session(art: artifacts.Artifact, threads: int | None = None):
+    """The artifact's library loaded with the TVM runtime (refused for targets this machine cannot run)."""
     from .lower.runtime import Session
 
-    art = artifacts.open_artifact(Path(path))
     _check_runs_here(art)
-    _check_inputs(art, inputs)
     sha = art.manifest["files"][artifacts.LIBRARY]["sha256"]
-    return Session(art.library, art.manifest["target"]["device"], sha256=sha).run(inputs)
+    return Session(art.library, art.manifest["target"]["device"], sha256=sha, threads=threads)
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ def selftest(path: str | Path) -> SelfTest:
     """Run the artifact on its sample input and compare with the torch-eager output stored at compile time."""
     art = artifacts.open_artifact(Path(path))
     inputs, expected = art.selftest_data()
-    got = run(path, inputs)
+    got = _session(art).run(inputs)
     tol = art.manifest["selftest"]
     rtol, atol = float(tol["rtol"]), float(tol["atol"])
     abs_err = max(float(np.max(np.abs(g - e))) if g.size else 0.0 for g, e in zip(got, expected))
@@ -113,18 +118,11 @@ def bench(
     import torch
 
     from .bench import measure
-    from .lower.runtime import Session
 
     art = artifacts.open_artifact(Path(path))
-    _check_runs_here(art)
     threads = threads or os.cpu_count() or 1
     inputs, _ = art.selftest_data()
-    sha = art.manifest["files"][artifacts.LIBRARY]["sha256"]
-    runners = {
-        "cascc": Session(art.library, art.manifest["target"]["device"], sha256=sha, threads=threads).runner(
-            inputs
-        )
-    }
+    runners = {"cascc": _session(art, threads).runner(inputs)}
     if baselines:
         from .baselines import onnxruntime_runner, torch_runner
 

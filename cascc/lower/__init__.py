@@ -69,8 +69,14 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
 
     from .pipeline import finish, schedule, to_relax
     from .sparse import KernelRewrite, weight_key
-    from .target import resolve, target_dict
+    from .target import target_dict
 
+    if measure and not target.runs_on_host:
+        raise OptionError(
+            target.name,
+            "--measure times kernels on this machine, which cannot run this target",
+            "drop --measure, or measure on the device with `cascc bench`",
+        )
     weights = program.masked_weights()
     masked = program.with_weights(weights).exported
     try:
@@ -81,19 +87,12 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
             f"TVM's torch importer failed: {first_paragraph(exc)}",
             "the model uses an op TVM 0.27 cannot import; report it with the model",
         ) from exc
-    tvm_target = resolve(target)
+    spec = target_dict(target)
+    tvm_target = tvm.target.Target(spec)
     names: dict[str, list[str]] = {}
     for ly in layers(program):
         names.setdefault(weight_key(weights[ly.name].numpy()), []).append(ly.name)
-    if measure and not target.runs_on_host:
-        raise OptionError(
-            target.name,
-            "--measure times kernels on this machine, which cannot run this target",
-            "drop --measure, or measure on the device with `cascc bench`",
-        )
-    rewrite = KernelRewrite(
-        target.costs, names, cores=int(target_dict(target).get("num-cores", 1)), keep_candidates=measure
-    )
+    rewrite = KernelRewrite(target.costs, names, cores=int(spec.get("num-cores", 1)), keep_candidates=measure)
     mod = rewrite(mod)
     mod = schedule(mod, tvm_target, target.schedule_rules)
     try:
@@ -112,7 +111,7 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
         decisions = {
             name: dataclasses.replace(d, measured_us=timings.get(name)) for name, d in decisions.items()
         }
-    return Lowered(executable, target, target_dict(target), decide(program, decisions))
+    return Lowered(executable, target, spec, decide(program, decisions))
 
 
 __all__ = ["Decision", "Lowered", "decide", "lower"]

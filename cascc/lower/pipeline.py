@@ -45,7 +45,9 @@ def legalize_passes() -> list[tvm.transform.Pass]:
 def schedule(mod: tvm.IRModule, target: tvm.target.Target, rules: Sequence[str]) -> tvm.IRModule:
     """dispatch → legalize/fuse → apply the schedule rules; raises if any PrimFunc is left unscheduled."""
     with target:
-        seq = tvm.transform.Sequential(cpu.library_dispatch_passes(target) + legalize_passes() + [apply_rules(rules)])
+        seq = tvm.transform.Sequential(
+            cpu.library_dispatch_passes(target) + legalize_passes() + [apply_rules(rules)]
+        )
         mod = seq(mod)
     check_scheduled(mod)
     return mod

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from cascc.digest import file_sha256
 from cascc.errors import ArtifactError, CasccError, LoweringError, first_paragraph
 from cascc.targets import Target
 
@@ -37,13 +38,6 @@ def export_library(executable: Any, target: Target, path: Path) -> None:
             f"check that {target.cross_compiler or 'the host C compiler'} and its C library "
             f"are installed ({target.notes.get('install', 'gcc')})",
         ) from exc
-
-
-def file_sha256(path: Path) -> str:
-    import hashlib
-
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def content_addressed(library: Path, sha256: str) -> Path:

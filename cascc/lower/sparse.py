@@ -257,23 +257,23 @@ class KernelRewrite:
         dil = tuple(int(d) for d in attrs.dilation)
         oh = (height + pad[0] + pad[2] - dil[0] * (kh - 1) - 1) // stride[0] + 1
         ow = (width + pad[1] + pad[3] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+        depthwise = groups == channels == out_c and weight.shape[1] == 1 and dil == (1, 1)
+        k, mcols = channels * kh * kw, oh * ow
+        mpad = padded(mcols, self.costs.wide_lanes)
+        as_reshape = (kh, kw) == (1, 1) and stride == (1, 1) and pad == (0, 0, 0, 0) and mpad == mcols
+        if not depthwise and (groups != 1 or (dil != (1, 1) and not as_reshape)):
+            return expr  # grouped or dilated conv: TVM's generic lowering; decide() says so
         ep = _epilogue(pats, chain, m, weight)
         if ep is None:
             return expr
         name = self._name(weight)
-        if groups == channels == out_c and weight.shape[1] == 1 and dil == (1, 1):
+        if depthwise:
             return self._depthwise(
                 name, x, (batch, channels, height, width), (kh, kw), stride, pad, (oh, ow), ep
             )
-        if groups != 1:
-            return expr  # grouped conv: TVM's generic lowering; decide() says so
-        k, mcols = channels * kh * kw, oh * ow
-        mpad = padded(mcols, self.costs.wide_lanes)
-        if (kh, kw) == (1, 1) and stride == (1, 1) and pad == (0, 0, 0, 0) and mpad == mcols:
+        if as_reshape:
             a, via = relax.op.reshape(x, (batch, channels, mcols)), " (1×1 conv)"
         else:
-            if dil != (1, 1):
-                return expr  # dilated conv: TVM's generic lowering; decide() says so
             copy_us = 4 * batch * k * mpad * 0.25 / 1e3  # ~0.25 ns per byte written
             im2col = conv_kernels.im2col(
                 batch,
