@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from typing import Any
 
 import tvm
 from tvm.target import codegen
 
+from cascc.errors import OptionError
 from cascc.targets import Target
 
 
 def target_dict(target: Target) -> dict[str, Any]:
     """The TVM target JSON dict, with `mcpu` and `num-cores` of this machine when `detect_host` is set."""
     spec = dict(target.tvm_target)
+    if "mcpu" in spec:
+        _check_cpu(target, spec)
     if target.detect_host:
         spec.setdefault("mcpu", codegen.llvm_get_system_cpu())
         spec.setdefault("num-cores", os.cpu_count() or 1)
     return spec
+
+
+def _check_cpu(target: Target, spec: dict[str, Any]) -> None:
+    """Reject a CPU name LLVM does not know for the target's triple (LLVM would silently compile for a
+    generic CPU instead)."""
+    without_cpu = {key: value for key, value in spec.items() if key != "mcpu"}
+    known = [str(cpu) for cpu in codegen.llvm_get_cpu_archlist(tvm.target.Target(without_cpu))]
+    if spec["mcpu"] not in known:
+        examples = difflib.get_close_matches(spec["mcpu"], known, n=6) or sorted(known)[:12]
+        raise OptionError(
+            spec["mcpu"],
+            f"not a CPU LLVM knows for the {target.name} target ({spec['mtriple']})",
+            f"pass one of the {len(known)} it knows, e.g. {', '.join(examples)}",
+        )
 
 
 def resolve(target: Target) -> tvm.target.Target:

@@ -123,3 +123,14 @@ def test_version_and_targets():
     assert code == 0 and json.loads(text)["x86"]["tvm"]["mtriple"] == "x86_64-linux-gnu"
     code, text = invoke("--help")
     assert "101" in text and "Exit codes" in text
+
+
+def test_unknown_cpu_is_refused(tmp_path):
+    code, text = invoke(
+        "compile", model_ref("mlp"), "--target", "arm64", "--cpu", "cortex-a27", "-o", tmp_path / "o"
+    )
+    assert_clean_error(code, text, 2, "cortex-a27", "not a CPU LLVM knows", "cortex-a72")  # close matches
+    assert not (tmp_path / "o").exists()
+    code, text = invoke("compile", model_ref("mlp"), "--cpu", "notacpu", "-o", tmp_path / "o")
+    assert_clean_error(code, text, 2, "notacpu", "x86_64-linux-gnu", "it knows, e.g.")
+    assert not (tmp_path / "o").exists()
