@@ -165,7 +165,9 @@ class Layer:
 
     `fan_in` is the number of weights feeding one output unit (in_features, or in_channels/groups·kh·kw);
     `fan_out` the number of output units (out_features / out_channels). `producers` names the layers whose
-    output units feed this layer's input, traced through elementwise, norm, pool, reshape and residual adds.
+    output units feed this layer's input, traced through elementwise, norm, pool, reshape and residual adds;
+    `from_input` says a graph input reaches this layer's input that way too, and `to_output` that this
+    layer's output reaches a graph output without passing another layer.
     """
 
     name: str
@@ -177,7 +179,16 @@ class Layer:
     groups: int = 1
     bias: str | None = None
     activation: str | None = None
+    activation_node: str | None = None
+    input_node: str | None = None
     producers: tuple[str, ...] = ()
+    from_input: bool = False
+    to_output: bool = False
+
+    @property
+    def unit_axis(self) -> int:
+        """Axis of this layer's output value that indexes its units (channels for convs, else the last)."""
+        return 1 if self.kind in (LayerKind.CONV, LayerKind.DEPTHWISE) else -1
 
     @property
     def size(self) -> int:
@@ -248,13 +259,20 @@ def layers(program: Program) -> list[Layer]:
         layer = _as_layer(node, params, ep.state_dict)
         if layer is None:
             continue
-        producers = _producers(_activation_input(node), by_node, frozen)
+        source = _activation_input(node)
+        producers, from_input = _producers(source, by_node, frozen)
+        activation = _following_activation(node)
         layer = dataclasses.replace(
-            layer, activation=_following_activation(node), producers=tuple(p.name for p in producers)
+            layer,
+            activation=activation.target._opname.lstrip("_") if activation is not None else None,
+            activation_node=activation.name if activation is not None else None,
+            producers=tuple(p.name for p in producers),
+            input_node=source.name if isinstance(source, torch.fx.Node) else None,
+            from_input=from_input or layer.kind is LayerKind.EMBEDDING,
         )
         found[node.name] = layer
         by_node[node] = layer
-    return list(found.values())
+    return [dataclasses.replace(layer, to_output=_reaches_output(node, by_node)) for node, layer in by_node.items()]
 
 
 def _as_layer(
@@ -316,10 +334,14 @@ def _activation_input(node: torch.fx.Node) -> torch.fx.Node | None:
     return None  # embedding: its input is token ids, never a layer's output
 
 
-def _producers(start: Any, by_node: Mapping[torch.fx.Node, Layer], frozen: Mapping[str, str]) -> list[Layer]:
-    """Layers whose outputs reach `start` through non-layer ops (elementwise, norm, pool, reshape, add)."""
+def _producers(
+    start: Any, by_node: Mapping[torch.fx.Node, Layer], frozen: Mapping[str, str]
+) -> tuple[list[Layer], bool]:
+    """Layers whose outputs reach `start` through non-layer ops (elementwise, norm, pool, reshape, add),
+    and whether a graph input reaches it that way too."""
     seen: set[torch.fx.Node] = set()
     result: dict[str, Layer] = {}
+    from_input = False
     stack = [start] if isinstance(start, torch.fx.Node) else []
     while stack:
         node = stack.pop()
@@ -330,12 +352,28 @@ def _producers(start: Any, by_node: Mapping[torch.fx.Node, Layer], frozen: Mappi
             result[by_node[node].name] = by_node[node]
             continue
         if node.op == "placeholder":
+            from_input = True  # frozen placeholders (weights) are never pushed
             continue
         if node.op == "get_attr":
             continue
         stack.extend(_tensor_args(node, frozen))
     order = {layer.name: i for i, layer in enumerate(by_node.values())}
-    return sorted(result.values(), key=lambda layer: order[layer.name])
+    return sorted(result.values(), key=lambda layer: order[layer.name]), from_input
+
+
+def _reaches_output(start: torch.fx.Node, by_node: Mapping[torch.fx.Node, Layer]) -> bool:
+    """Whether `start`'s value reaches the graph output through ops that are not layers."""
+    seen: set[torch.fx.Node] = set()
+    stack = [start]
+    while stack:
+        for user in stack.pop().users:
+            if user in seen or user in by_node:
+                continue
+            if user.op == "output":
+                return True
+            seen.add(user)
+            stack.append(user)
+    return False
 
 
 def _tensor_args(node: torch.fx.Node, frozen: Mapping[str, str]) -> Iterable[torch.fx.Node]:
@@ -345,8 +383,8 @@ def _tensor_args(node: torch.fx.Node, frozen: Mapping[str, str]) -> Iterable[tor
         yield arg
 
 
-def _following_activation(node: torch.fx.Node) -> str | None:
-    """Name of the activation applied to this layer's output, looking through norm, bias add and reshapes."""
+def _following_activation(node: torch.fx.Node) -> torch.fx.Node | None:
+    """The activation applied to this layer's output, looking through norm, bias add and reshapes."""
     current = node
     for _ in range(8):
         users = list(current.users)
@@ -356,7 +394,7 @@ def _following_activation(node: torch.fx.Node) -> str | None:
         if user.op != "call_function":
             return None
         if user.target in ACTIVATION_OPS:
-            return user.target._opname.lstrip("_")
+            return user
         if user.target not in AFFINE_OPS:
             return None
         current = user

@@ -1,17 +1,29 @@
-"""Layerwise density allocation: how many weights each prunable layer keeps for a global sparsity."""
+"""Layerwise density allocation: how many weights each prunable layer keeps for a global sparsity.
+
+Every allocator first computes real-valued densities, then `exact_counts` turns them into kept counts whose
+sum is exactly N − round(s·N) and never exceeds a layer's size (largest-remainder rounding).
+"""
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 from cascc.errors import OptionError
 from cascc.ir import Layer
 from cascc.registry import Registry
 
+from . import connectivity
+
 # An allocation maps each layer's weight name to the number of weights it keeps.
 Allocation = Mapping[str, int]
-Allocator = Callable[[Sequence[Layer], float], Allocation]
+Allocator = Callable[..., Allocation]
 ALLOCATORS: Registry[Allocator] = Registry("allocator")
+
+
+class AllocationWarning(UserWarning):
+    """An allocator met the global sparsity but not every constraint it aims for."""
 
 
 def check_sparsity(sparsity: float) -> float:
@@ -24,21 +36,200 @@ def check_sparsity(sparsity: float) -> float:
 
 
 def pruned_count(size: int, sparsity: float) -> int:
-    """Weights removed from a layer of `size` at `sparsity`: round(sparsity × size), halves rounded up."""
+    """Weights removed from `size` at `sparsity`: round(sparsity × size), halves rounded up."""
     return min(size, int(sparsity * size + 0.5))
 
 
+def kept_budget(layers: Sequence[Layer], sparsity: float) -> int:
+    """Total weights all layers keep together at the global sparsity."""
+    total = sum(layer.size for layer in layers)
+    return total - pruned_count(total, sparsity)
+
+
+def exact_counts(layers: Sequence[Layer], densities: Mapping[str, float], budget: int) -> Allocation:
+    """Kept counts ≈ d_l·N_l, each within [0, N_l], summing to exactly `budget` (largest remainder first)."""
+    quota = {layer.name: min(max(densities[layer.name], 0.0), 1.0) * layer.size for layer in layers}
+    kept = {name: math.floor(q) for name, q in quota.items()}
+    size = {layer.name: layer.size for layer in layers}
+    order = sorted(quota, key=lambda name: (-(quota[name] - kept[name]), name))
+    while (missing := budget - sum(kept.values())) != 0:
+        step = 1 if missing > 0 else -1
+        room = [n for n in (order if step > 0 else reversed(order)) if 0 <= kept[n] + step <= size[n]]
+        if not room:
+            raise ValueError(f"cannot place {budget} weights in layers of total size {sum(size.values())}")
+        for name in room[: abs(missing)]:
+            kept[name] += step
+    return kept
+
+
 @ALLOCATORS.register("uniform")
-def uniform(layers: Sequence[Layer], sparsity: float) -> Allocation:
-    """Every layer at the same density 1 − s; each removes exactly round(s × size) weights."""
+def uniform(layers: Sequence[Layer], sparsity: float, *, dense_ends: bool = False) -> Allocation:
+    """Every layer at density 1 − s; with `dense_ends` the first and last layer stay dense and the others
+    are raised to meet the global sparsity."""
     check_sparsity(sparsity)
-    return {layer.name: layer.size - pruned_count(layer.size, sparsity) for layer in layers}
+    budget = kept_budget(layers, sparsity)
+    ends = {layers[0].name, layers[-1].name} if dense_ends and len(layers) > 2 else set()
+    rest = [layer for layer in layers if layer.name not in ends]
+    end_size = sum(layer.size for layer in layers if layer.name in ends)
+    density = (budget - end_size) / max(sum(layer.size for layer in rest), 1)
+    if density < 0:
+        raise OptionError(
+            None,
+            f"sparsity {sparsity} cannot be met with the first and last layer dense "
+            f"(they alone hold {end_size} weights, the budget is {budget})",
+            "lower the sparsity or drop --dense-ends",
+        )
+    return exact_counts(layers, {layer.name: 1.0 if layer.name in ends else density for layer in layers}, budget)
 
 
-def allocate(name: str, layers: Sequence[Layer], sparsity: float) -> Allocation:
-    """Run the allocator registered as `name`."""
+def _solve_capped(layers: Sequence[Layer], weight: Mapping[str, float], budget: int) -> dict[str, float]:
+    """d_l = min(1, ε·weight_l) with Σ d_l N_l = budget; capped layers leave the pool and ε is re-solved."""
+    dense: set[str] = set()
+    while True:
+        free = [layer for layer in layers if layer.name not in dense]
+        left = budget - sum(layer.size for layer in layers if layer.name in dense)
+        scale = left / max(sum(weight[layer.name] * layer.size for layer in free), 1e-300)
+        over = {layer.name for layer in free if scale * weight[layer.name] > 1.0}
+        if not over:
+            return {layer.name: 1.0 if layer.name in dense else scale * weight[layer.name] for layer in layers}
+        dense |= over
+
+
+@ALLOCATORS.register("erk")
+def erk(layers: Sequence[Layer], sparsity: float) -> Allocation:
+    """Erdős–Rényi-Kernel: d_l ∝ Σ shape / Π shape (Mocanu et al. 2018; Evci et al., RigL, ICML 2020)."""
+    check_sparsity(sparsity)
+    budget = kept_budget(layers, sparsity)
+    return exact_counts(layers, _solve_capped(layers, _erk_weight(layers), budget), budget)
+
+
+def _erk_weight(layers: Sequence[Layer]) -> dict[str, float]:
+    return {layer.name: sum(layer.weight_shape) / layer.size for layer in layers}
+
+
+@ALLOCATORS.register("balanced")
+def balanced(layers: Sequence[Layer], sparsity: float) -> Allocation:
+    """The same number of kept weights in every layer; budget of layers that would exceed density 1 is
+    redistributed (Gadhikar, Mukherjee & Burkholz, ICML 2023, `ER_same_params_per_layer`)."""
+    check_sparsity(sparsity)
+    budget = kept_budget(layers, sparsity)
+    return exact_counts(layers, _solve_capped(layers, {l.name: 1.0 / l.size for l in layers}, budget), budget)
+
+
+@ALLOCATORS.register("pyramidal")
+def pyramidal(layers: Sequence[Layer], sparsity: float) -> Allocation:
+    """Density decays geometrically with depth, d_l = ρ^l, with Σ N_l ρ^l = (1 − s)N (Gadhikar et al. 2023)."""
+    check_sparsity(sparsity)
+    budget = kept_budget(layers, sparsity)
+
+    def kept(rho: float) -> float:
+        return sum(layer.size * rho ** (i + 1) for i, layer in enumerate(layers))
+
+    low, high = 0.0, 1.0
+    for _ in range(200):
+        mid = (low + high) / 2
+        low, high = (mid, high) if kept(mid) < budget else (low, mid)
+    rho = (low + high) / 2
+    return exact_counts(layers, {layer.name: rho ** (i + 1) for i, layer in enumerate(layers)}, budget)
+
+
+@ALLOCATORS.register("cascade")
+def cascade(layers: Sequence[Layer], sparsity: float, *, margin: float = 3.0) -> Allocation:
+    """cascc's cascade-guided allocation (METHODS.md §2): start from ERK, raise every layer whose expected
+    live in- or out-degree is below the percolation margin κ to the least density meeting it, and take the
+    budget back proportionally from layers with slack. If the budget cannot meet κ everywhere, the best
+    achievable κ is used and an AllocationWarning says so.
+    """
+    check_sparsity(sparsity)
+    budget = kept_budget(layers, sparsity)
+    start = _solve_capped(layers, _erk_weight(layers), budget)
+    densities = dict(start)
+    kappa = margin
+    for _ in range(30):
+        floors = percolation_floor(layers, densities, kappa)
+        if sum(floors[layer.name] * layer.size for layer in layers) > budget:
+            kappa = _best_margin(layers, densities, budget, kappa)
+            floors = percolation_floor(layers, densities, kappa)
+        updated = _fill_above(layers, start, floors, budget)
+        if all(abs(updated[n] - densities[n]) < 1e-9 for n in densities):
+            break
+        densities = updated
+    if kappa < margin - 1e-6:
+        warnings.warn(
+            f"cascade allocation: sparsity {sparsity} leaves too few weights to keep every layer's live "
+            f"in- and out-degree ≥ {margin}; the best achievable margin is κ = {kappa:.2f}",
+            AllocationWarning,
+            stacklevel=2,
+        )
+    return exact_counts(layers, densities, budget)
+
+
+def percolation_floor(layers: Sequence[Layer], densities: Mapping[str, float], kappa: float) -> dict[str, float]:
+    """Least density of each layer at which its units' expected live in-degree, and its hidden input units'
+    expected live out-degree, reach κ.
+
+    The margin is taken in its Poisson-exact form −n·ln(1 − p·r) ≥ κ (probability of no live link ≤ e^−κ),
+    which equals λ·r ≥ κ of METHODS.md §1 for wide layers and stays meaningful for depthwise convs (n = 1).
+    """
+    rec = connectivity.analytic(layers, densities)
+    by_name = {layer.name: layer for layer in layers}
+    floors = {}
+    for layer in layers:
+        producers = [by_name[name] for name in layer.producers]
+        r_in = 1.0 - math.prod(1.0 - rec.reachable[q.name] for q in producers) if not layer.from_input else 1.0
+        need = _least_pair_probability(connectivity.unit_fan_in(layer), r_in, kappa)
+        if producers:  # hidden input units must also reach an output
+            fan_out = connectivity.unit_fan_out(layer)
+            need = max(need, _least_pair_probability(fan_out, rec.coreachable[layer.name], kappa))
+        taps = layer.size // (layer.fan_out * connectivity.unit_fan_in(layer))
+        floors[layer.name] = 1.0 - (1.0 - min(need, 1.0)) ** (1.0 / max(taps, 1))
+    return floors
+
+
+def _least_pair_probability(n: int, live: float, kappa: float) -> float:
+    if live <= 0.0:
+        return 1.0
+    return min(1.0, (1.0 - math.exp(-kappa / n)) / live)
+
+
+def _fill_above(
+    layers: Sequence[Layer], start: Mapping[str, float], floors: Mapping[str, float], budget: int
+) -> dict[str, float]:
+    """Densities ≥ floors summing to the budget: layers keep their floor plus a common share t of the slack
+    (start − floor), so budget moves proportionally away from layers with slack."""
+    base = {layer.name: max(start[layer.name], floors[layer.name]) for layer in layers}
+    need = sum(floors[layer.name] * layer.size for layer in layers)
+    slack = sum((base[layer.name] - floors[layer.name]) * layer.size for layer in layers)
+    t = 0.0 if slack <= 0 else min(1.0, max(0.0, (budget - need) / slack))
+    result = {n: floors[n] + t * (base[n] - floors[n]) for n in base}
+    spare = budget - sum(result[layer.name] * layer.size for layer in layers)
+    if spare > 0:  # ERK alone was under budget (everything clipped): spread the rest by ERK weights
+        grow = [layer for layer in layers if result[layer.name] < 1.0]
+        room = sum((1.0 - result[layer.name]) * layer.size for layer in grow)
+        for layer in grow:
+            result[layer.name] += (1.0 - result[layer.name]) * min(1.0, spare / max(room, 1e-300))
+    return result
+
+
+def _best_margin(layers: Sequence[Layer], densities: Mapping[str, float], budget: int, kappa: float) -> float:
+    """The largest κ' ≤ κ whose percolation floors fit in the budget (bisection)."""
+    low, high = 0.0, kappa
+    for _ in range(40):
+        mid = (low + high) / 2
+        cost = sum(percolation_floor(layers, densities, mid)[layer.name] * layer.size for layer in layers)
+        low, high = (mid, high) if cost <= budget else (low, mid)
+    return low
+
+
+def allocate(name: str, layers: Sequence[Layer], sparsity: float, **options) -> Allocation:
+    """Run the allocator registered as `name` with its options."""
     if name not in ALLOCATORS:
         raise OptionError(
             None, f"unknown allocator {name!r}", f"choose one of {', '.join(sorted(ALLOCATORS))}"
         )
-    return ALLOCATORS[name](layers, sparsity)
+    try:
+        return ALLOCATORS[name](layers, sparsity, **options)
+    except TypeError as exc:
+        if "unexpected keyword" not in str(exc):
+            raise
+        raise OptionError(None, f"allocator {name!r} does not take {sorted(options)}", "drop the option") from exc

@@ -29,6 +29,10 @@ def run(program: Program, steps: Sequence[Step], *, check: bool = True) -> Progr
             raise CasccError(None, f"unknown pass {name!r}", f"choose one of {', '.join(sorted(PASSES))}")
         try:
             result = PASSES[name](program, **options)
+            if not isinstance(result, Program):
+                raise CasccError(
+                    None, f"pass {name!r} is an analysis and returns a report", "call it directly, not in a pipeline"
+                )
             if check:
                 verify(result)
         except CasccError:
