@@ -177,6 +177,9 @@ class Layer:
     fan_in: int
     fan_out: int
     groups: int = 1
+    stride: tuple[int, ...] = ()  # convolutions only, as in aten.convolution
+    padding: tuple[int, ...] = ()
+    dilation: tuple[int, ...] = ()
     bias: str | None = None
     activation: str | None = None
     activation_node: str | None = None
@@ -302,7 +305,19 @@ def _as_layer(
         depthwise = groups > 1 and shape[1] == 1 and groups == shape[0]
         kind = LayerKind.DEPTHWISE if depthwise else LayerKind.CONV
         bias = _trace_param(node.args[2], params)
-        return Layer(name, kind, node.name, shape, shape[1] * receptive, shape[0], groups=groups, bias=bias)
+        return Layer(
+            name,
+            kind,
+            node.name,
+            shape,
+            shape[1] * receptive,
+            shape[0],
+            groups=groups,
+            stride=tuple(node.args[3]),
+            padding=tuple(node.args[4]),
+            dilation=tuple(node.args[5]),
+            bias=bias,
+        )
     if node.target in EMBEDDING_OPS:
         name = _trace_param(node.args[0], params)
         if name is None:

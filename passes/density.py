@@ -15,6 +15,7 @@ from cascc.ir import Layer
 from cascc.registry import Registry
 
 from . import connectivity
+from .registry import PassWarning
 
 # An allocation maps each layer's weight name to the number of weights it keeps.
 Allocation = Mapping[str, int]
@@ -22,7 +23,7 @@ Allocator = Callable[..., Allocation]
 ALLOCATORS: Registry[Allocator] = Registry("allocator")
 
 
-class AllocationWarning(UserWarning):
+class AllocationWarning(PassWarning):
     """An allocator met the global sparsity but not every constraint it aims for."""
 
 

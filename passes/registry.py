@@ -10,6 +10,10 @@ from cascc.errors import CasccError, PassFailed
 from cascc.ir import PassRecord, Program, verify
 from cascc.registry import Registry
 
+class PassWarning(UserWarning):
+    """A pass did what it could and says what it left undone (shown by the CLI, recorded nowhere else)."""
+
+
 Pass = Callable[..., Program]
 PASSES: Registry[Pass] = Registry("pass")
 register = PASSES.register
