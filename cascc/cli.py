@@ -69,12 +69,94 @@ def _version() -> str:
 )
 def main(debug: bool) -> None:
     """cascc: sparsify neural networks and compile them through TVM into on-device artifacts."""
+    _print_pass_warnings()
+
+
+def _print_pass_warnings() -> None:
+    """Show a pass's PassWarning as one `warning:` line; leave every other warning to Python."""
+    from .errors import PassWarning
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, PassWarning):
+            err.print(f"[bold yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    warnings.simplefilter("always", PassWarning)
 
 
 def _target_names() -> list[str]:
     from .targets import TARGETS
 
     return sorted(TARGETS)
+
+
+def sparsify_options(command):
+    """The pruning options shared by compile, prune and analyze (they build a `Recipe`)."""
+    from .recipe import ALLOCATOR_NAMES, CRITERIA, REPARAMS
+
+    options = [
+        click.option(
+            "--sparsity",
+            "-s",
+            type=click.FloatRange(0, 1, max_open=True),
+            default=0.0,
+            show_default=True,
+            help="Fraction of prunable weights to remove (0 = dense).",
+        ),
+        click.option(
+            "--allocator",
+            type=click.Choice(ALLOCATOR_NAMES),
+            default="uniform",
+            show_default=True,
+            help="Layerwise density allocation; 'cascade' keeps every layer above the percolation margin, "
+            "'global' ranks all layers' scores together.",
+        ),
+        click.option(
+            "--criterion",
+            type=click.Choice(list(CRITERIA)),
+            default="magnitude",
+            show_default=True,
+            help="Which weights survive inside a layer.",
+        ),
+        click.option("--nm", default="2:4", show_default=True, help="N:M pattern for --criterion nm."),
+        click.option("--block", default="4x1", show_default=True, help="ROWSxCOLS for --criterion block."),
+        click.option(
+            "--dense-ends", is_flag=True, help="Uniform allocator: keep the first and last layer dense."
+        ),
+        click.option(
+            "--margin",
+            type=click.FloatRange(0, min_open=True),
+            default=3.0,
+            show_default=True,
+            help="Cascade allocator: least expected live in/out-degree per unit (κ).",
+        ),
+        click.option(
+            "--reparam",
+            type=click.Choice(list(REPARAMS)),
+            default="none",
+            show_default=True,
+            help="After pruning: variance-preserving rescale, or sparse-aware re-initialization.",
+        ),
+        click.option("--shrink", is_flag=True, help="Remove dead units structurally (outputs unchanged)."),
+        click.option(
+            "--data",
+            help="Data set for SNIP, rescale and analysis probes: digits, npz:PATH or csv:PATH "
+            "(default: Gaussian probes).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _recipe(options: dict[str, Any], seed: int):
+    from .recipe import Recipe
+
+    return Recipe(seed=seed, **options)
 
 
 @main.command("compile")
@@ -87,14 +169,7 @@ def _target_names() -> list[str]:
     show_default=True,
     help="Compilation target.",
 )
-@click.option(
-    "--sparsity",
-    "-s",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.0,
-    show_default=True,
-    help="Fraction of prunable weights to remove (0 = dense).",
-)
+@sparsify_options
 @click.option(
     "--output",
     "-o",
@@ -118,13 +193,13 @@ def _target_names() -> list[str]:
 def compile_cmd(
     model: str,
     target: str,
-    sparsity: float,
     output: Path,
     cpu: str | None,
     seed: int,
     force: bool,
     measure: bool,
     as_json: bool,
+    **recipe: Any,
 ) -> None:
     """Compile MODEL (file.py:factory or .pt2) into an artifact directory."""
     from .pipeline import compile as compile_model
@@ -133,7 +208,7 @@ def compile_cmd(
         result = compile_model(
             model,
             target=target,
-            sparsity=sparsity,
+            recipe=_recipe(recipe, seed),
             out=output,
             seed=seed,
             force=force,
@@ -173,6 +248,87 @@ def _layer_table(manifest: dict[str, Any]) -> None:
             cells.append(", ".join(f"{k} {v:.1f}" for k, v in sorted(m.items())))
         table.add_row(*cells)
     out.print(table)
+
+
+@main.command("prune")
+@click.argument("model")
+@sparsify_options
+@click.option(
+    "--output", "-o", "output", type=click.Path(path_type=Path), required=True, help="The .pt2 file to write."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice.")
+def prune_cmd(model: str, output: Path, seed: int, **recipe: Any) -> None:
+    """Sparsify MODEL and save it as a .pt2 (masks and pass history kept) for compile, analyze or training."""
+    from .ir import layers
+    from .pipeline import prune
+
+    with err.status("pruning") as status:
+        program = prune(
+            model, _recipe(recipe, seed), out=output, seed=seed, stage=lambda m: status.update(f"{m}…")
+        )
+    rows = layers(program)
+    kept = sum(int(program.masks[r.name].sum()) if r.name in program.masks else r.size for r in rows)
+    total = sum(r.size for r in rows)
+    out.print(f"{kept:,} of {total:,} prunable weights kept (density {kept / max(total, 1):.4f})")
+    out.print(
+        f"wrote [bold]{escape(str(output))}[/] after {', '.join(r.name for r in program.history) or 'no passes'}"
+    )
+
+
+@main.command("analyze")
+@click.argument("model")
+@sparsify_options
+@click.option("--html", "html_path", type=click.Path(path_type=Path), help="Write an HTML report with plots.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def analyze_cmd(model: str, html_path: Path | None, seed: int, as_json: bool, **recipe: Any) -> None:
+    """Cascade analysis of MODEL (after pruning, if --sparsity is given): connectivity, dead units, signal."""
+    from .pipeline import analyze
+
+    with err.status("analyzing") as status:
+        report = analyze(
+            model,
+            _recipe(recipe, seed),
+            data=recipe["data"],
+            html=html_path,
+            seed=seed,
+            stage=lambda m: status.update(f"{m}…"),
+        )
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+        return
+    _analysis_table(report)
+    if html_path:
+        out.print(f"wrote [bold]{escape(str(html_path))}[/]")
+
+
+def _analysis_table(report) -> None:
+    """The terminal view: the columns that decide health; --json and --html carry every field."""
+    table = Table(title=f"cascade analysis, probe: {report.probe}", title_justify="left")
+    for col in (
+        "layer",
+        "density",
+        "in-degree mean (0)",
+        "dead/isolated",
+        "functional exact/analytic",
+        "active meas/analytic",
+        "gain meas/mean-field",
+    ):
+        table.add_column(col)
+    for r in report.layers:
+        measured = r.measured_active is not None
+        table.add_row(
+            r.name,
+            f"{r.density:.3f}",
+            f"{r.in_degree_mean:.1f} ({r.in_degree_zero_share:.0%})",
+            f"{r.dead_units}/{r.isolated_units}",
+            f"{r.functional:.2f} / {r.predicted_functional:.2f}",
+            f"{r.measured_active:.2f} / {r.predicted_active:.2f}" if measured else "–",
+            f"{r.measured_gain:.3g} / {r.predicted_gain:.3g}" if measured else "–",
+        )
+    out.print(table)
+    colour = {"healthy": "green", "degraded": "yellow", "collapsed": "red"}[report.status]
+    out.print(f"[bold {colour}]{report.status}[/]: {escape(report.summary)}")
 
 
 @main.command("run")

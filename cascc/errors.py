@@ -51,6 +51,10 @@ class LoweringError(CasccError):
     exit_code = EXIT_INTERNAL
 
 
+class PassWarning(UserWarning):
+    """A pass did what it could and says what it left undone; the CLI prints it as a warning line."""
+
+
 def first_paragraph(exc: BaseException, limit: int = 600) -> str:
     """The first paragraph of an exception's message, flattened to one line and cut to `limit` characters."""
     text = str(exc).strip() or type(exc).__name__

@@ -275,7 +275,10 @@ def layers(program: Program) -> list[Layer]:
         )
         found[node.name] = layer
         by_node[node] = layer
-    return [dataclasses.replace(layer, to_output=_reaches_output(node, by_node)) for node, layer in by_node.items()]
+    return [
+        dataclasses.replace(layer, to_output=_reaches_output(node, by_node))
+        for node, layer in by_node.items()
+    ]
 
 
 def _as_layer(

@@ -12,6 +12,7 @@ import numpy as np
 from . import artifact as artifacts
 from .errors import ArtifactError, OptionError
 from .ir import Program
+from .recipe import Recipe
 
 Stage = Callable[[str], None]
 
@@ -25,9 +26,56 @@ class CompileResult:
     manifest: dict[str, Any]
 
 
-def prune_steps(sparsity: float, allocator: str = "uniform") -> list[tuple[str, dict[str, Any]]]:
-    """The pass steps `cascc compile --sparsity` runs."""
-    return [("prune.magnitude", {"sparsity": sparsity, "allocator": allocator})] if sparsity > 0 else []
+def sparsify(
+    model: str | Path | Program, recipe: Recipe, *, seed: int = 0, stage: Stage | None = None
+) -> Program:
+    """Import `model` (unless it is already a Program) and run the recipe's passes on it."""
+    from . import frontends, passes
+
+    say = stage or (lambda _msg: None)
+    passes.density.check_sparsity(recipe.sparsity)
+    steps = recipe.steps()  # option errors before the costly import
+    say("importing the model")
+    program = model if isinstance(model, Program) else frontends.load(model, seed=seed)
+    if steps:
+        say(f"running {', '.join(name for name, _ in steps)}")
+    return passes.run(program, steps)
+
+
+def prune(
+    model: str | Path | Program, recipe: Recipe, *, out: str | Path, seed: int = 0, stage: Stage | None = None
+) -> Program:
+    """Sparsify `model` with `recipe` and save it as a `.pt2` (masks and history kept) at `out`."""
+    from .frontends.torch import save_pt2
+
+    program = sparsify(model, recipe, seed=seed, stage=stage)
+    save_pt2(program, Path(out))
+    return program
+
+
+def analyze(
+    model: str | Path | Program,
+    recipe: Recipe | None = None,
+    *,
+    data: str | None = None,
+    html: str | Path | None = None,
+    seed: int = 0,
+    stage: Stage | None = None,
+):
+    """Cascade analysis of `model` after `recipe` (if given); optionally writes the HTML report."""
+    from .passes.analysis import analyze as cascade_analysis
+
+    program = sparsify(model, recipe or Recipe(), seed=seed, stage=stage)
+    if stage:
+        stage("analyzing the cascade")
+    report = cascade_analysis(program, data=data)
+    if html is not None:
+        from .report_html import write_html
+
+        if stage:
+            stage("writing the HTML report")
+        write_html(report, Path(html))
+    return report
 
 
 def compile(
@@ -35,6 +83,7 @@ def compile(
     *,
     target: str = "x86",
     sparsity: float = 0.0,
+    recipe: Recipe | None = None,
     out: str | Path,
     seed: int = 0,
     force: bool = False,
@@ -42,18 +91,14 @@ def compile(
     measure: bool = False,
     stage: Stage | None = None,
 ) -> CompileResult:
-    """Import `model`, sparsify it to `sparsity`, lower it for `target` and write the artifact to `out`."""
-    from . import frontends, passes
+    """Import `model`, sparsify it (`recipe`, or magnitude pruning to `sparsity`), lower it for `target` and
+    write the artifact to `out`."""
     from .lower import lower
     from .targets import get as get_target
 
     say = stage or (lambda _msg: None)
     tgt = get_target(target, cpu=cpu)
-    passes.density.check_sparsity(sparsity)
-    say("importing the model")
-    program = model if isinstance(model, Program) else frontends.load(model, seed=seed)
-    say("pruning")
-    program = passes.run(program, prune_steps(sparsity))
+    program = sparsify(model, recipe or Recipe(sparsity=sparsity), seed=seed, stage=say)
     say(f"lowering for {tgt.name} with TVM")
     lowered = lower(program, tgt, measure=measure)
     say("writing the artifact")
@@ -229,14 +274,16 @@ def _check_inputs(art: artifacts.Artifact, inputs: Sequence[np.ndarray]) -> None
 
 
 __all__ = [
-    "ArtifactError",
     "BASELINES",
+    "ArtifactError",
     "CompileResult",
     "SelfTest",
+    "analyze",
     "bench",
     "compile",
     "load_inputs",
-    "prune_steps",
+    "prune",
     "run",
     "selftest",
+    "sparsify",
 ]

@@ -80,7 +80,9 @@ class Report:
 
 
 @register("analyze.cascade")
-def analyze(program: Program, *, data: str | None = None, samples: int = 256, seed: int | None = None) -> Report:
+def analyze(
+    program: Program, *, data: str | None = None, samples: int = 256, seed: int | None = None
+) -> Report:
     """Structural and dynamic cascade analysis of `program`'s masks (METHODS.md §1: Burkholz, Herrmann &
     Schweitzer, Sci. Rep. 2018; Burkholz & Dubatovka, NeurIPS 2019; Vysogorets & Kempe, JMLR 2023)."""
     prunable = layers(program)
@@ -93,7 +95,15 @@ def analyze(program: Program, *, data: str | None = None, samples: int = 256, se
     rows = []
     for layer in prunable:
         rows.append(
-            _row(layer, prunable, masks[layer.name], weights[layer.name], exact, predicted, measured.get(layer.name))
+            _row(
+                layer,
+                prunable,
+                masks[layer.name],
+                weights[layer.name],
+                exact,
+                predicted,
+                measured.get(layer.name),
+            )
         )
     status, summary = _verdict(prunable, rows, exact)
     return Report(
@@ -183,7 +193,9 @@ def _p_silent(degree: torch.Tensor, active_in: float, relu: bool) -> float:
     return float(torch.exp(torch.log1p(-fire.clamp(max=1 - 1e-300)).sum()))
 
 
-def _predicted_gain(layer: Layer, by_name: Mapping[str, Layer], weight: torch.Tensor, mask: torch.Tensor) -> float:
+def _predicted_gain(
+    layer: Layer, by_name: Mapping[str, Layer], weight: torch.Tensor, mask: torch.Tensor
+) -> float:
     """Mean-field variance gain σ²·E[k]·E[φ²]/q (Burkholz & Dubatovka 2019): ½ after a ReLU, 1 otherwise."""
     kept = weight[mask]
     if kept.numel() == 0:
@@ -206,7 +218,9 @@ def _measure(
         x = load(data).x_test
     spec = program.inputs[0]
     count = max(1, -(-samples // spec.shape[0]))
-    names = {layer.node for layer in prunable} | {layer.activation_node for layer in prunable if layer.activation_node}
+    names = {layer.node for layer in prunable} | {
+        layer.activation_node for layer in prunable if layer.activation_node
+    }
     module = program.module()
     sums: dict[str, list[torch.Tensor]] = {}
     input_var: list[float] = []
@@ -217,7 +231,12 @@ def _measure(
         for name, value in probe.capture(module, inputs, names).items():
             sums.setdefault(name, []).append(value.double())
     q_in = sum(input_var) / len(input_var)
-    pre = {layer.name: float(torch.cat([probe.per_unit(v, layer.unit_axis) for v in sums[layer.node]]).var(0).mean()) for layer in prunable}
+    pre = {
+        layer.name: float(
+            torch.cat([probe.per_unit(v, layer.unit_axis) for v in sums[layer.node]]).var(0).mean()
+        )
+        for layer in prunable
+    }
     result = {}
     for layer in prunable:
         after = torch.cat([t.flatten() for t in sums[layer.activation_node or layer.node]])
@@ -227,11 +246,17 @@ def _measure(
             "active": float((after > 0).double().mean()),
             "gain": pre[layer.name] / q_prev if q_prev > 0 else float("inf"),
         }
-    probe_name = f"{data} ({used * spec.shape[0]} test samples)" if data else f"Gaussian N(0,1) ({used * spec.shape[0]} samples)"
+    probe_name = (
+        f"{data} ({used * spec.shape[0]} test samples)"
+        if data
+        else f"Gaussian N(0,1) ({used * spec.shape[0]} samples)"
+    )
     return result, probe_name
 
 
-def _verdict(prunable: Sequence[Layer], rows: Sequence[LayerReport], exact: connectivity.Reachability) -> tuple[str, str]:
+def _verdict(
+    prunable: Sequence[Layer], rows: Sequence[LayerReport], exact: connectivity.Reachability
+) -> tuple[str, str]:
     outputs = [layer for layer in prunable if layer.to_output]
     if not any(bool(exact.reachable[layer.name].any()) for layer in outputs):
         return "collapsed", "no path from the input reaches an output: the network computes a constant"
@@ -240,4 +265,7 @@ def _verdict(prunable: Sequence[Layer], rows: Sequence[LayerReport], exact: conn
         names = ", ".join(f"{row.name} ({row.functional:.0%})" for row in low)
         return "degraded", f"functional units below {DEGRADED_BELOW:.0%} in {names}"
     worst = min(rows, key=lambda row: row.functional)
-    return "healthy", f"every layer keeps ≥ {DEGRADED_BELOW:.0%} functional units (lowest: {worst.name}, {worst.functional:.0%})"
+    return (
+        "healthy",
+        f"every layer keeps ≥ {DEGRADED_BELOW:.0%} functional units (lowest: {worst.name}, {worst.functional:.0%})",
+    )

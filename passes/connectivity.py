@@ -97,7 +97,8 @@ def consumers(layers: Sequence[Layer]) -> dict[str, list[Layer]]:
 def full_masks(layers: Sequence[Layer], masks: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Every layer's mask, all-true for layers without one."""
     return {
-        layer.name: masks.get(layer.name, torch.ones(layer.weight_shape, dtype=torch.bool)) for layer in layers
+        layer.name: masks.get(layer.name, torch.ones(layer.weight_shape, dtype=torch.bool))
+        for layer in layers
     }
 
 

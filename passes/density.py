@@ -80,7 +80,9 @@ def uniform(layers: Sequence[Layer], sparsity: float, *, dense_ends: bool = Fals
             f"(they alone hold {end_size} weights, the budget is {budget})",
             "lower the sparsity or drop --dense-ends",
         )
-    return exact_counts(layers, {layer.name: 1.0 if layer.name in ends else density for layer in layers}, budget)
+    return exact_counts(
+        layers, {layer.name: 1.0 if layer.name in ends else density for layer in layers}, budget
+    )
 
 
 def _solve_capped(layers: Sequence[Layer], weight: Mapping[str, float], budget: int) -> dict[str, float]:
@@ -92,7 +94,9 @@ def _solve_capped(layers: Sequence[Layer], weight: Mapping[str, float], budget: 
         scale = left / max(sum(weight[layer.name] * layer.size for layer in free), 1e-300)
         over = {layer.name for layer in free if scale * weight[layer.name] > 1.0}
         if not over:
-            return {layer.name: 1.0 if layer.name in dense else scale * weight[layer.name] for layer in layers}
+            return {
+                layer.name: 1.0 if layer.name in dense else scale * weight[layer.name] for layer in layers
+            }
         dense |= over
 
 
@@ -165,7 +169,9 @@ def cascade(layers: Sequence[Layer], sparsity: float, *, margin: float = 3.0) ->
     return exact_counts(layers, densities, budget)
 
 
-def percolation_floor(layers: Sequence[Layer], densities: Mapping[str, float], kappa: float) -> dict[str, float]:
+def percolation_floor(
+    layers: Sequence[Layer], densities: Mapping[str, float], kappa: float
+) -> dict[str, float]:
     """Least density of each layer at which its units' expected live in-degree, and its hidden input units'
     expected live out-degree, reach κ.
 
@@ -177,7 +183,9 @@ def percolation_floor(layers: Sequence[Layer], densities: Mapping[str, float], k
     floors = {}
     for layer in layers:
         producers = [by_name[name] for name in layer.producers]
-        r_in = 1.0 - math.prod(1.0 - rec.reachable[q.name] for q in producers) if not layer.from_input else 1.0
+        r_in = (
+            1.0 - math.prod(1.0 - rec.reachable[q.name] for q in producers) if not layer.from_input else 1.0
+        )
         need = _least_pair_probability(connectivity.unit_fan_in(layer), r_in, kappa)
         if producers:  # hidden input units must also reach an output
             fan_out = connectivity.unit_fan_out(layer)
@@ -233,4 +241,6 @@ def allocate(name: str, layers: Sequence[Layer], sparsity: float, **options) -> 
     except TypeError as exc:
         if "unexpected keyword" not in str(exc):
             raise
-        raise OptionError(None, f"allocator {name!r} does not take {sorted(options)}", "drop the option") from exc
+        raise OptionError(
+            None, f"allocator {name!r} does not take {sorted(options)}", "drop the option"
+        ) from exc

@@ -16,12 +16,16 @@ def batches(program: Program, samples: torch.Tensor | None, count: int, seed: in
     (reshaped per sample to the input's shape) when `samples` is given."""
     (spec, *rest) = program.inputs
     if rest and samples is not None:
-        raise OptionError(program.source, "data probes need a single-input model", "probe with Gaussian inputs")
+        raise OptionError(
+            program.source, "data probes need a single-input model", "probe with Gaussian inputs"
+        )
     batch, sample_shape = spec.shape[0], spec.shape[1:]
     if samples is None:
         gen = torch.Generator().manual_seed(seed)
         for _ in range(count):
-            yield tuple(torch.randn(s.shape, generator=gen, dtype=getattr(torch, s.dtype)) for s in program.inputs)
+            yield tuple(
+                torch.randn(s.shape, generator=gen, dtype=getattr(torch, s.dtype)) for s in program.inputs
+            )
         return
     per_sample = int(torch.tensor(sample_shape).prod()) if sample_shape else 1
     if samples[0].numel() != per_sample:
@@ -33,7 +37,11 @@ def batches(program: Program, samples: torch.Tensor | None, count: int, seed: in
         )
     usable = min(count, len(samples) // batch)
     if usable == 0:
-        raise OptionError(program.source, f"data has {len(samples)} samples, fewer than one batch of {batch}", "pass more data")
+        raise OptionError(
+            program.source,
+            f"data has {len(samples)} samples, fewer than one batch of {batch}",
+            "pass more data",
+        )
     for i in range(usable):
         yield (samples[i * batch : (i + 1) * batch].reshape(spec.shape).to(getattr(torch, spec.dtype)),)
 
@@ -51,7 +59,9 @@ class _Recorder(torch.fx.Interpreter):
         return value
 
 
-def capture(module: torch.fx.GraphModule, inputs: Sequence[torch.Tensor], names: Iterable[str]) -> dict[str, torch.Tensor]:
+def capture(
+    module: torch.fx.GraphModule, inputs: Sequence[torch.Tensor], names: Iterable[str]
+) -> dict[str, torch.Tensor]:
     """Values of the graph nodes named `names` on one forward pass of `module` (from `Program.module()`)."""
     recorder = _Recorder(module, names)
     with torch.no_grad():

@@ -53,7 +53,11 @@ def global_masks(scores: Scores, keep: int) -> dict[str, torch.Tensor]:
 
 
 def select(
-    prunable: Sequence[Layer], scores: Scores, sparsity: float, allocator: str, allocator_options: Mapping | None
+    prunable: Sequence[Layer],
+    scores: Scores,
+    sparsity: float,
+    allocator: str,
+    allocator_options: Mapping | None,
 ) -> dict[str, torch.Tensor]:
     """Masks from scores under an allocator (or `global`)."""
     if allocator == GLOBAL:
@@ -129,7 +133,9 @@ def random_regular(
     check_sparsity(sparsity)
     prunable = layers(program)
     if allocator == GLOBAL:
-        raise OptionError(None, "random_regular needs per-layer counts", "choose an allocator other than 'global'")
+        raise OptionError(
+            None, "random_regular needs per-layer counts", "choose an allocator other than 'global'"
+        )
     allocation = allocate(allocator, prunable, sparsity, **dict(allocator_options or {}))
     masks = {}
     for i, layer in enumerate(prunable):
@@ -140,8 +146,8 @@ def random_regular(
         counts[torch.randperm(rows, generator=gen)[: keep % rows]] += 1
         order = torch.argsort(torch.rand(rows, per_row, generator=gen), dim=1)
         mask = torch.arange(per_row).expand(rows, per_row) < counts[:, None]  # first k of a random order
-        masks[layer.name] = torch.zeros(rows, per_row, dtype=torch.bool).scatter_(1, order, mask).view(
-            layer.weight_shape
+        masks[layer.name] = (
+            torch.zeros(rows, per_row, dtype=torch.bool).scatter_(1, order, mask).view(layer.weight_shape)
         )
     return _with_masks(program, masks)
 
@@ -149,7 +155,11 @@ def random_regular(
 @register("prune.snip")
 @_scored
 def snip(
-    program: Program, prunable: Sequence[Layer], data: str | None = None, batches: int = 1, seed: int | None = None
+    program: Program,
+    prunable: Sequence[Layer],
+    data: str | None = None,
+    batches: int = 1,
+    seed: int | None = None,
 ) -> Scores:
     """SNIP connection sensitivity |w ⊙ ∂L/∂w| on data batches (Lee et al., ICLR 2019). Without data, the loss
     is the cross-entropy of a Gaussian batch against the model's own predictions."""
@@ -161,7 +171,9 @@ def snip(
 
         dataset = load(data)
         x_all, y_all = dataset.x_train, dataset.y_train
-    for b, inputs in enumerate(probe.batches(program, x_all, batches, seed=program.seed if seed is None else seed)):
+    for b, inputs in enumerate(
+        probe.batches(program, x_all, batches, seed=program.seed if seed is None else seed)
+    ):
         out = module(*inputs)
         out = out[0] if isinstance(out, (tuple, list)) else out
         logits = out.reshape(-1, out.shape[-1])
@@ -176,7 +188,9 @@ def snip(
     return {layer.name: (weights[layer.name] * grads[layer.name]).abs() for layer in prunable}
 
 
-def _trainable(program: Program, prunable: Sequence[Layer], dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+def _trainable(
+    program: Program, prunable: Sequence[Layer], dtype: torch.dtype = torch.float32
+) -> torch.nn.Module:
     module = program.module().to(dtype)
     for param in module.parameters():
         param.requires_grad_(False)
@@ -198,7 +212,9 @@ def synflow(
     exponential schedule s_k = 1 − (1 − s)^(k/rounds), in float64 (Tanaka et al., NeurIPS 2020)."""
     check_sparsity(sparsity)
     if rounds < 1:
-        raise OptionError(None, f"synflow rounds must be ≥ 1, got {rounds}", "pass rounds=100 (the paper's value)")
+        raise OptionError(
+            None, f"synflow rounds must be ≥ 1, got {rounds}", "pass rounds=100 (the paper's value)"
+        )
     prunable = layers(program)
     module = _trainable(program, prunable, torch.float64)
     with torch.no_grad():
@@ -219,7 +235,9 @@ def synflow(
         for layer in prunable:
             param = module.get_parameter(layer.name)
             score = (param.grad * param).detach().abs()
-            scores[layer.name] = torch.where(masks[layer.name], score, torch.tensor(-1.0, dtype=torch.float64))
+            scores[layer.name] = torch.where(
+                masks[layer.name], score, torch.tensor(-1.0, dtype=torch.float64)
+            )
         masks = select(prunable, scores, 1.0 - (1.0 - sparsity) ** (k / rounds), allocator, allocator_options)
     return _with_masks(program, masks)
 
@@ -232,7 +250,9 @@ def n_of_m(program: Program, *, n: int = 2, m: int = 4, sparsity: float | None =
         raise OptionError(None, f"N:M needs 0 < N < M, got {n}:{m}", "use 2:4 or 4:8")
     if sparsity is not None and abs(sparsity - (1 - n / m)) > 1e-9:
         raise OptionError(
-            None, f"N:M {n}:{m} fixes the sparsity at {1 - n / m:g}, not {sparsity:g}", "drop --sparsity or change N:M"
+            None,
+            f"N:M {n}:{m} fixes the sparsity at {1 - n / m:g}, not {sparsity:g}",
+            "drop --sparsity or change N:M",
         )
     weights = program.masked_weights()
     masks, skipped = {}, []
@@ -248,7 +268,11 @@ def n_of_m(program: Program, *, n: int = 2, m: int = 4, sparsity: float | None =
         keep = torch.zeros_like(groups, dtype=torch.bool).scatter_(1, order[:, :n], True).view(moved.shape)
         masks[layer.name] = keep if w.dim() == 2 else keep.movedim(-1, 1)
     if skipped:
-        warnings.warn(f"N:M {n}:{m}: left dense, input dimension not a multiple of {m}: {', '.join(skipped)}", AllocationWarning, stacklevel=2)
+        warnings.warn(
+            f"N:M {n}:{m}: left dense, input dimension not a multiple of {m}: {', '.join(skipped)}",
+            AllocationWarning,
+            stacklevel=2,
+        )
     return _with_masks(program, masks)
 
 
@@ -281,7 +305,9 @@ def _block_scores(weight: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     blocks = pad.view(pad.shape[0] // rows, rows, pad.shape[1] // cols, cols).permute(0, 2, 1, 3)
     norms = blocks.pow(2).sum(dim=(2, 3)).flatten()
     block_rank = torch.empty_like(norms).scatter_(
-        0, torch.argsort(norms, descending=True, stable=True), torch.arange(norms.numel(), dtype=torch.float64)
+        0,
+        torch.argsort(norms, descending=True, stable=True),
+        torch.arange(norms.numel(), dtype=torch.float64),
     )
     per_block = rows * cols
     inner = blocks.reshape(-1, per_block)

@@ -6,13 +6,9 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from cascc.errors import CasccError, PassFailed
+from cascc.errors import CasccError, PassFailed, PassWarning  # noqa: F401  (re-exported)
 from cascc.ir import PassRecord, Program, verify
 from cascc.registry import Registry
-
-class PassWarning(UserWarning):
-    """A pass did what it could and says what it left undone (shown by the CLI, recorded nowhere else)."""
-
 
 Pass = Callable[..., Program]
 PASSES: Registry[Pass] = Registry("pass")
@@ -35,7 +31,9 @@ def run(program: Program, steps: Sequence[Step], *, check: bool = True) -> Progr
             result = PASSES[name](program, **options)
             if not isinstance(result, Program):
                 raise CasccError(
-                    None, f"pass {name!r} is an analysis and returns a report", "call it directly, not in a pipeline"
+                    None,
+                    f"pass {name!r} is an analysis and returns a report",
+                    "call it directly, not in a pipeline",
                 )
             if check:
                 verify(result)

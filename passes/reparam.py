@@ -33,13 +33,17 @@ def sparse_init(program: Program, *, seed: int | None = None) -> Program:
         std = (gain / k).sqrt().float()
         noise = torch.randn(rows.shape, generator=gen)
         fresh = noise * std[:, None] * rows
-        updates[layer.name] = fresh.reshape(layer.weight_shape) if layer.kind is not LayerKind.EMBEDDING else fresh.t()
+        updates[layer.name] = (
+            fresh.reshape(layer.weight_shape) if layer.kind is not LayerKind.EMBEDDING else fresh.t()
+        )
         if layer.bias is not None:
             updates[layer.bias] = torch.zeros_like(program.weights[layer.bias])
         if (zero := int((rows.sum(dim=1) == 0).sum())) > 0:
             empty.append(f"{layer.name} ({zero} of {layer.fan_out})")
     if empty:
-        warnings.warn(f"sparse_init: units with no kept weight: {', '.join(empty)}", AllocationWarning, stacklevel=2)
+        warnings.warn(
+            f"sparse_init: units with no kept weight: {', '.join(empty)}", AllocationWarning, stacklevel=2
+        )
     return program.with_weights(updates)
 
 
@@ -59,7 +63,11 @@ def rescale(
     pre-activation matches the dense one."""
     if covariance not in ("full", "diag"):
         raise OptionError(None, f"unknown covariance {covariance!r}", "use 'full' or 'diag'")
-    prunable = [layer for layer in layers(program) if layer.name in program.masks and layer.kind is not LayerKind.EMBEDDING]
+    prunable = [
+        layer
+        for layer in layers(program)
+        if layer.name in program.masks and layer.kind is not LayerKind.EMBEDDING
+    ]
     if not prunable:
         return program
     dense = dataclasses.replace(program, masks={})
@@ -129,6 +137,8 @@ def _patches(layer: Layer, x: torch.Tensor) -> torch.Tensor:
     elif len(kernel) == 2:
         stride, padding, dilation = layer.stride, layer.padding, layer.dilation
     else:
-        raise OptionError(None, f"{layer.name}: rescale supports 1-D and 2-D convolutions", "skip reparam for this model")
+        raise OptionError(
+            None, f"{layer.name}: rescale supports 1-D and 2-D convolutions", "skip reparam for this model"
+        )
     cols = torch.nn.functional.unfold(x, kernel, dilation=dilation, padding=padding, stride=stride)
     return cols.transpose(1, 2).reshape(-1, cols.shape[1])

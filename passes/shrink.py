@@ -79,14 +79,19 @@ def dead_units(program: Program) -> Program:
         for layer in group.members:
             removable &= ~reach.coreachable[layer.name] | (~reach.reachable[layer.name] & zero[layer.name])
         kept_constant = sum(
-            int((~reach.reachable[m.name] & ~zero[m.name] & reach.coreachable[m.name]).sum()) for m in group.members
+            int((~reach.reachable[m.name] & ~zero[m.name] & reach.coreachable[m.name]).sum())
+            for m in group.members
         )
         if kept_constant:
-            notes.append(f"{group.members[0].name}: kept {kept_constant} input-independent unit(s) with a nonzero value")
+            notes.append(
+                f"{group.members[0].name}: kept {kept_constant} input-independent unit(s) with a nonzero value"
+            )
         if not removable.any():
             continue
         if group.frozen:
-            notes.append(f"{', '.join(m.name for m in group.members)}: {int(removable.sum())} dead unit(s) kept, {group.frozen}")
+            notes.append(
+                f"{', '.join(m.name for m in group.members)}: {int(removable.sum())} dead unit(s) kept, {group.frozen}"
+            )
             continue
         for layer in group.members:
             keep[layer.name] = ~removable
@@ -129,7 +134,10 @@ def _groups(prunable: Sequence[Layer], graph: torch.fx.Graph) -> list[_Group]:
 
 
 def _why_frozen(
-    group: _Group, by_name: Mapping[str, Layer], users: Mapping[str, list[Layer]], nodes: Mapping[str, torch.fx.Node]
+    group: _Group,
+    by_name: Mapping[str, Layer],
+    users: Mapping[str, list[Layer]],
+    nodes: Mapping[str, torch.fx.Node],
 ) -> str | None:
     for layer in group.members:
         if layer.to_output:
@@ -177,7 +185,9 @@ def _why_frozen(
     return None
 
 
-def _zero_valued(program: Program, module: torch.nn.Module, prunable: Sequence[Layer]) -> dict[str, torch.Tensor]:
+def _zero_valued(
+    program: Program, module: torch.nn.Module, prunable: Sequence[Layer]
+) -> dict[str, torch.Tensor]:
     """Per layer, units whose value reaches every consumer as exact zeros on a Gaussian probe."""
     by_name = {layer.name: layer for layer in prunable}
     users = connectivity.consumers(prunable)

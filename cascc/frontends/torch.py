@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
+import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
 
 from ..errors import ModelLoadError, first_paragraph
-from ..ir import Program, from_exported
+from ..ir import PassRecord, Program, from_exported
+
+# Extra file in a cascc-written .pt2: which weights are masked (their zeros are the mask) and the history.
+CASCC_EXTRA = "cascc.json"
 
 
 def from_module(
@@ -111,8 +118,9 @@ def load_pt2(path: Path, *, seed: int = 0) -> Program:
     """Load a torch.export `.pt2` file (torch.export.save) and decompose it to core ATen."""
     if not path.is_file():
         raise ModelLoadError(path, "no such file", "check the path of the .pt2 file")
+    extra = {CASCC_EXTRA: ""}
     try:
-        ep = torch.export.load(path)
+        ep = torch.export.load(path, extra_files=extra)
     except Exception as exc:
         raise ModelLoadError(
             path,
@@ -127,7 +135,37 @@ def load_pt2(path: Path, *, seed: int = 0) -> Program:
             f"decomposing to core ATen failed: {first_paragraph(exc)}",
             "re-export the model with a current torch",
         ) from exc
-    return _wrap(ep, str(path), seed)
+    program = _wrap(ep, str(path), seed)
+    if not extra[CASCC_EXTRA]:
+        return program
+    meta = json.loads(extra[CASCC_EXTRA])
+    return dataclasses.replace(
+        program,
+        masks={name: program.weights[name] != 0 for name in meta["masked"]},
+        history=tuple(PassRecord(r["name"], r["options"]) for r in meta["history"]),
+    )
+
+
+def save_pt2(program: Program, path: Path) -> Path:
+    """Write `program` as a `.pt2` with masked weights zeroed; cascc's loader restores masks and history.
+
+    Written to a temporary file and renamed, so a failed save never leaves a half-written file.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".pt2":
+        raise ModelLoadError(path, "the output must be a .pt2 file", "name it e.g. pruned.pt2")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    exported = program.with_weights({n: w for n, w in program.masked_weights().items() if n in program.masks})
+    meta = {"masked": sorted(program.masks), "history": [r.to_json() for r in program.history]}
+    handle, tmp = tempfile.mkstemp(suffix=".pt2", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.export.save(exported.exported, tmp, extra_files={CASCC_EXTRA: json.dumps(meta, sort_keys=True)})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
 
 
 def _wrap(ep: torch.export.ExportedProgram, source: str, seed: int) -> Program:

@@ -12,7 +12,7 @@ from tvm.relax.backend.cpu_generic import pipeline as cpu
 from .schedules import apply_rules, check_scheduled
 
 
-def to_relax(exported: "torch.export.ExportedProgram") -> tvm.IRModule:  # noqa: F821
+def to_relax(exported: torch.export.ExportedProgram) -> tvm.IRModule:  # noqa: F821
     """Import a (masked) core-ATen program into Relax with the weights as constants."""
     from tvm.relax.frontend.torch import from_exported_program
 
