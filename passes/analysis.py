@@ -223,14 +223,14 @@ def _measure(
     }
     module = program.module()
     sums: dict[str, list[torch.Tensor]] = {}
-    input_var: list[float] = []
+    input_var: list[torch.Tensor] = []
     used = 0
     for inputs in probe.batches(program, x, count, seed=seed):
         used += 1
-        input_var.append(float(inputs[0].double().var()))
-        for name, value in probe.capture(module, inputs, names).items():
+        input_var.append(inputs[0].double().flatten())
+        for name, value in probe.capture(program, module, inputs, names).items():
             sums.setdefault(name, []).append(value.double())
-    q_in = sum(input_var) / len(input_var)
+    q_in = float(torch.cat(input_var).var())
     pre = {
         layer.name: float(
             torch.cat([probe.per_unit(v, layer.unit_axis) for v in sums[layer.node]]).var(0).mean()
@@ -243,7 +243,8 @@ def _measure(
         before = [pre[p] for p in layer.producers] + [q_in] * layer.from_input
         q_prev = sum(before) / max(len(before), 1)
         result[layer.name] = {
-            "active": float((after > 0).double().mean()),
+            # ReLU units are active when positive; other units when their output is not exactly zero.
+            "active": float(((after > 0) if layer.activation == "relu" else (after != 0)).double().mean()),
             "gain": pre[layer.name] / q_prev if q_prev > 0 else float("inf"),
         }
     probe_name = (

@@ -10,6 +10,8 @@ import torch
 from cascc.errors import OptionError
 from cascc.ir import Program
 
+from .seeding import generator
+
 
 def batches(program: Program, samples: torch.Tensor | None, count: int, seed: int = 0) -> Iterator[tuple]:
     """`count` input tuples of the program's static shape: Gaussian N(0, 1), or consecutive real samples
@@ -21,7 +23,7 @@ def batches(program: Program, samples: torch.Tensor | None, count: int, seed: in
         )
     batch, sample_shape = spec.shape[0], spec.shape[1:]
     if samples is None:
-        gen = torch.Generator().manual_seed(seed)
+        gen = generator(seed, "probe")
         for _ in range(count):
             yield tuple(
                 torch.randn(s.shape, generator=gen, dtype=getattr(torch, s.dtype)) for s in program.inputs
@@ -60,13 +62,19 @@ class _Recorder(torch.fx.Interpreter):
 
 
 def capture(
-    module: torch.fx.GraphModule, inputs: Sequence[torch.Tensor], names: Iterable[str]
+    program: Program, module: torch.fx.GraphModule, inputs: Sequence[torch.Tensor], names: Iterable[str]
 ) -> dict[str, torch.Tensor]:
-    """Values of the graph nodes named `names` on one forward pass of `module` (from `Program.module()`)."""
-    recorder = _Recorder(module, names)
+    """Values of `program`'s graph nodes named `names` on one forward pass of `module` (its `module()`).
+
+    The unlifted module renames the graph inputs; they are matched to the program's by position.
+    """
+    placeholders = [n.name for n in module.graph.nodes if n.op == "placeholder"]
+    renamed = dict(zip(placeholders, program.exported.graph_signature.user_inputs))
+    wanted = set(names)
+    recorder = _Recorder(module, {n for n in placeholders if renamed[n] in wanted} | wanted)
     with torch.no_grad():
         recorder.run(*inputs)
-    return recorder.values
+    return {renamed.get(name, name): value for name, value in recorder.values.items()}
 
 
 def per_unit(value: torch.Tensor, axis: int) -> torch.Tensor:

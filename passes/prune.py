@@ -21,6 +21,7 @@ from cascc.ir import Layer, LayerKind, Program, layers
 from . import probe
 from .density import AllocationWarning, allocate, check_sparsity, kept_budget
 from .registry import register
+from .seeding import generator
 
 GLOBAL = "global"
 Scores = Mapping[str, torch.Tensor]
@@ -92,8 +93,8 @@ def _scored(score: Callable[[Program, Sequence[Layer]], Scores]):
     return criterion
 
 
-def _generator(program: Program, seed: int | None, salt: int) -> torch.Generator:
-    return torch.Generator().manual_seed((program.seed if seed is None else seed) * 1_000_003 + salt)
+def _generator(program: Program, seed: int | None, purpose: str, layer: int) -> torch.Generator:
+    return generator(program.seed if seed is None else seed, purpose, layer)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ def random(program: Program, prunable: Sequence[Layer], seed: int | None = None)
     """Erdős–Rényi masks: exactly the allocated count per layer, positions uniformly at random
     (Gadhikar, Mukherjee & Burkholz, ICML 2023)."""
     return {
-        layer.name: torch.rand(layer.weight_shape, generator=_generator(program, seed, i))
+        layer.name: torch.rand(layer.weight_shape, generator=_generator(program, seed, "prune.random", i))
         for i, layer in enumerate(prunable)
     }
 
@@ -139,7 +140,7 @@ def random_regular(
     allocation = allocate(allocator, prunable, sparsity, **dict(allocator_options or {}))
     masks = {}
     for i, layer in enumerate(prunable):
-        gen = _generator(program, seed, i)
+        gen = _generator(program, seed, "prune.random_regular", i)
         rows, per_row = layer.fan_out, layer.size // layer.fan_out
         keep = allocation[layer.name]
         counts = torch.full((rows,), keep // rows)

@@ -15,6 +15,7 @@ from cascc.ir import Layer, LayerKind, Program, layers
 from . import probe
 from .density import AllocationWarning
 from .registry import register
+from .seeding import generator
 
 
 @register("reparam.sparse_init")
@@ -22,7 +23,7 @@ def sparse_init(program: Program, *, seed: int | None = None) -> Program:
     """Per-unit He initialization from each unit's actual in-degree k_i: w_ij ~ N(0, 2/k_i) before a ReLU,
     N(0, 1/k_i) otherwise; biases zero (Evci et al., "Gradient Flow in Sparse Neural Networks", AAAI 2022;
     Liu et al. 2019). Units with no kept weight stay empty and are reported."""
-    gen = torch.Generator().manual_seed(program.seed if seed is None else seed)
+    gen = generator(program.seed if seed is None else seed, "reparam.sparse_init")
     updates: dict[str, torch.Tensor] = {}
     empty = []
     for layer in layers(program):
@@ -109,7 +110,7 @@ def _input_statistics(
     count = max(1, -(-samples // program.inputs[0].shape[0]))
     seen: dict[str, list[torch.Tensor]] = {}
     for inputs in probe.batches(program, x, count, seed=seed):
-        values = probe.capture(module, inputs, names)
+        values = probe.capture(program, module, inputs, names)
         for layer in prunable:
             seen.setdefault(layer.name, []).append(_patches(layer, values[layer.input_node].double()))
     stats = {}

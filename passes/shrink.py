@@ -88,6 +88,11 @@ def dead_units(program: Program) -> Program:
             )
         if not removable.any():
             continue
+        if removable.all():  # a zero-width layer is not a valid graph: keep one unit, say the layer is dead
+            removable[0] = False
+            notes.append(
+                f"{', '.join(m.name for m in group.members)}: every unit is dead; one kept, remove the layer"
+            )
         if group.frozen:
             notes.append(
                 f"{', '.join(m.name for m in group.members)}: {int(removable.sum())} dead unit(s) kept, {group.frozen}"
@@ -194,7 +199,7 @@ def _zero_valued(
     zero = {layer.name: torch.ones(layer.fan_out, dtype=torch.bool) for layer in prunable}
     names = {layer.input_node for layer in prunable if layer.input_node}
     for inputs in probe.batches(program, None, 2, seed=program.seed):
-        values = probe.capture(module, inputs, names)
+        values = probe.capture(program, module, inputs, names)
         for layer in prunable:
             for user in users[layer.name]:
                 link = next(link for link in connectivity.links(user, by_name) if link.producer == layer.name)
@@ -233,6 +238,8 @@ def _slice(
     new_masks = {}
     for layer in prunable:
         if layer.kind.value == "embedding":
+            if layer.name in stored:
+                new_masks[layer.name] = masks[layer.name].clone()
             continue
         rows = keep.get(layer.name, torch.ones(layer.fan_out, dtype=torch.bool))
         cols = torch.ones(connectivity.input_units(layer), dtype=torch.bool)
@@ -240,6 +247,8 @@ def _slice(
             if link.producer in keep and link.index is not None:
                 cols &= keep[link.producer][link.index]
         if layer.groups > 1:  # grouped layers and their producers are frozen: nothing to slice
+            if layer.name in stored:
+                new_masks[layer.name] = masks[layer.name].clone()
             continue
         weight = _get(module, layer.name)[rows][:, cols]
         _set(module, layer.name, weight)

@@ -21,3 +21,33 @@ def cnn_program():
     from cascc import frontends
 
     return frontends.load(model_ref("cnn"))
+
+
+@pytest.fixture(scope="session")
+def separable_program():
+    from cascc import frontends
+
+    return frontends.load(model_ref("separable_cnn"))
+
+
+@pytest.fixture(scope="session")
+def lenet_program():
+    from cascc import frontends
+
+    return frontends.load(model_ref("lenet_300_100"))
+
+
+@pytest.fixture(scope="session")
+def digits_mlp_program():
+    from cascc import frontends
+    from support import EXAMPLES
+
+    return frontends.load(f"{EXAMPLES / 'digits.py'}:mlp")
+
+
+@pytest.fixture(scope="session")
+def digits_cnn_program():
+    from cascc import frontends
+    from support import EXAMPLES
+
+    return frontends.load(f"{EXAMPLES / 'digits.py'}:cnn")

@@ -70,3 +70,49 @@ class DataDependent(nn.Module):
 def untraceable() -> tuple[nn.Module, tuple[torch.Tensor]]:
     """Broken: torch.export cannot trace data-dependent control flow."""
     return DataDependent(), (torch.randn(2, 3),)
+
+
+class SeparableCNN(nn.Module):
+    """Depthwise-separable CNN: stem, two depthwise + pointwise blocks, global average pool, linear head."""
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
+        )
+        blocks = []
+        for _ in range(2):
+            blocks += [
+                nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.Conv2d(width, width, 1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+            ]
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(width, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.blocks(self.stem(x))
+        return self.head(y.mean(dim=(2, 3)))
+
+
+def separable_cnn() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """SeparableCNN on a 2×3×8×8 batch."""
+    torch.manual_seed(3)
+    return SeparableCNN(), (torch.randn(2, 3, 8, 8),)
+
+
+def relu_mlp(*widths: int, bias: bool = True) -> nn.Sequential:
+    """A ReLU MLP with the given layer widths (no activation after the last layer)."""
+    mods: list[nn.Module] = []
+    for a, b in zip(widths, widths[1:]):
+        mods += [nn.Linear(a, b, bias=bias), nn.ReLU()]
+    return nn.Sequential(*mods[:-1])
+
+
+def lenet_300_100() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """LeNet-300-100 (784-300-100-10) at batch 1."""
+    torch.manual_seed(4)
+    return relu_mlp(784, 300, 100, 10), (torch.randn(1, 784),)

@@ -4,22 +4,9 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from support import EXAMPLES, model_ref
+from support import EXAMPLES, assert_clean_error, invoke, model_ref
 
 from cascc.cli import main
-
-
-def invoke(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    return result.exit_code, result.output  # click ≥ 8.2 mixes stderr into output
-
-
-def assert_clean_error(code, text, expected_code, *fragments):
-    assert code == expected_code, text
-    assert "Traceback" not in text
-    assert text.count("error:") == 1
-    for fragment in fragments:
-        assert fragment.lower() in text.lower(), (fragment, text)
 
 
 @pytest.mark.parametrize(
