@@ -4,7 +4,8 @@ from importlib import metadata as _metadata
 
 from .errors import CasccError
 from .ir import Layer, LayerKind, Program, layers
-from .pipeline import CompileResult, SelfTest, compile, run, selftest
+from .pipeline import CompileResult, SelfTest, analyze, compile, prune, run, selftest
+from .recipe import Recipe
 
 try:
     __version__ = _metadata.version("cascc")
@@ -17,10 +18,13 @@ __all__ = [
     "Layer",
     "LayerKind",
     "Program",
+    "Recipe",
     "SelfTest",
     "__version__",
+    "analyze",
     "compile",
     "layers",
+    "prune",
     "run",
     "selftest",
 ]

@@ -5,6 +5,7 @@ import math
 import warnings
 
 import pytest
+import torch
 from cascc.passes import analysis, connectivity
 from cascc.passes.density import ALLOCATORS, AllocationWarning, allocate, kept_budget
 from hypothesis import given, settings
@@ -168,3 +169,11 @@ def test_lenet_at_99_percent_uniform_degrades_and_cascade_does_not(lenet_program
         assert min(row.functional for row in bad.layers) < analysis.DEGRADED_BELOW
         assert good.status == "healthy", good.summary
         assert all(row.functional >= analysis.DEGRADED_BELOW for row in good.layers)
+
+
+@pytest.mark.filterwarnings("ignore::cascc.errors.PassWarning")
+@pytest.mark.parametrize("criterion,options", CRITERIA)
+def test_same_seed_same_masks(cnn_program, criterion, options):
+    step = (criterion, {"sparsity": 0.85, "allocator": "cascade", **options})
+    a, b = passes.run(cnn_program, [step]), passes.run(cnn_program, [step])
+    assert all(torch.equal(a.masks[n], b.masks[n]) for n in a.masks)
