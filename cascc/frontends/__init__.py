@@ -8,11 +8,12 @@ from ..errors import ModelLoadError
 from ..ir import Program
 from . import torch as torch_frontend
 
-FORMATS = "a Python factory `file.py:factory` or a torch.export `.pt2` file"
+FORMATS = "a Python factory `file.py:factory`, a torch.export `.pt2` file or an `.onnx` file"
 
 
-def load(ref: str | Path, *, seed: int = 0) -> Program:
-    """Load a model reference (`file.py:factory`, `.pt2`) into a Program."""
+def load(ref: str | Path, *, seed: int = 0, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Program:
+    """Load a model reference (`file.py:factory`, `.pt2`, `.onnx`) into a Program; `input_shapes` fixes an
+    ONNX model's symbolic input dimensions."""
     text = str(ref)
     if _is_factory_ref(text):
         path, factory = text.rsplit(":", 1)
@@ -27,11 +28,9 @@ def load(ref: str | Path, *, seed: int = 0) -> Program:
             f"write it as `{text}:FACTORY`, where FACTORY() returns (module, example_inputs)",
         )
     if suffix == ".onnx":
-        raise ModelLoadError(
-            text,
-            "ONNX import is not available in this build yet",
-            "export the model from torch and pass a `.pt2` file or a `file.py:factory`",
-        )
+        from .onnx import load_onnx
+
+        return load_onnx(Path(text), seed=seed, input_shapes=input_shapes)
     raise ModelLoadError(
         text, f"unrecognized model reference (suffix {suffix or 'none'!r})", f"pass {FORMATS}"
     )

@@ -1,0 +1,329 @@
+"""ONNX frontend: an `.onnx` file → a torch module interpreting its graph with `onnx_ops` → `torch.export`.
+
+Float initializers become the module's parameters (ONNX names, sanitized), so every pass — pruning,
+fine-tuning — works on them; a 2-D weight read by MatMul (or Gemm without transB) is stored transposed, as
+[out, in], so it shows up as a linear layer. Values computable at import time (Constant, Shape, and
+anything computed only from them and integer initializers) are folded before tracing, so shape subgraphs
+never reach the exported program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ModelLoadError, first_paragraph
+from ..ir import Program, from_exported
+from . import onnx_ops
+
+MIN_OPSET = 7
+# Attributes that older opsets carry and that change nothing here.
+IGNORED_ATTRIBUTES = frozenset({"consumed_inputs", "is_test", "spatial"})
+
+
+class UnsupportedOp(ModelLoadError):
+    """The model uses ONNX ops (or domains, or op versions) that the importer does not implement."""
+
+
+def load_onnx(path: Path, *, seed: int = 0, input_shapes: Mapping[str, tuple[int, ...]] | None = None) -> Program:
+    """Import an ONNX file as a Program (static input shapes; `input_shapes` fixes symbolic dimensions)."""
+    model = read_model(path)
+    return from_model(model, source=str(path), seed=seed, input_shapes=input_shapes)
+
+
+def read_model(path: Path):
+    """Parse an ONNX file, with one-paragraph errors for missing, truncated or non-ONNX files."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(path, "no such file", "check the path of the .onnx file")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:
+        raise ModelLoadError(
+            path,
+            f"not a readable ONNX protobuf ({first_paragraph(exc, 200)})",
+            "re-export the model (torch.onnx.export, tf2onnx, …); the file may be truncated",
+        ) from exc
+
+
+def from_model(model, *, source: str, seed: int = 0, input_shapes: Mapping[str, tuple[int, ...]] | None = None) -> Program:
+    """Import an in-memory `onnx.ModelProto`."""
+    import onnx
+
+    opset = _opset(model, source)
+    check_supported(model, opset, source)
+    try:
+        onnx.checker.check_model(model)
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    except Exception as exc:
+        raise ModelLoadError(
+            source, f"invalid ONNX model: {first_paragraph(exc, 400)}", "fix the exporter or the graph"
+        ) from exc
+    graph = Graph(model, opset, source)
+    inputs = graph.example_inputs(dict(input_shapes or {}), seed)
+    module = OnnxModule(graph, inputs)
+    try:
+        with _quiet("torch"):  # a failed trace logs the whole partial graph; the error below says enough
+            exported = torch.export.export(module, inputs).run_decompositions()
+    except Exception as exc:
+        raise ModelLoadError(
+            source, f"tracing the ONNX graph failed: {first_paragraph(exc)}", "report the model and op to cascc"
+        ) from exc
+    return from_exported(exported, source=source, frontend="onnx", seed=seed)
+
+
+@contextlib.contextmanager
+def _quiet(logger: str):
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _opset(model, source: str) -> int:
+    versions = {o.domain or "ai.onnx": o.version for o in model.opset_import}
+    opset = versions.get("ai.onnx")
+    if opset is None:
+        raise ModelLoadError(source, "the model imports no default-domain (ai.onnx) opset", "re-export it")
+    if opset < MIN_OPSET:
+        raise UnsupportedOp(source, f"opset {opset} is older than {MIN_OPSET}", "convert it with onnx.version_converter")
+    return opset
+
+
+def check_supported(model, opset: int, source: str) -> None:
+    """Raise one UnsupportedOp naming every op, domain or subgraph the importer cannot take."""
+    missing = set()
+    for node in model.graph.node:
+        domain = node.domain or "ai.onnx"
+        if domain != "ai.onnx":
+            missing.add(f"{node.op_type} (domain {domain})")
+        elif onnx_ops.resolve(node.op_type, opset) is None:
+            known = " at this opset" if node.op_type in onnx_ops.OPS else ""
+            missing.add(f"{node.op_type}{known}")
+        elif any(attr.g.node or attr.graphs for attr in node.attribute):
+            missing.add(f"{node.op_type} (subgraphs)")
+    if missing:
+        raise UnsupportedOp(
+            source,
+            f"unsupported ONNX op(s) at opset {opset}: {', '.join(sorted(missing))}",
+            "replace them in the exporter, or export from torch and pass the .pt2 or file.py:factory",
+        )
+
+
+def sanitize(name: str, taken: set[str]) -> str:
+    """A Python identifier for an ONNX tensor name, unique among `taken`."""
+    base = re.sub(r"\W", "_", name) or "tensor"
+    if base[0].isdigit():
+        base = "t_" + base
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}_{n}"
+    taken.add(candidate)
+    return candidate
+
+
+class Graph:
+    """The ONNX graph as the module needs it: nodes, initializers split into parameters and constants."""
+
+    def __init__(self, model, opset: int, source: str):
+        from onnx import numpy_helper
+
+        self.source = source
+        self.opset = opset
+        g = model.graph
+        self.nodes = list(g.node)
+        init = {t.name: _tensor(numpy_helper.to_array(t), source) for t in g.initializer}
+        self.inputs = [i for i in g.input if i.name not in init]
+        self.outputs = [o.name for o in g.output]
+        self.transposed = _transposed_weights(self.nodes, init)
+        self.parameters = {n: t for n, t in init.items() if t.is_floating_point()}
+        self.constants = {n: t for n, t in init.items() if not t.is_floating_point()}
+        self.ops = {node.name + str(i): onnx_ops.resolve(node.op_type, opset) for i, node in enumerate(self.nodes)}
+
+    def example_inputs(self, overrides: dict[str, tuple[int, ...]], seed: int) -> tuple[torch.Tensor, ...]:
+        from onnx import TensorProto
+
+        unknown = set(overrides) - {i.name for i in self.inputs}
+        if unknown:
+            raise ModelLoadError(
+                self.source,
+                f"--input-shape names {', '.join(sorted(unknown))}, not inputs of the model",
+                f"use the input names {', '.join(i.name for i in self.inputs)}",
+            )
+        gen = torch.Generator().manual_seed(seed)
+        result = []
+        for value in self.inputs:
+            if not value.type.HasField("tensor_type"):
+                raise UnsupportedOp(
+                    self.source, f"input {value.name!r} is not a tensor ({value.type.WhichOneof('value')})", "use tensor inputs"
+                )
+            tensor_type = value.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+            shape = overrides.get(value.name)
+            if shape is None:
+                if any(d is None or d <= 0 for d in dims):
+                    spelled = "x".join(str(d) if d else "?" for d in dims)
+                    raise ModelLoadError(
+                        self.source,
+                        f"input {value.name!r} has symbolic dimensions ({spelled})",
+                        f"fix them with --input-shape {value.name}={spelled.replace('?', '1')}",
+                    )
+                shape = tuple(dims)
+            elif len(shape) != len(dims):
+                raise ModelLoadError(
+                    self.source,
+                    f"--input-shape gives {value.name!r} rank {len(shape)}, the model declares rank {len(dims)}",
+                    "give one size per dimension",
+                )
+            dtype = _dtype(tensor_type.elem_type, self.source)
+            if tensor_type.elem_type in (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16):
+                result.append(torch.randn(shape, generator=gen).to(dtype))
+            else:
+                result.append(torch.zeros(shape, dtype=dtype))
+        return tuple(result)
+
+    def attributes(self, node) -> dict[str, Any]:
+        """ONNX attributes as Python values (strings decoded, tensors as torch tensors)."""
+        from onnx import helper, numpy_helper
+
+        result = {}
+        for attr in node.attribute:
+            value = helper.get_attribute_value(attr)
+            if isinstance(value, bytes):
+                value = value.decode()
+            elif isinstance(value, list) and value and isinstance(value[0], bytes):
+                value = [v.decode() for v in value]
+            elif hasattr(value, "dims") and hasattr(value, "data_type"):
+                value = torch.from_numpy(numpy_helper.to_array(value).copy())
+            result[attr.name] = value
+        return result
+
+
+def _dtype(onnx_type: int, source: str) -> torch.dtype:
+    try:
+        return onnx_ops.torch_dtype(onnx_type)
+    except NotImplementedError as exc:
+        raise UnsupportedOp(source, f"{exc} is not supported", "convert the model to float32/int64 types") from exc
+
+
+def _tensor(array, source: str) -> torch.Tensor:
+    try:
+        return torch.from_numpy(array.copy())
+    except TypeError as exc:
+        raise UnsupportedOp(source, f"initializer type {array.dtype} is not supported", "convert the model to float32") from exc
+
+
+def _transposed_weights(nodes, init: Mapping[str, torch.Tensor]) -> set[str]:
+    """2-D float initializers read only as MatMul's B or Gemm's B without transB: stored as [out, in]."""
+    uses: dict[str, list[bool]] = {}
+    for node in nodes:
+        for i, name in enumerate(node.input):
+            if name in init:
+                as_weight = i == 1 and (
+                    node.op_type == "MatMul"
+                    or (node.op_type == "Gemm" and not any(a.name == "transB" and a.i for a in node.attribute))
+                )
+                uses.setdefault(name, []).append(as_weight)
+    return {
+        name
+        for name, flags in uses.items()
+        if all(flags) and init[name].dim() == 2 and init[name].is_floating_point()
+    }
+
+
+class OnnxModule(torch.nn.Module):
+    """Runs the ONNX graph with torch ops; folded values are computed once, at construction."""
+
+    def __init__(self, graph: Graph, example_inputs: tuple[torch.Tensor, ...]):
+        super().__init__()
+        self.graph_ = graph
+        taken: set[str] = set()
+        self.names: dict[str, str] = {}
+        for name, tensor in graph.parameters.items():
+            attr = sanitize(name, taken)
+            stored = tensor.t().contiguous() if name in graph.transposed else tensor
+            self.register_parameter(attr, torch.nn.Parameter(stored, requires_grad=False))
+            self.names[name] = attr
+        # Integer initializers stay plain tensors (not buffers): they are shapes and indices, read at trace
+        # time as real values, and torch.export lifts them as constants.
+        self.folded = self._fold(example_inputs)
+
+    def _value(self, name: str) -> torch.Tensor:
+        attr = getattr(self, self.names[name])
+        return attr.t() if name in self.graph_.transposed else attr
+
+    def _fold(self, example_inputs) -> dict[str, torch.Tensor]:
+        """Evaluate the graph once eagerly; keep the values that depend on no input and no parameter."""
+        env: dict[str, torch.Tensor] = {}
+        static: dict[str, torch.Tensor] = dict(self.graph_.constants)
+        for value, tensor in zip(self.graph_.inputs, example_inputs):
+            env[value.name] = tensor
+        for name in self.graph_.parameters:
+            env[name] = self._value(name)
+        env.update(static)
+        for index, node in enumerate(self.graph_.nodes):
+            with torch.no_grad():
+                outputs = self._call(index, node, [env.get(n) if n else None for n in node.input])
+            foldable = node.op_type in ("Shape", "Size") or all(not n or n in static for n in node.input)
+            for name, value in zip(node.output, outputs):
+                if not name:
+                    continue
+                env[name] = value
+                if foldable and isinstance(value, torch.Tensor):
+                    static[name] = value.detach()
+        return static
+
+    def _call(self, index: int, node, args: list) -> tuple:
+        fn = self.graph_.ops[node.name + str(index)]
+        attributes = self.graph_.attributes(node)
+        params = inspect.signature(fn).parameters
+        for key in list(attributes):
+            if key not in params:
+                if key in IGNORED_ATTRIBUTES:
+                    del attributes[key]
+                    continue
+                raise UnsupportedOp(
+                    self.graph_.source,
+                    f"{node.op_type} node {node.name!r} has attribute {key!r}, which cascc does not implement",
+                    "re-export without it or report it",
+                )
+        if "_outputs" in params:
+            attributes["_outputs"] = len(node.output)
+        while args and args[-1] is None:
+            args.pop()
+        try:
+            result = fn(*args, **attributes)
+        except NotImplementedError as exc:
+            raise UnsupportedOp(self.graph_.source, f"{node.op_type}: {exc}", "re-export with a supported mode") from exc
+        return result if isinstance(result, tuple) else (result,)
+
+    def forward(self, *inputs):
+        env: dict[str, Any] = {value.name: x for value, x in zip(self.graph_.inputs, inputs)}
+        for name in self.names:
+            env[name] = self._value(name)
+        env.update(self.folded)
+        real = {id(env[name]): tensor for name, tensor in self.graph_.parameters.items()}
+        token = onnx_ops.CONCRETE.set(real)
+        try:
+            for index, node in enumerate(self.graph_.nodes):
+                if all(not n or n in self.folded for n in node.output):
+                    continue
+                outputs = self._call(index, node, [env.get(n) if n else None for n in node.input])
+                env.update(zip(node.output, outputs))
+        finally:
+            onnx_ops.CONCRETE.reset(token)
+        results = tuple(env[name] for name in self.graph_.outputs)
+        return results[0] if len(results) == 1 else results
