@@ -94,11 +94,37 @@ def _target_names() -> list[str]:
     return sorted(TARGETS)
 
 
+class InputShape(click.ParamType):
+    """`name=1x3x224x224`: a static shape for one model input."""
+
+    name = "NAME=DxDx…"
+
+    def convert(self, value, param, ctx):
+        name, sep, dims = str(value).partition("=")
+        try:
+            shape = tuple(int(d) for d in dims.lower().split("x"))
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or min(shape) < 1:
+            self.fail(f"{value!r} is not NAME=DxDx… (e.g. input=1x3x224x224)", param, ctx)
+        return name, shape
+
+
+INPUT_SHAPE = click.option(
+    "--input-shape",
+    "input_shapes",
+    type=InputShape(),
+    multiple=True,
+    help="ONNX models: fix an input's symbolic dimensions, e.g. input=1x3x224x224 (repeatable).",
+)
+
+
 def sparsify_options(command):
-    """The pruning options shared by compile, prune and analyze (they build a `Recipe`)."""
+    """The pruning options shared by compile, prune and analyze (they build a `Recipe`), plus --input-shape."""
     from .recipe import ALLOCATOR_NAMES, CRITERIA, REPARAMS
 
     options = [
+        INPUT_SHAPE,
         click.option(
             "--sparsity",
             "-s",
@@ -154,9 +180,11 @@ def sparsify_options(command):
 
 
 def _recipe(options: dict[str, Any], seed: int):
+    """Split the shared options into (Recipe, input shapes)."""
     from .recipe import Recipe
 
-    return Recipe(seed=seed, **options)
+    shapes = dict(options.pop("input_shapes", ()) or ()) or None
+    return Recipe(seed=seed, **options), shapes
 
 
 @main.command("compile")
@@ -204,11 +232,13 @@ def compile_cmd(
     """Compile MODEL (file.py:factory or .pt2) into an artifact directory."""
     from .pipeline import compile as compile_model
 
+    recipe_, shapes = _recipe(recipe, seed)
     with err.status("compiling") as status:
         result = compile_model(
             model,
             target=target,
-            recipe=_recipe(recipe, seed),
+            recipe=recipe_,
+            input_shapes=shapes,
             out=output,
             seed=seed,
             force=force,
@@ -275,6 +305,37 @@ def prune_cmd(model: str, output: Path, seed: int, **recipe: Any) -> None:
     )
 
 
+@main.command("export-onnx")
+@click.argument("source")
+@click.option(
+    "--output", "-o", "output", type=click.Path(path_type=Path), required=True, help="The .onnx file."
+)
+@click.option(
+    "--sparse-initializers", is_flag=True, help="Store masked weights as ONNX sparse_initializers (COO)."
+)
+@INPUT_SHAPE
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed (for factories).")
+def export_onnx_cmd(
+    source: str, output: Path, sparse_initializers: bool, input_shapes: tuple, seed: int
+) -> None:
+    """Write SOURCE (an artifact DIR, file.py:factory, .pt2 or .onnx) as ONNX, masked weights zeroed."""
+    from .pipeline import export_onnx
+
+    with err.status("exporting to ONNX…"):
+        program = export_onnx(
+            source,
+            output,
+            sparse_initializers=sparse_initializers,
+            input_shapes=dict(input_shapes) or None,
+            seed=seed,
+        )
+    size = output.stat().st_size
+    out.print(
+        f"wrote [bold]{escape(str(output))}[/] ({size / 1024:.1f} KiB, {len(program.masks)} masked weight(s)"
+        f"{' as sparse initializers' if sparse_initializers else ''})"
+    )
+
+
 @main.command("analyze")
 @click.argument("model")
 @sparsify_options
@@ -285,11 +346,13 @@ def analyze_cmd(model: str, html_path: Path | None, seed: int, as_json: bool, **
     """Cascade analysis of MODEL (after pruning, if --sparsity is given): connectivity, dead units, signal."""
     from .pipeline import analyze
 
+    recipe_, shapes = _recipe(recipe, seed)
     with err.status("analyzing") as status:
         report = analyze(
             model,
-            _recipe(recipe, seed),
-            data=recipe["data"],
+            recipe_,
+            input_shapes=shapes,
+            data=recipe_.data,
             html=html_path,
             seed=seed,
             stage=lambda m: status.update(f"{m}…"),

@@ -27,7 +27,12 @@ class CompileResult:
 
 
 def sparsify(
-    model: str | Path | Program, recipe: Recipe, *, seed: int = 0, stage: Stage | None = None
+    model: str | Path | Program,
+    recipe: Recipe,
+    *,
+    seed: int = 0,
+    stage: Stage | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> Program:
     """Import `model` (unless it is already a Program) and run the recipe's passes on it."""
     from . import frontends, passes
@@ -36,21 +41,65 @@ def sparsify(
     passes.density.check_sparsity(recipe.sparsity)
     steps = recipe.steps()  # option errors before the costly import
     say("importing the model")
-    program = model if isinstance(model, Program) else frontends.load(model, seed=seed)
+    program = (
+        model if isinstance(model, Program) else frontends.load(model, seed=seed, input_shapes=input_shapes)
+    )
     if steps:
         say(f"running {', '.join(name for name, _ in steps)}")
     return passes.run(program, steps)
 
 
 def prune(
-    model: str | Path | Program, recipe: Recipe, *, out: str | Path, seed: int = 0, stage: Stage | None = None
+    model: str | Path | Program,
+    recipe: Recipe,
+    *,
+    out: str | Path,
+    seed: int = 0,
+    stage: Stage | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> Program:
     """Sparsify `model` with `recipe` and save it as a `.pt2` (masks and history kept) at `out`."""
     from .frontends.torch import save_pt2
 
-    program = sparsify(model, recipe, seed=seed, stage=stage)
+    program = sparsify(model, recipe, seed=seed, stage=stage, input_shapes=input_shapes)
     save_pt2(program, Path(out))
     return program
+
+
+def export_onnx(
+    source: str | Path,
+    out: str | Path,
+    *,
+    sparse_initializers: bool = False,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+    seed: int = 0,
+) -> Program:
+    """Write a model (`file.py:factory`, `.pt2`, `.onnx`) or a compiled artifact's Program as ONNX."""
+    from .onnx_export import export_onnx as write_onnx
+
+    if Path(source).is_dir():
+        program = program_of_artifact(artifacts.open_artifact(Path(source)))
+    else:
+        from . import frontends
+
+        program = frontends.load(source, seed=seed, input_shapes=input_shapes)
+    write_onnx(program, Path(out), sparse_initializers=sparse_initializers)
+    return program
+
+
+def program_of_artifact(art: artifacts.Artifact) -> Program:
+    """Rebuild an artifact's Program: its source model, then the recorded passes it does not carry yet."""
+    from . import frontends, passes
+
+    source = art.manifest["source"]
+    shapes = None
+    if source["frontend"] == "onnx":  # the compiled signature fixes any symbolic dimension, by position
+        from .frontends.onnx import input_names
+
+        shapes = {name: spec.shape for name, spec in zip(input_names(Path(source["model"])), art.inputs)}
+    program = frontends.load(source["model"], seed=int(source["seed"]), input_shapes=shapes)
+    recorded = [(p["name"], p["options"]) for p in art.manifest["passes"]]
+    return passes.run(program, recorded[len(program.history) :])
 
 
 def analyze(
@@ -61,11 +110,12 @@ def analyze(
     html: str | Path | None = None,
     seed: int = 0,
     stage: Stage | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
 ):
     """Cascade analysis of `model` after `recipe` (if given); optionally writes the HTML report."""
     from .passes.analysis import analyze as cascade_analysis
 
-    program = sparsify(model, recipe or Recipe(), seed=seed, stage=stage)
+    program = sparsify(model, recipe or Recipe(), seed=seed, stage=stage, input_shapes=input_shapes)
     if stage:
         stage("analyzing the cascade")
     report = cascade_analysis(program, data=data)
@@ -90,6 +140,7 @@ def compile(
     cpu: str | None = None,
     measure: bool = False,
     stage: Stage | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> CompileResult:
     """Import `model`, sparsify it (`recipe`, or magnitude pruning to `sparsity`), lower it for `target` and
     write the artifact to `out`."""
@@ -98,7 +149,9 @@ def compile(
 
     say = stage or (lambda _msg: None)
     tgt = get_target(target, cpu=cpu)
-    program = sparsify(model, recipe or Recipe(sparsity=sparsity), seed=seed, stage=say)
+    program = sparsify(
+        model, recipe or Recipe(sparsity=sparsity), seed=seed, stage=say, input_shapes=input_shapes
+    )
     say(f"lowering for {tgt.name} with TVM")
     lowered = lower(program, tgt, measure=measure)
     say("writing the artifact")

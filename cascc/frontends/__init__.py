@@ -11,7 +11,9 @@ from . import torch as torch_frontend
 FORMATS = "a Python factory `file.py:factory`, a torch.export `.pt2` file or an `.onnx` file"
 
 
-def load(ref: str | Path, *, seed: int = 0, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Program:
+def load(
+    ref: str | Path, *, seed: int = 0, input_shapes: dict[str, tuple[int, ...]] | None = None
+) -> Program:
     """Load a model reference (`file.py:factory`, `.pt2`, `.onnx`) into a Program; `input_shapes` fixes an
     ONNX model's symbolic input dimensions."""
     text = str(ref)

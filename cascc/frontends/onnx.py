@@ -10,6 +10,7 @@ never reach the exported program.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import logging
 import re
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..errors import ModelLoadError, first_paragraph
@@ -32,10 +34,19 @@ class UnsupportedOp(ModelLoadError):
     """The model uses ONNX ops (or domains, or op versions) that the importer does not implement."""
 
 
-def load_onnx(path: Path, *, seed: int = 0, input_shapes: Mapping[str, tuple[int, ...]] | None = None) -> Program:
+def load_onnx(
+    path: Path, *, seed: int = 0, input_shapes: Mapping[str, tuple[int, ...]] | None = None
+) -> Program:
     """Import an ONNX file as a Program (static input shapes; `input_shapes` fixes symbolic dimensions)."""
     model = read_model(path)
     return from_model(model, source=str(path), seed=seed, input_shapes=input_shapes)
+
+
+def input_names(path: Path) -> list[str]:
+    """The names of an ONNX file's runtime inputs (graph inputs that are not initializers), in order."""
+    model = read_model(path)
+    init = {t.name for t in model.graph.initializer}
+    return [i.name for i in model.graph.input if i.name not in init]
 
 
 def read_model(path: Path):
@@ -55,12 +66,15 @@ def read_model(path: Path):
         ) from exc
 
 
-def from_model(model, *, source: str, seed: int = 0, input_shapes: Mapping[str, tuple[int, ...]] | None = None) -> Program:
+def from_model(
+    model, *, source: str, seed: int = 0, input_shapes: Mapping[str, tuple[int, ...]] | None = None
+) -> Program:
     """Import an in-memory `onnx.ModelProto`."""
     import onnx
 
     opset = _opset(model, source)
     check_supported(model, opset, source)
+    sparse = densify_sparse_initializers(model)
     try:
         onnx.checker.check_model(model)
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
@@ -76,9 +90,35 @@ def from_model(model, *, source: str, seed: int = 0, input_shapes: Mapping[str, 
             exported = torch.export.export(module, inputs).run_decompositions()
     except Exception as exc:
         raise ModelLoadError(
-            source, f"tracing the ONNX graph failed: {first_paragraph(exc)}", "report the model and op to cascc"
+            source,
+            f"tracing the ONNX graph failed: {first_paragraph(exc)}",
+            "report the model and op to cascc",
         ) from exc
-    return from_exported(exported, source=source, frontend="onnx", seed=seed)
+    program = from_exported(exported, source=source, frontend="onnx", seed=seed)
+    if not sparse:
+        return program
+    # a sparse initializer's structure is its mask: keep it, so passes and kernels see the sparsity
+    masks = {module.names[n]: program.weights[module.names[n]] != 0 for n in sparse if n in module.names}
+    return dataclasses.replace(program, masks=masks)
+
+
+def densify_sparse_initializers(model) -> list[str]:
+    """Replace `graph.sparse_initializer`s by dense initializers (as onnxruntime does); return their names."""
+    from onnx import numpy_helper
+
+    names = []
+    for sparse in model.graph.sparse_initializer:
+        values = numpy_helper.to_array(sparse.values)
+        index = numpy_helper.to_array(sparse.indices).astype(np.int64)
+        dense = np.zeros(tuple(sparse.dims), dtype=values.dtype)
+        if index.ndim == 2:  # [nnz, rank] coordinates
+            dense[tuple(index.T)] = values
+        else:  # linearized indices
+            dense.reshape(-1)[index] = values
+        model.graph.initializer.append(numpy_helper.from_array(dense, sparse.values.name))
+        names.append(sparse.values.name)
+    del model.graph.sparse_initializer[:]
+    return names
 
 
 @contextlib.contextmanager
@@ -98,7 +138,9 @@ def _opset(model, source: str) -> int:
     if opset is None:
         raise ModelLoadError(source, "the model imports no default-domain (ai.onnx) opset", "re-export it")
     if opset < MIN_OPSET:
-        raise UnsupportedOp(source, f"opset {opset} is older than {MIN_OPSET}", "convert it with onnx.version_converter")
+        raise UnsupportedOp(
+            source, f"opset {opset} is older than {MIN_OPSET}", "convert it with onnx.version_converter"
+        )
     return opset
 
 
@@ -151,7 +193,9 @@ class Graph:
         self.transposed = _transposed_weights(self.nodes, init)
         self.parameters = {n: t for n, t in init.items() if t.is_floating_point()}
         self.constants = {n: t for n, t in init.items() if not t.is_floating_point()}
-        self.ops = {node.name + str(i): onnx_ops.resolve(node.op_type, opset) for i, node in enumerate(self.nodes)}
+        self.ops = {
+            node.name + str(i): onnx_ops.resolve(node.op_type, opset) for i, node in enumerate(self.nodes)
+        }
 
     def example_inputs(self, overrides: dict[str, tuple[int, ...]], seed: int) -> tuple[torch.Tensor, ...]:
         from onnx import TensorProto
@@ -168,7 +212,9 @@ class Graph:
         for value in self.inputs:
             if not value.type.HasField("tensor_type"):
                 raise UnsupportedOp(
-                    self.source, f"input {value.name!r} is not a tensor ({value.type.WhichOneof('value')})", "use tensor inputs"
+                    self.source,
+                    f"input {value.name!r} is not a tensor ({value.type.WhichOneof('value')})",
+                    "use tensor inputs",
                 )
             tensor_type = value.type.tensor_type
             dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
@@ -216,14 +262,18 @@ def _dtype(onnx_type: int, source: str) -> torch.dtype:
     try:
         return onnx_ops.torch_dtype(onnx_type)
     except NotImplementedError as exc:
-        raise UnsupportedOp(source, f"{exc} is not supported", "convert the model to float32/int64 types") from exc
+        raise UnsupportedOp(
+            source, f"{exc} is not supported", "convert the model to float32/int64 types"
+        ) from exc
 
 
 def _tensor(array, source: str) -> torch.Tensor:
     try:
         return torch.from_numpy(array.copy())
     except TypeError as exc:
-        raise UnsupportedOp(source, f"initializer type {array.dtype} is not supported", "convert the model to float32") from exc
+        raise UnsupportedOp(
+            source, f"initializer type {array.dtype} is not supported", "convert the model to float32"
+        ) from exc
 
 
 def _transposed_weights(nodes, init: Mapping[str, torch.Tensor]) -> set[str]:
@@ -234,7 +284,9 @@ def _transposed_weights(nodes, init: Mapping[str, torch.Tensor]) -> set[str]:
             if name in init:
                 as_weight = i == 1 and (
                     node.op_type == "MatMul"
-                    or (node.op_type == "Gemm" and not any(a.name == "transB" and a.i for a in node.attribute))
+                    or (
+                        node.op_type == "Gemm" and not any(a.name == "transB" and a.i for a in node.attribute)
+                    )
                 )
                 uses.setdefault(name, []).append(as_weight)
     return {
@@ -307,7 +359,9 @@ class OnnxModule(torch.nn.Module):
         try:
             result = fn(*args, **attributes)
         except NotImplementedError as exc:
-            raise UnsupportedOp(self.graph_.source, f"{node.op_type}: {exc}", "re-export with a supported mode") from exc
+            raise UnsupportedOp(
+                self.graph_.source, f"{node.op_type}: {exc}", "re-export with a supported mode"
+            ) from exc
         return result if isinstance(result, tuple) else (result,)
 
     def forward(self, *inputs):

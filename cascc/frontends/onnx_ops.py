@@ -45,12 +45,12 @@ def resolve(name: str, opset: int) -> Callable | None:
 
 # While tracing, an initializer reaches an op as a parameter (a fake tensor); the importer lists the real
 # values here (by tensor identity) so that inputs read as numbers resolve to them.
-CONCRETE: contextvars.ContextVar[dict[int, torch.Tensor]] = contextvars.ContextVar("concrete", default={})
+CONCRETE: contextvars.ContextVar[dict[int, torch.Tensor] | None] = contextvars.ContextVar("concrete", default=None)
 
 
 def concrete(t: torch.Tensor) -> torch.Tensor:
     """The real value behind an input read as numbers (shape, axes, scales, scalars)."""
-    return CONCRETE.get().get(id(t), t)
+    return (CONCRETE.get() or {}).get(id(t), t)
 
 
 def numbers(t: torch.Tensor) -> list:
@@ -367,7 +367,7 @@ def torch_dtype(onnx_type: int) -> torch.dtype:
 
     try:
         return torch.from_numpy(np.zeros(0, dtype=onnx.helper.tensor_dtype_to_np_dtype(onnx_type))).dtype
-    except Exception:
+    except (TypeError, ValueError, KeyError):
         name = onnx.helper.tensor_dtype_to_string(onnx_type).removeprefix("TensorProto.")
         raise NotImplementedError(f"element type {name}") from None
 
@@ -435,7 +435,9 @@ CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
 @op()
-def Conv(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None, strides=None):
+def Conv(
+    X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None, strides=None
+):
     n = X.dim() - 2
     kernel = kernel_shape or list(W.shape[2:])
     strides = strides or [1] * n
@@ -466,9 +468,16 @@ def ConvTranspose(
     strides = strides or [1] * n
     dilations = dilations or [1] * n
     output_padding = output_padding or [0] * n
-    full = [(X.shape[2 + i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 + output_padding[i] for i in range(n)]
+    full = [
+        (X.shape[2 + i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 + output_padding[i]
+        for i in range(n)
+    ]
     if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        target = list(output_shape)[-n:] if output_shape is not None else [X.shape[2 + i] * strides[i] for i in range(n)]
+        target = (
+            list(output_shape)[-n:]
+            if output_shape is not None
+            else [X.shape[2 + i] * strides[i] for i in range(n)]
+        )
         # a target beyond the full output grows it at the end (output_padding); the rest is cropped as pads
         output_padding = [output_padding[i] + max(0, target[i] - full[i]) for i in range(n)]
         total = [max(0, full[i] - target[i]) for i in range(n)]
@@ -487,7 +496,9 @@ def ConvTranspose(
 
 
 @op()
-def BatchNormalization(X, scale, B, input_mean, input_var, *, epsilon=1e-5, momentum=0.9, training_mode=0, spatial=1):
+def BatchNormalization(
+    X, scale, B, input_mean, input_var, *, epsilon=1e-5, momentum=0.9, training_mode=0, spatial=1
+):
     if training_mode:
         raise NotImplementedError("BatchNormalization in training mode (cascc imports inference graphs)")
     return F.batch_norm(X, input_mean, input_var, scale, B, training=False, eps=epsilon)
@@ -527,9 +538,19 @@ def _pool_geometry(X, kernel_shape, strides, dilations, pads, auto_pad, ceil_mod
 
 @op()
 def MaxPool(
-    X, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape, pads=None, storage_order=0, strides=None
+    X,
+    *,
+    auto_pad="NOTSET",
+    ceil_mode=0,
+    dilations=None,
+    kernel_shape,
+    pads=None,
+    storage_order=0,
+    strides=None,
 ):
-    n, strides, dilations, pads = _pool_geometry(X, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
+    n, strides, dilations, pads = _pool_geometry(
+        X, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode
+    )
     fits = _symmetric(pads) and all(pads[i] * 2 <= kernel_shape[i] for i in range(n))
     padded = X if fits else _pad_input(X, pads, value=float("-inf"))
     torch_pads = pads[:n] if fits else [0] * n
@@ -575,7 +596,9 @@ def AveragePool(
     pads=None,
     strides=None,
 ):
-    n, strides, dilations, pads = _pool_geometry(X, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
+    n, strides, dilations, pads = _pool_geometry(
+        X, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode
+    )
     simple = (
         _symmetric(pads)
         and all(pads[i] * 2 <= kernel_shape[i] for i in range(n))
@@ -854,9 +877,11 @@ def _reduce(fn, data, axes, keepdims, noop_with_empty_axes, empty=None):
         axes = list(range(data.dim()))
     axes = tuple(_axis(a, data.dim()) for a in axes)
     if empty is not None and any(data.shape[a] == 0 for a in axes):  # reducing an empty set: the identity
-        shape = [1 if i in axes else d for i, d in enumerate(data.shape)] if keepdims else [
-            d for i, d in enumerate(data.shape) if i not in axes
-        ]
+        shape = (
+            [1 if i in axes else d for i, d in enumerate(data.shape)]
+            if keepdims
+            else [d for i, d in enumerate(data.shape) if i not in axes]
+        )
         return torch.full(shape, empty, dtype=data.dtype)
     return fn(data, axes, bool(keepdims))
 
@@ -930,12 +955,12 @@ def Resize(
     if size_list is not None and keep_aspect_ratio_policy != "stretch":
         pick = min if keep_aspect_ratio_policy == "not_larger" else max
         common = pick(size_list[i] / X.shape[a] for i, a in enumerate(axes))
-        size_list = [int(round(common * X.shape[a])) for a in axes]
+        size_list = [round(common * X.shape[a]) for a in axes]
         scale_list = [common] * len(axes)
     y = X
     for i, axis in enumerate(axes):
         size = X.shape[axis]
-        out = size_list[i] if size_list is not None else int(math.floor(size * scale_list[i]))
+        out = size_list[i] if size_list is not None else math.floor(size * scale_list[i])
         scale = scale_list[i] if scale_list is not None else out / size
         if out == size and scale == 1.0:
             continue
@@ -981,7 +1006,7 @@ def _linear_axis(x, axis, coords, size):
     low, high, weight = [], [], []
     for c in coords:
         c = min(max(c, 0.0), size - 1.0)
-        lo = int(math.floor(c))
+        lo = math.floor(c)
         hi = min(lo + 1, size - 1)
         low.append(lo)
         high.append(hi)
