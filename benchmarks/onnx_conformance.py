@@ -49,7 +49,15 @@ def main() -> None:
             continue
         unsupported = [o for o in ops if o not in onnx_ops.OPS]
         if unsupported or any(n.domain not in ("", "ai.onnx") for n in case.model.graph.node):
-            results.append({"test": case.name, "ops": ops, "status": "unsupported", "detail": ", ".join(unsupported)})
+            results.append(
+                {
+                    "test": case.name,
+                    "ops": ops,
+                    "status": "unsupported",
+                    "reason": "op",
+                    "detail": ", ".join(unsupported),
+                }
+            )
             continue
         results.append({"test": case.name, "ops": ops, **run_case(case)})
     elapsed = time.time() - start
@@ -58,7 +66,9 @@ def main() -> None:
     for r in results:
         for o in r["ops"]:
             per_op[o][r["status"]] += 1
-    table = Table(title=f"ONNX node tests through cascc ({len(results)} tests, {elapsed:.0f} s)", title_justify="left")
+    table = Table(
+        title=f"ONNX node tests through cascc ({len(results)} tests, {elapsed:.0f} s)", title_justify="left"
+    )
     for col in ("op", "pass", "fail", "unsupported"):
         table.add_column(col)
     for name in sorted(per_op):
@@ -70,16 +80,23 @@ def main() -> None:
     counted = [r for r in results if r["status"] != "unsupported"]
     passed = sum(r["status"] == "pass" for r in counted)
     rate = passed / max(len(counted), 1)
+    reasons = collections.Counter(r["reason"] for r in results if r["status"] == "unsupported")
     console.print(
-        f"supported-op tests: {passed}/{len(counted)} pass ({rate:.1%}); "
-        f"{len(results) - len(counted)} tests use ops cascc does not implement"
+        f"supported-op tests: {passed}/{len(counted)} pass ({rate:.1%}); not counted: "
+        + ", ".join(f"{n} ({why} not implemented)" for why, n in reasons.most_common())
     )
     for r in counted:
         if r["status"] == "fail":
             console.print(f"[red]fail[/] {r['test']}: {r['detail'][:160]}", highlight=False)
     args.out.mkdir(parents=True, exist_ok=True)
-    payload = {"pass_rate": rate, "passed": passed, "counted": len(counted), "seconds": elapsed, "tests": results}
-    (args.out / "onnx_conformance.json").write_text(json.dumps(payload, indent=1))
+    payload = {
+        "pass_rate": rate,
+        "passed": passed,
+        "counted": len(counted),
+        "seconds": elapsed,
+        "tests": results,
+    }
+    (args.out / "onnx_conformance.json").write_text(json.dumps(payload, separators=(",", ":")))
 
 
 def run_case(case) -> dict:
@@ -97,10 +114,16 @@ def run_case(case) -> dict:
                 if "can't convert np.ndarray" not in str(exc):
                     outcome = ("fail", f"TypeError: {exc}")
                     continue
-                return {"status": "unsupported", "detail": f"test data type: {exc}", "bind": []}
+                return {"status": "unsupported", "reason": "element type", "detail": str(exc), "bind": []}
             except UnsupportedOp as exc:
-                return {"status": "unsupported", "detail": str(exc), "bind": sorted(binds_used)}
-            except Exception as exc:  # try binding more inputs; report the last error if none works
+                reason = "element type" if "type" in str(exc) else "op mode"
+                return {
+                    "status": "unsupported",
+                    "reason": reason,
+                    "detail": str(exc),
+                    "bind": sorted(binds_used),
+                }
+            except Exception as exc:  # noqa: BLE001 — any importer failure is a result here; try binding more
                 outcome = ("fail", f"{type(exc).__name__}: {exc}")
                 continue
             binds_used.add(bind)
@@ -159,7 +182,9 @@ def compare(got, expected, case) -> tuple[str, str]:
             return "fail", f"output {i}: shape {g.shape}, expected {e.shape}"
         if e.dtype.kind in "fc":
             atol = max(getattr(case, "atol", 1e-7), 1e-5 if e.dtype == np.float32 else 1e-7)
-            if not np.allclose(g.astype(e.dtype), e, rtol=getattr(case, "rtol", 1e-3), atol=atol, equal_nan=True):
+            if not np.allclose(
+                g.astype(e.dtype), e, rtol=getattr(case, "rtol", 1e-3), atol=atol, equal_nan=True
+            ):
                 return "fail", f"output {i}: max |diff| {np.nanmax(np.abs(g - e)):.3g}"
         elif not np.array_equal(g.astype(e.dtype), e):
             return "fail", f"output {i}: values differ"

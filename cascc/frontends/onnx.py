@@ -170,7 +170,7 @@ def sanitize(name: str, taken: set[str]) -> str:
     if base[0].isdigit():
         base = "t_" + base
     candidate, n = base, 1
-    while candidate in taken:
+    while candidate in taken or hasattr(torch.nn.Module, candidate):  # e.g. an initializer named "half"
         n += 1
         candidate = f"{base}_{n}"
     taken.add(candidate)
@@ -191,8 +191,9 @@ class Graph:
         self.inputs = [i for i in g.input if i.name not in init]
         self.outputs = [o.name for o in g.output]
         self.transposed = _transposed_weights(self.nodes, init)
-        self.parameters = {n: t for n, t in init.items() if t.is_floating_point()}
-        self.constants = {n: t for n, t in init.items() if not t.is_floating_point()}
+        # float tensors are parameters (trainable, prunable); scalars and integer tensors are constants
+        self.parameters = {n: t for n, t in init.items() if t.is_floating_point() and t.dim() > 0}
+        self.constants = {n: t for n, t in init.items() if n not in self.parameters}
         self.ops = {
             node.name + str(i): onnx_ops.resolve(node.op_type, opset) for i, node in enumerate(self.nodes)
         }

@@ -1,0 +1,23 @@
+"""The ONNX → torch op table: one function per ONNX op, named as the op, its signature the spec's.
+
+Inputs are positional torch tensors (None for an omitted optional input); attributes are keyword-only with
+the spec's defaults. A second version of an op exists only where its semantics changed across opsets; it is
+registered with the opset it starts at (`@op(since=…)`). Inputs that carry shapes or axes (Reshape's shape,
+Slice's starts, …) are constants at import time and are read with `ints()`.
+"""
+
+from . import elementwise, nn, reduce, resize, shape  # noqa: F401  (registration side effect)
+from .registry import CONCRETE, OPS, concrete, floats, ints, numbers, op, resolve, scalar, torch_dtype
+
+__all__ = [
+    "CONCRETE",
+    "OPS",
+    "concrete",
+    "floats",
+    "ints",
+    "numbers",
+    "op",
+    "resolve",
+    "scalar",
+    "torch_dtype",
+]

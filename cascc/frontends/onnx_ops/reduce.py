@@ -1,0 +1,72 @@
+"""Reductions: axes became an input in ReduceSum-13 and in the others at 18."""
+
+from __future__ import annotations
+
+import torch
+
+from .registry import _axis, floats, ints, op, scalar, torch_dtype  # noqa: F401
+
+
+def _reduce(fn, data, axes, keepdims, noop_with_empty_axes, empty=None):
+    if not axes:
+        if noop_with_empty_axes:
+            return data
+        axes = list(range(data.dim()))
+    axes = tuple(_axis(a, data.dim()) for a in axes)
+    if empty is not None and any(data.shape[a] == 0 for a in axes):  # reducing an empty set: the identity
+        shape = (
+            [1 if i in axes else d for i, d in enumerate(data.shape)]
+            if keepdims
+            else [d for i, d in enumerate(data.shape) if i not in axes]
+        )
+        return torch.full(shape, _identity(empty, data.dtype), dtype=data.dtype)
+    return fn(data, axes, bool(keepdims))
+
+
+def _reductions():
+    table = {
+        "ReduceMean": (lambda x, a, k: x.mean(dim=a, keepdim=k), 18, None),
+        "ReduceSum": (lambda x, a, k: x.sum(dim=a, keepdim=k), 13, None),
+        "ReduceMax": (lambda x, a, k: x.amax(dim=a, keepdim=k), 18, float("-inf")),
+        "ReduceMin": (lambda x, a, k: x.amin(dim=a, keepdim=k), 18, float("inf")),
+        "ReduceProd": (lambda x, a, k: _prod(x, a, k), 18, None),
+        "ReduceL2": (lambda x, a, k: x.pow(2).sum(dim=a, keepdim=k).sqrt(), 18, None),
+    }
+    for name, (fn, since, empty) in table.items():
+
+        def attr_form(data, *, axes=None, keepdims=1, _fn=fn, _empty=empty):
+            return _reduce(_fn, data, axes, keepdims, 0, _empty)
+
+        def input_form(data, axes=None, *, keepdims=1, noop_with_empty_axes=0, _fn=fn, _empty=empty):
+            return _reduce(_fn, data, ints(axes), keepdims, noop_with_empty_axes, _empty)
+
+        op(since=1, name=name)(attr_form)
+        op(since=since, name=name)(input_form)
+
+
+def _identity(value: float, dtype: torch.dtype):
+    """±inf as the identity of max/min in `dtype` (bool: False/True; integers: their extremes)."""
+    if dtype.is_floating_point:
+        return value
+    if dtype == torch.bool:
+        return value > 0
+    info = torch.iinfo(dtype)
+    return info.max if value > 0 else info.min
+
+
+def _prod(x, axes, keepdim):
+    for axis in sorted(axes, reverse=True):
+        x = x.prod(dim=axis, keepdim=keepdim)
+    return x
+
+
+_reductions()
+
+
+@op()
+def ArgMax(data, *, axis=0, keepdims=1, select_last_index=0):
+    axis = _axis(axis, data.dim())
+    if select_last_index:
+        flipped = data.flip(axis).argmax(axis, keepdim=bool(keepdims))
+        return data.shape[axis] - 1 - flipped
+    return data.argmax(axis, keepdim=bool(keepdims))
