@@ -292,9 +292,10 @@ def prune_cmd(model: str, output: Path, seed: int, **recipe: Any) -> None:
     from .ir import layers
     from .pipeline import prune
 
+    recipe_, shapes = _recipe(recipe, seed)
     with err.status("pruning") as status:
         program = prune(
-            model, _recipe(recipe, seed), out=output, seed=seed, stage=lambda m: status.update(f"{m}…")
+            model, recipe_, out=output, seed=seed, stage=lambda m: status.update(f"{m}…"), input_shapes=shapes
         )
     rows = layers(program)
     kept = sum(int(program.masks[r.name].sum()) if r.name in program.masks else r.size for r in rows)
