@@ -466,6 +466,7 @@ def run_cmd(
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.option(
     "--rounds",
+    "--runs",
     type=click.IntRange(3, 10_000),
     default=15,
     show_default=True,
@@ -501,6 +502,71 @@ def bench_cmd(
     for name, t in result["runners"].items():
         table.add_row(name, f"{t['median_us']:.1f}", f"{t['p90_us']:.1f}", f"{t['ratio_to_cascc']:.2f}")
     out.print(table)
+
+
+@main.command("check")
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--max-size", help="Largest total artifact size, e.g. 2MB, 512KiB.")
+@click.option("--max-latency", help="Largest median latency on the sample input, e.g. 5ms, 250us.")
+@click.option(
+    "--max-latency-ratio", type=click.FloatRange(0, min_open=True), help="Largest latency / the --baseline's."
+)
+@click.option(
+    "--baseline",
+    type=click.Choice(["onnxruntime", "torch"]),
+    help="Peer for --max-latency-ratio (onnxruntime).",
+)
+@click.option("--min-accuracy", type=click.FloatRange(0, 1), help="Least test accuracy on --data.")
+@click.option(
+    "--max-class-drop",
+    type=click.FloatRange(0, 1),
+    help="Largest per-class accuracy drop vs the dense model.",
+)
+@click.option("--data", help="Data set for the accuracy budgets: digits, npz:PATH, csv:PATH.")
+@click.option("--runs", type=click.IntRange(3, 10_000), help="Interleaved timing rounds (default 15).")
+@click.option("--threads", type=click.IntRange(1, 1024), help="Threads for timing (default: all cores).")
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path),
+    help="Budget file with a [check] table (default: ./cascc.toml when it exists); options override it.",
+)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the results as JSON.")
+@click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="Write a JUnit XML report.")
+def check_cmd(
+    artifact: Path,
+    config: Path | None,
+    threads: int | None,
+    json_path: Path | None,
+    junit_path: Path | None,
+    **options: Any,
+) -> None:
+    """Gate ARTIFACT on size, latency and accuracy budgets: exit 0 if all hold, 1 if any fails."""
+    from .check import check, load_budgets, to_json, to_junit
+
+    default = Path("cascc.toml")
+    budgets = load_budgets(config) if config else (load_budgets(default) if default.is_file() else {})
+    budgets.update({k: v for k, v in options.items() if v is not None})
+    with err.status("checking…"):
+        gates = check(artifact, budgets, threads=threads)
+    table = Table(title=f"cascc check {artifact}", title_justify="left")
+    for col in ("budget", "measured", "limit", "verdict", "detail"):
+        table.add_column(col)
+    for g in gates:
+        relation = "≥" if g.name == "min_accuracy" else "≤"
+        verdict = "[green]pass[/]" if g.passed else "[bold red]FAIL[/]"
+        table.add_row(
+            g.name, f"{g.measured:.4g} {g.unit}", f"{relation} {g.limit:.4g} {g.unit}", verdict, g.detail
+        )
+    out.print(table)
+    for g in gates:
+        if not g.passed:
+            out.print(f"[bold red]{escape(g.line())}[/]", highlight=False)
+    if json_path:
+        json_path.write_text(json.dumps(to_json(gates), indent=2))
+    if junit_path:
+        junit_path.write_text(to_junit(gates, artifact.name))
+    if not all(g.passed for g in gates):
+        sys.exit(EXIT_CHECK_FAILED)
 
 
 @main.command("targets")

@@ -6,8 +6,6 @@ names survive as initializer names. onnxruntime densifies sparse initializers at
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import tempfile
 from pathlib import Path
@@ -15,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ArtifactError, first_paragraph
+from .frontends.onnx import quiet
 from .ir import Program
 
 
@@ -28,7 +27,7 @@ def export_onnx(program: Program, path: Path, *, sparse_initializers: bool = Fal
         raise ArtifactError(path, "the output must be an .onnx file", "name it e.g. pruned.onnx")
     masked = program.with_weights({n: w for n, w in program.masked_weights().items() if n in program.masks})
     try:
-        with _quiet("torch.onnx"):
+        with quiet("torch.onnx"):
             exported = torch.onnx.export(
                 masked.exported,
                 program.example_inputs(),
@@ -80,14 +79,3 @@ def to_sparse(model, names: set[str]) -> int:
     del graph.initializer[:]
     graph.initializer.extend(keep)
     return moved
-
-
-@contextlib.contextmanager
-def _quiet(logger: str):
-    log = logging.getLogger(logger)
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)

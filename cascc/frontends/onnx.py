@@ -86,7 +86,7 @@ def from_model(
     inputs = graph.example_inputs(dict(input_shapes or {}), seed)
     module = OnnxModule(graph, inputs)
     try:
-        with _quiet("torch"):  # a failed trace logs the whole partial graph; the error below says enough
+        with quiet("torch"):  # a failed trace logs the whole partial graph; the error below says enough
             exported = torch.export.export(module, inputs).run_decompositions()
     except Exception as exc:
         raise ModelLoadError(
@@ -122,7 +122,8 @@ def densify_sparse_initializers(model) -> list[str]:
 
 
 @contextlib.contextmanager
-def _quiet(logger: str):
+def quiet(logger: str):
+    """Silence a library logger for a block (torch logs whole partial graphs when a trace fails)."""
     log = logging.getLogger(logger)
     level = log.level
     log.setLevel(logging.CRITICAL)

@@ -1,0 +1,134 @@
+"""cascc check: every gate passes and fails on purpose, JSON/JUnit outputs, budget files, tampering."""
+
+import json
+from xml.etree import ElementTree
+
+import pytest
+from support import EXAMPLES, assert_clean_error, invoke
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    out = tmp_path_factory.mktemp("check") / "digits"
+    code, text = invoke("compile", f"{EXAMPLES / 'digits.py'}:mlp", "--sparsity", "0.5", "-o", out)
+    assert code == 0, text
+    return out
+
+
+@pytest.mark.parametrize(
+    "passing, failing",
+    [
+        (["--max-size", "5MB"], ["--max-size", "10KB"]),
+        (["--max-latency", "1s"], ["--max-latency", "0.001us"]),
+        (["--max-latency-ratio", "1000"], ["--max-latency-ratio", "0.0001"]),
+        (["--min-accuracy", "0.9", "--data", "digits"], ["--min-accuracy", "1.0", "--data", "digits"]),
+        (["--max-class-drop", "0.5", "--data", "digits"], ["--max-class-drop", "0", "--data", "digits"]),
+    ],
+    ids=["size", "latency", "latency-ratio", "accuracy", "class-drop"],
+)
+def test_each_gate_passes_and_fails(artifact, passing, failing):
+    code, text = invoke("check", artifact, *passing, "--runs", "3")
+    assert code == 0, text
+    code, text = invoke("check", artifact, *failing, "--runs", "3")
+    budget = failing[0].removeprefix("--").replace("-", "_")
+    assert code == 1, text
+    assert f"FAIL {budget}" in text and "Traceback" not in text
+
+
+def test_accuracy_gate_matches_torch_eager(artifact, tmp_path):
+    """The measured accuracy is the masked model's, computed independently in torch eager."""
+    import torch
+
+    from cascc import frontends, passes
+    from cascc.data import load
+
+    data = load("digits")
+    program = passes.run(
+        frontends.load(f"{EXAMPLES / 'digits.py'}:mlp"), [("prune.magnitude", {"sparsity": 0.5})]
+    )
+    module = program.module()
+    with torch.no_grad():
+        predicted = torch.cat([module(x[None]) for x in data.x_test]).argmax(1)  # compiled at batch 1
+    expected = float((predicted == data.y_test).float().mean())
+    out = tmp_path / "r.json"
+    invoke("check", artifact, "--min-accuracy", "0", "--data", "digits", "--json", out)
+    measured = json.loads(out.read_text())["checks"][0]["measured"]
+    assert measured == pytest.approx(expected, abs=1e-6)  # same predictions; float32 mean vs float64
+
+
+def test_json_and_junit_reports(artifact, tmp_path):
+    code, _ = invoke(
+        "check",
+        artifact,
+        "--max-size",
+        "10KB",
+        "--max-latency",
+        "1s",
+        "--runs",
+        "3",
+        "--json",
+        tmp_path / "r.json",
+        "--junit",
+        tmp_path / "r.xml",
+    )
+    assert code == 1
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["passed"] is False
+    assert [(c["name"], c["passed"]) for c in report["checks"]] == [
+        ("max_size", False),
+        ("max_latency", True),
+    ]
+    suite = ElementTree.parse(tmp_path / "r.xml").getroot()
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    failed = [case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None]
+    assert failed == ["max_size"]
+
+
+def test_budget_file_and_override(artifact, tmp_path):
+    config = tmp_path / "cascc.toml"
+    config.write_text('[check]\nmax_size = "10KB"\nmax_latency = "1s"\nruns = 3\n')
+    code, text = invoke("check", artifact, "--config", config)
+    assert code == 1 and "FAIL max_size" in text
+    code, text = invoke("check", artifact, "--config", config, "--max-size", "5MB")
+    assert code == 0, text
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        ([], ["no budget to check"]),
+        (["--max-size", "lots"], ["'lots'", "2MB"]),
+        (["--max-latency", "fast"], ["'fast'", "5ms"]),
+        (["--min-accuracy", "0.9"], ["accuracy budgets need data", "--data digits"]),
+    ],
+)
+def test_bad_usage_exits_2(artifact, args, fragments):
+    code, text = invoke("check", artifact, *args)
+    assert_clean_error(code, text, 2, *fragments)
+
+
+def test_bad_budget_file(artifact, tmp_path):
+    config = tmp_path / "cascc.toml"
+    config.write_text("[check]\nmax_sise = 1\n")
+    code, text = invoke("check", artifact, "--config", config)
+    assert_clean_error(code, text, 2, "cascc.toml", "max_sise")
+
+
+def test_tampered_library_is_detected_before_loading(artifact, tmp_path):
+    import shutil
+
+    copy = tmp_path / "tampered"
+    shutil.copytree(artifact, copy)
+    library = copy / "model.so"
+    data = bytearray(library.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    library.write_bytes(bytes(data))
+    code, text = invoke("check", copy, "--max-size", "5MB")
+    assert_clean_error(code, text, 2, "model.so", "sha256")
+
+
+def test_example_budget_file_is_valid():
+    from cascc.check import load_budgets
+
+    budgets = load_budgets(EXAMPLES / "ci" / "cascc.toml")
+    assert {"max_size", "min_accuracy", "data"} <= set(budgets)
