@@ -229,7 +229,7 @@ def compile_cmd(
     as_json: bool,
     **recipe: Any,
 ) -> None:
-    """Compile MODEL (file.py:factory or .pt2) into an artifact directory."""
+    """Compile MODEL (file.py:factory, .pt2 or .onnx) into an artifact directory."""
     from .pipeline import compile as compile_model
 
     recipe_, shapes = _recipe(recipe, seed)
