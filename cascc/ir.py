@@ -181,6 +181,7 @@ class Layer:
     padding: tuple[int, ...] = ()
     dilation: tuple[int, ...] = ()
     bias: str | None = None
+    norm_mean: str | None = None  # running-mean buffer of a BatchNorm applied right after the layer
     activation: str | None = None
     activation_node: str | None = None
     input_node: str | None = None
@@ -265,12 +266,16 @@ def layers(program: Program) -> list[Layer]:
         source = _activation_input(node)
         producers, from_input = _producers(source, by_node, frozen)
         activation = _following_activation(node)
+        norm = _following_batch_norm(node)
         layer = dataclasses.replace(
             layer,
             activation=activation.target._opname.lstrip("_") if activation is not None else None,
             activation_node=activation.name if activation is not None else None,
             producers=tuple(p.name for p in producers),
             input_node=source.name if isinstance(source, torch.fx.Node) else None,
+            norm_mean=ep.graph_signature.inputs_to_buffers.get(norm.args[3].name)
+            if norm is not None
+            else None,
             from_input=from_input or layer.kind is LayerKind.EMBEDDING,
         )
         found[node.name] = layer
@@ -399,6 +404,14 @@ def _tensor_args(node: torch.fx.Node, frozen: Mapping[str, str]) -> Iterable[tor
         if arg.op == "placeholder" and arg.name in frozen:
             continue
         yield arg
+
+
+def _following_batch_norm(node: torch.fx.Node) -> torch.fx.Node | None:
+    """The inference BatchNorm that is this layer's only user, if any."""
+    users = list(node.users)
+    if len(users) == 1 and users[0].target == aten._native_batch_norm_legit_no_training.default:
+        return users[0]
+    return None
 
 
 def _following_activation(node: torch.fx.Node) -> torch.fx.Node | None:

@@ -61,7 +61,8 @@ def rescale(
     with Σ the covariance of the layer's inputs (its im2col patches for convs) in the dense network, from a
     probe (Gaussian, or `data`; BatchNorm acts with its running statistics). `covariance="diag"` is the
     data-free diagonal form of METHODS.md §4. With data, biases are also corrected so each unit's mean
-    pre-activation matches the dense one."""
+    pre-activation matches the dense one; a bias-free layer followed by BatchNorm gets the correction in the
+    BatchNorm's running mean instead."""
     if covariance not in ("full", "diag"):
         raise OptionError(None, f"unknown covariance {covariance!r}", "use 'full' or 'diag'")
     prunable = [
@@ -93,6 +94,9 @@ def rescale(
         updates[layer.name] = (masked * alpha.view(-1, *([1] * (w.dim() - 1)))).float()
         if data is not None and layer.bias is not None:
             updates[layer.bias] = program.weights[layer.bias] + torch.cat(shifts).float()
+        elif data is not None and layer.norm_mean is not None:
+            # no bias, BatchNorm next: move its running mean by the same shift, (z' − μ') = (z − μ) on average
+            updates[layer.norm_mean] = program.weights[layer.norm_mean] - torch.cat(shifts).float()
     return program.with_weights(updates)
 
 

@@ -107,3 +107,20 @@ def test_diagonal_covariance_is_the_data_free_form(mlp_program):
     full = passes.run(pruned, [("reparam.rescale", {"covariance": "full", "samples": 3000})])
     diag = passes.run(pruned, [("reparam.rescale", {"covariance": "diag", "samples": 3000})])
     torch.testing.assert_close(full.weights["0.weight"], diag.weights["0.weight"], rtol=0.05, atol=1e-3)
+
+
+def test_rescale_corrects_batchnorm_running_mean_of_bias_free_convs(digits_cnn_program):
+    """Digits CNN: the stem conv has no bias and a BatchNorm next; its input (the image) is unchanged by pruning,
+    so after the rescale the BatchNorm-centred mean per channel must equal the dense model's on the same data."""
+    stem = layers(digits_cnn_program)[0]
+    assert stem.bias is None and stem.norm_mean is not None
+    pruned = passes.run(digits_cnn_program, [("prune.magnitude", {"sparsity": 0.8})])
+    rescaled = passes.run(pruned, [("reparam.rescale", {"data": "digits", "samples": 300})])
+    x = load("digits").x_train[:300]  # the samples the rescale measured
+    centred = []
+    for program in (digits_cnn_program, pruned, rescaled):
+        _, mean = unit_variance(program, digits_cnn_program, stem, x)
+        centred.append(mean - program.weights[stem.norm_mean].double())
+    dense, plain, fixed = centred
+    assert float((fixed - dense).abs().max()) < 1e-4
+    assert float((plain - dense).abs().max()) > 1e-2  # pruning did shift it
