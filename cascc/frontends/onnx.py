@@ -84,7 +84,7 @@ def from_model(
         ) from exc
     graph = Graph(model, opset, source)
     inputs = graph.example_inputs(dict(input_shapes or {}), seed)
-    module = OnnxModule(graph, inputs)
+    module = _with_input_names(OnnxModule(graph, inputs), [value.name for value in graph.inputs])
     try:
         with quiet("torch"):  # a failed trace logs the whole partial graph; the error below says enough
             exported = torch.export.export(module, inputs).run_decompositions()
@@ -100,6 +100,22 @@ def from_model(
     # a sparse initializer's structure is its mask: keep it, so passes and kernels see the sparsity
     masks = {module.names[n]: program.weights[module.names[n]] != 0 for n in sparse if n in module.names}
     return dataclasses.replace(program, masks=masks)
+
+
+def _with_input_names(module: OnnxModule, names: list[str]) -> OnnxModule:
+    """Give `forward` one named parameter per ONNX input, so the exported program keeps the ONNX names."""
+    base = type(module)
+    taken = {"self"}
+    parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + [
+        inspect.Parameter(sanitize(name, taken), inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names
+    ]
+
+    def forward(self, *inputs):
+        return base.forward(self, *inputs)
+
+    forward.__signature__ = inspect.Signature(parameters)
+    module.__class__ = type(base.__name__, (base,), {"forward": forward})
+    return module
 
 
 def densify_sparse_initializers(model) -> list[str]:
