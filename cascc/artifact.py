@@ -56,6 +56,30 @@ def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
             zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
 
 
+def _default_mode(base: int) -> int:
+    """`base` (0o666 files, 0o777 directories) under the process umask: what open()/mkdir() would give."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling path; on success it replaces `path` (with normal permissions), on failure
+    it is removed, so a reader never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, _default_mode(0o666))  # mkstemp creates 0600
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_directory(out: Path, *, force: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success it replaces `out`, on failure it is removed."""
@@ -77,6 +101,7 @@ def atomic_directory(out: Path, *, force: bool = False) -> Iterator[Path]:
     if out.exists():
         old = out.with_name(f".{out.name}.old.{os.getpid()}")
         out.rename(old)
+    os.chmod(tmp, _default_mode(0o777))  # mkdtemp creates 0700
     tmp.rename(out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -6,12 +6,11 @@ names survive as initializer names. onnxruntime densifies sparse initializers at
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .artifact import atomic_file
 from .errors import ArtifactError, first_paragraph
 from .frontends.onnx import quiet
 from .ir import Program
@@ -46,15 +45,8 @@ def export_onnx(program: Program, path: Path, *, sparse_initializers: bool = Fal
     if sparse_initializers:
         to_sparse(model, set(program.masks))
     onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
-    os.close(handle)
-    try:
-        onnx.save(model, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_file(path) as tmp:
+        onnx.save(model, str(tmp))
     return path
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from .artifact import atomic_file
 
 COLUMNS = (
     ("layer", "name", "{}"),
@@ -32,12 +32,9 @@ COLUMNS = (
 def write_html(report, path: Path) -> Path:
     """Write the report to `path` atomically (temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     page = render(report)
-    handle, tmp = tempfile.mkstemp(suffix=".html", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as f:
-        f.write(page)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
     return path
 
 

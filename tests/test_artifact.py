@@ -96,3 +96,17 @@ def test_run_checks_the_input_signature(twice):
     root, _ = twice
     with pytest.raises(OptionError, match=r"must be float32\[3, 20\]"):
         cascc.run(root / "a", [np.zeros((2, 20), np.float32)])
+
+
+def test_written_files_get_normal_permissions(tmp_path, mlp_program):
+    """Atomic writes go through mkstemp/mkdtemp (0600/0700); the results must not stay private."""
+    import os
+
+    from cascc import passes
+    from cascc.frontends.torch import save_pt2
+
+    mask = os.umask(0)
+    os.umask(mask)
+    path = save_pt2(passes.run(mlp_program, [("prune.magnitude", {"sparsity": 0.5})]), tmp_path / "m.pt2")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt2"]

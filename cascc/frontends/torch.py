@@ -6,13 +6,12 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
+from ..artifact import atomic_file
 from ..errors import ModelLoadError, first_paragraph
 from ..ir import PassRecord, Program, from_exported
 
@@ -154,17 +153,10 @@ def save_pt2(program: Program, path: Path) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".pt2":
         raise ModelLoadError(path, "the output must be a .pt2 file", "name it e.g. pruned.pt2")
-    path.parent.mkdir(parents=True, exist_ok=True)
     exported = program.with_weights({n: w for n, w in program.masked_weights().items() if n in program.masks})
     meta = {"masked": sorted(program.masks), "history": [r.to_json() for r in program.history]}
-    handle, tmp = tempfile.mkstemp(suffix=".pt2", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_file(path) as tmp:
         torch.export.save(exported.exported, tmp, extra_files={CASCC_EXTRA: json.dumps(meta, sort_keys=True)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
