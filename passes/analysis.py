@@ -6,7 +6,6 @@ signal propagation (mean-field variance gain and active fraction vs a forward pr
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -134,8 +133,6 @@ def _row(
     effective = (edges & live_in[None, :] & useful_out[:, None]).float()
     effective_weights = float(_weights_on(layer, mask, effective))
     by_name = {p.name: p for p in prunable}
-    a_in = _merged([1.0] * layer.from_input + [predicted.active[p] for p in layer.producers])
-    r_in = _merged([1.0] * layer.from_input + [predicted.reachable[p] for p in layer.producers])
     return LayerReport(
         name=layer.name,
         kind=layer.kind.value,
@@ -157,10 +154,10 @@ def _row(
         predicted_reachable=predicted.reachable[layer.name],
         predicted_coreachable=predicted.coreachable[layer.name],
         predicted_functional=predicted.functional(layer.name),
-        live_in_degree=predicted.in_degree[layer.name] * r_in,
+        live_in_degree=predicted.in_degree[layer.name] * predicted.reachable_in[layer.name],
         predicted_active=predicted.active[layer.name],
         measured_active=None if measured is None else measured["active"],
-        p_silent=_p_silent(degree, a_in, layer.activation == "relu"),
+        p_silent=_p_silent(degree, predicted.active_in[layer.name], layer.activation == "relu"),
         predicted_gain=_predicted_gain(layer, by_name, weight, mask),
         measured_gain=None if measured is None else measured["gain"],
         approximate_links=layer.name in exact.approximate,
@@ -179,10 +176,6 @@ def _weights_on(layer: Layer, mask: torch.Tensor, effective_pairs: torch.Tensor)
         rows = slice(g * out_per_group, (g + 1) * out_per_group)
         total += (taps[rows] * effective_pairs[rows, g * in_per_group : (g + 1) * in_per_group]).sum()
     return total
-
-
-def _merged(probabilities: Sequence[float]) -> float:
-    return 1.0 - math.prod(1.0 - p for p in probabilities)
 
 
 def _p_silent(degree: torch.Tensor, active_in: float, relu: bool) -> float:

@@ -69,6 +69,11 @@ def unit_edges(layer: Layer, mask: torch.Tensor) -> torch.Tensor:
     return edges
 
 
+def link(layer: Layer, producer: str, by_name: Mapping[str, Layer]) -> UnitLink:
+    """The unit map from one of `layer`'s producers to its input units."""
+    return next(found for found in links(layer, by_name) if found.producer == producer)
+
+
 def links(layer: Layer, by_name: Mapping[str, Layer]) -> list[UnitLink]:
     """The unit map from each producer of `layer` to its input units."""
     n_in = input_units(layer)
@@ -111,12 +116,12 @@ def exact(layers: Sequence[Layer], masks: Mapping[str, torch.Tensor]) -> Reachab
     live_inputs: dict[str, torch.Tensor] = {}
     for layer in layers:  # graph order is topological
         live = torch.full((input_units(layer),), layer.from_input, dtype=torch.bool)
-        for link in links(layer, by_name):
-            if link.index is None:
+        for unit_map in links(layer, by_name):
+            if unit_map.index is None:
                 approximate.add(layer.name)
-                live |= bool(reach[link.producer].any())
+                live |= bool(reach[unit_map.producer].any())
             else:
-                live |= reach[link.producer][link.index]
+                live |= reach[unit_map.producer][unit_map.index]
         live_inputs[layer.name] = live
         reach[layer.name] = (edges[layer.name].float() @ live.float()) > 0
     co: dict[str, torch.Tensor] = {}
@@ -125,11 +130,13 @@ def exact(layers: Sequence[Layer], masks: Mapping[str, torch.Tensor]) -> Reachab
         useful = torch.full((layer.fan_out,), layer.to_output, dtype=torch.bool)
         for user in users[layer.name]:
             needed = (edges[user.name].t().float() @ co[user.name].float()) > 0  # over user's input units
-            link = next(link for link in links(user, by_name) if link.producer == layer.name)
-            if link.index is None:
+            unit_map = link(user, layer.name, by_name)
+            if unit_map.index is None:
                 useful |= bool(needed.any())
             else:
-                hits = torch.zeros(layer.fan_out, dtype=torch.int64).index_add_(0, link.index, needed.long())
+                hits = torch.zeros(layer.fan_out, dtype=torch.int64).index_add_(
+                    0, unit_map.index, needed.long()
+                )
                 useful |= hits > 0
         co[layer.name] = useful
     return Reachability(reach, co, live_inputs, frozenset(approximate))
@@ -163,6 +170,8 @@ class Recursion:
     coreachable: Mapping[str, float]
     active: Mapping[str, float]
     in_degree: Mapping[str, float]
+    reachable_in: Mapping[str, float]  # over each layer's input units: reachable from an input
+    active_in: Mapping[str, float]  # over each layer's input units: active
 
     def functional(self, name: str) -> float:
         return self.reachable[name] * self.coreachable[name]
@@ -178,10 +187,11 @@ def analytic(layers: Sequence[Layer], densities: Mapping[str, float]) -> Recursi
     p = {layer.name: pair_probability(layer, densities.get(layer.name, 1.0)) for layer in layers}
     reach: dict[str, float] = {}
     active: dict[str, float] = {}
+    reach_in: dict[str, float] = {}
+    active_in: dict[str, float] = {}
     for layer in layers:
-        producers = [by_name[name] for name in layer.producers]
-        r_in = _merge([1.0] * layer.from_input + [reach[q.name] for q in producers])
-        a_in = _merge([1.0] * layer.from_input + [active[q.name] for q in producers])
+        r_in = reach_in[layer.name] = _merge([1.0] * layer.from_input + [reach[q] for q in layer.producers])
+        a_in = active_in[layer.name] = _merge([1.0] * layer.from_input + [active[q] for q in layer.producers])
         n = unit_fan_in(layer)
         reach[layer.name] = 1.0 - (1.0 - p[layer.name] * r_in) ** n
         active[layer.name] = 1.0 - (1.0 - p[layer.name] * a_in) ** n
@@ -195,11 +205,11 @@ def analytic(layers: Sequence[Layer], densities: Mapping[str, float]) -> Recursi
             continue
         missing = 1.0
         for user in users[layer.name]:
-            link = next(link for link in links(user, by_name) if link.producer == layer.name)
-            missing *= (1.0 - p[user.name] * co[user.name]) ** (unit_fan_out(user) * link.features_per_unit)
+            per_unit = link(user, layer.name, by_name).features_per_unit
+            missing *= (1.0 - p[user.name] * co[user.name]) ** (unit_fan_out(user) * per_unit)
         co[layer.name] = 1.0 - missing
     degree = {layer.name: p[layer.name] * unit_fan_in(layer) for layer in layers}
-    return Recursion(reach, co, active, degree)
+    return Recursion(reach, co, active, degree, reach_in, active_in)
 
 
 def _merge(probabilities: Sequence[float]) -> float:

@@ -179,15 +179,10 @@ def percolation_floor(
     which equals λ·r ≥ κ of METHODS.md §1 for wide layers and stays meaningful for depthwise convs (n = 1).
     """
     rec = connectivity.analytic(layers, densities)
-    by_name = {layer.name: layer for layer in layers}
     floors = {}
     for layer in layers:
-        producers = [by_name[name] for name in layer.producers]
-        r_in = (
-            1.0 - math.prod(1.0 - rec.reachable[q.name] for q in producers) if not layer.from_input else 1.0
-        )
-        need = _least_pair_probability(connectivity.unit_fan_in(layer), r_in, kappa)
-        if producers:  # hidden input units must also reach an output
+        need = _least_pair_probability(connectivity.unit_fan_in(layer), rec.reachable_in[layer.name], kappa)
+        if layer.producers:  # hidden input units must also reach an output
             fan_out = connectivity.unit_fan_out(layer)
             need = max(need, _least_pair_probability(fan_out, rec.coreachable[layer.name], kappa))
         taps = layer.size // (layer.fan_out * connectivity.unit_fan_in(layer))

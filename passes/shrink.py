@@ -154,8 +154,7 @@ def _why_frozen(
                 return f"the input also reaches {user.name}"
             if user.groups > 1:
                 return f"it feeds the grouped convolution {user.name}"
-            link = next(link for link in connectivity.links(user, by_name) if link.producer == layer.name)
-            if link.index is None:
+            if connectivity.link(user, layer.name, by_name).index is None:
                 return f"its units do not map onto {user.name}'s inputs"
     # Walk the ops between the group's layers and their consumers; every one must treat channels alike.
     starts = {nodes[layer.node] for layer in group.members}
@@ -202,14 +201,16 @@ def _zero_valued(
         values = probe.capture(program, module, inputs, names)
         for layer in prunable:
             for user in users[layer.name]:
-                link = next(link for link in connectivity.links(user, by_name) if link.producer == layer.name)
+                unit_map = connectivity.link(user, layer.name, by_name)
                 seen = values[user.input_node]
                 axis = 1 if user.kind.value in ("conv", "depthwise") else -1
                 nonzero = (probe.per_unit(seen, axis) != 0).any(dim=0)
-                if link.index is None:
+                if unit_map.index is None:
                     zero[layer.name] &= ~nonzero.any()
                     continue
-                hits = torch.zeros(layer.fan_out, dtype=torch.int64).index_add_(0, link.index, nonzero.long())
+                hits = torch.zeros(layer.fan_out, dtype=torch.int64).index_add_(
+                    0, unit_map.index, nonzero.long()
+                )
                 zero[layer.name] &= hits == 0
             if layer.to_output:
                 zero[layer.name] &= False
