@@ -211,9 +211,26 @@ class Graph:
         # float tensors are parameters (trainable, prunable); scalars and integer tensors are constants
         self.parameters = {n: t for n, t in init.items() if t.is_floating_point() and t.dim() > 0}
         self.constants = {n: t for n, t in init.items() if n not in self.parameters}
-        self.ops = {
-            node.name + str(i): onnx_ops.resolve(node.op_type, opset) for i, node in enumerate(self.nodes)
-        }
+        # per node, in order: the op function for this opset and its keyword arguments, checked once
+        self.calls = [self._bind(node) for node in self.nodes]
+
+    def _bind(self, node) -> tuple[Any, dict[str, Any]]:
+        fn = onnx_ops.resolve(node.op_type, self.opset)
+        attributes = self.attributes(node)
+        params = inspect.signature(fn).parameters
+        for key in list(attributes):
+            if key not in params:
+                if key in IGNORED_ATTRIBUTES:
+                    del attributes[key]
+                    continue
+                raise UnsupportedOp(
+                    self.source,
+                    f"{node.op_type} node {node.name!r} has attribute {key!r}, which cascc does not implement",
+                    "re-export without it or report it",
+                )
+        if "_outputs" in params:
+            attributes["_outputs"] = len(node.output)
+        return fn, attributes
 
     def example_inputs(self, overrides: dict[str, tuple[int, ...]], seed: int) -> tuple[torch.Tensor, ...]:
         from onnx import TensorProto
@@ -357,21 +374,7 @@ class OnnxModule(torch.nn.Module):
         return static
 
     def _call(self, index: int, node, args: list) -> tuple:
-        fn = self.graph_.ops[node.name + str(index)]
-        attributes = self.graph_.attributes(node)
-        params = inspect.signature(fn).parameters
-        for key in list(attributes):
-            if key not in params:
-                if key in IGNORED_ATTRIBUTES:
-                    del attributes[key]
-                    continue
-                raise UnsupportedOp(
-                    self.graph_.source,
-                    f"{node.op_type} node {node.name!r} has attribute {key!r}, which cascc does not implement",
-                    "re-export without it or report it",
-                )
-        if "_outputs" in params:
-            attributes["_outputs"] = len(node.output)
+        fn, attributes = self.graph_.calls[index]
         while args and args[-1] is None:
             args.pop()
         try:
