@@ -69,7 +69,7 @@ def atomic_file(path: Path) -> Iterator[Path]:
     it is removed, so a reader never sees a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(handle)
     tmp = Path(name)
     try:
@@ -140,6 +140,7 @@ def write(
     *,
     reference: Callable[[Program], Any] | None = None,
     force: bool = False,
+    evaluation: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the artifact directory atomically and return its manifest.
 
@@ -176,6 +177,8 @@ def write(
                 for name in (LIBRARY, SELFTEST)
             },
         }
+        if evaluation is not None:
+            manifest["evaluation"] = dict(evaluation)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 

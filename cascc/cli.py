@@ -119,8 +119,8 @@ INPUT_SHAPE = click.option(
 )
 
 
-def sparsify_options(command):
-    """The pruning options shared by compile, prune and analyze (they build a `Recipe`), plus --input-shape."""
+def _sparsify_option_table() -> dict[str, Any]:
+    """The pruning options that build a `Recipe`, by parameter name, plus --input-shape."""
     from .recipe import ALLOCATOR_NAMES, CRITERIA, REPARAMS
 
     options = [
@@ -170,12 +170,23 @@ def sparsify_options(command):
         click.option("--shrink", is_flag=True, help="Remove dead units structurally (outputs unchanged)."),
         click.option(
             "--data",
-            help="Data set for SNIP, rescale and analysis probes: digits, npz:PATH or csv:PATH "
-            "(default: Gaussian probes).",
+            help="Data set for SNIP, rescale, analysis probes and --finetune: digits, mnist1d, npz:PATH or "
+            "csv:PATH (default: Gaussian probes).",
         ),
     ]
-    for option in reversed(options):
-        command = option(command)
+    names = [
+        "input_shapes", "sparsity", "allocator", "criterion", "nm", "block", "dense_ends", "margin", "reparam",
+        "shrink", "data",
+    ]  # fmt: skip
+    return dict(zip(names, options))
+
+
+def sparsify_options(command, only: tuple[str, ...] | None = None):
+    """The pruning options shared by compile, prune, analyze and train (`only`: a subset, by name)."""
+    table = _sparsify_option_table()
+    for name in reversed(list(table)):
+        if only is None or name in only:
+            command = table[name](command)
     return command
 
 
@@ -217,6 +228,15 @@ def _recipe(options: dict[str, Any], seed: int):
     is_flag=True,
     help="Time each layer's chosen kernel and its alternative here; stored in the manifest (not deterministic).",
 )
+@click.option(
+    "--finetune",
+    is_flag=True,
+    help="Fine-tune on --data after pruning, masks fixed; report accuracy vs the model.",
+)
+@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True, help="Fine-tuning epochs.")
+@click.option(
+    "--lr", type=click.FloatRange(0, min_open=True), default=0.01, show_default=True, help="Fine-tuning LR."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of a table.")
 def compile_cmd(
     model: str,
@@ -226,6 +246,9 @@ def compile_cmd(
     seed: int,
     force: bool,
     measure: bool,
+    finetune: bool,
+    epochs: int,
+    lr: float,
     as_json: bool,
     **recipe: Any,
 ) -> None:
@@ -233,7 +256,14 @@ def compile_cmd(
     from .pipeline import compile as compile_model
 
     recipe_, shapes = _recipe(recipe, seed)
-    with err.status("compiling") as status:
+    tuning = None
+    if finetune:
+        if recipe_.data is None:
+            raise click.UsageError("--finetune needs --data (e.g. --data digits)")
+        tuning = {"data": recipe_.data, "epochs": epochs, "lr": lr}
+    from .cli_train import progress_bar
+
+    with progress_bar(), err.status("compiling") as status:
         result = compile_model(
             model,
             target=target,
@@ -244,12 +274,17 @@ def compile_cmd(
             force=force,
             cpu=cpu,
             measure=measure,
+            finetune=tuning,
             stage=lambda msg: status.update(f"{msg}…"),
         )
     if as_json:
         click.echo(json.dumps(result.manifest, indent=2, sort_keys=True))
         return
     _layer_table(result.manifest)
+    if "evaluation" in result.manifest:
+        from .cli_train import evaluation_table
+
+        evaluation_table(result.manifest["evaluation"])
     rows = result.manifest["layers"]
     kept, total = sum(r["nonzero"] for r in rows), sum(r["weights"] for r in rows)
     size = sum(f["bytes"] for f in result.manifest["files"].values())
@@ -597,6 +632,10 @@ def targets_cmd(as_json: bool) -> None:
         table.add_row(name, t.description, json.dumps(dict(t.tvm_target)), "yes" if t.runs_on_host else "no")
     out.print(table)
 
+
+from .cli_train import train_cmd  # it builds on the options above
+
+main.add_command(train_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

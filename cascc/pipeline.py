@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,23 +139,47 @@ def compile(
     force: bool = False,
     cpu: str | None = None,
     measure: bool = False,
+    finetune: Mapping[str, Any] | None = None,
     stage: Stage | None = None,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> CompileResult:
-    """Import `model`, sparsify it (`recipe`, or magnitude pruning to `sparsity`), lower it for `target` and
-    write the artifact to `out`."""
+    """Import `model`, sparsify it (`recipe`, or magnitude pruning to `sparsity`), optionally fine-tune it
+    with its masks fixed (`finetune`: `data` and train.finetune options), lower it for `target` and write the
+    artifact to `out`. With fine-tuning, the manifest also holds the test-split comparison with the model as
+    imported (accuracy per class and under noise/FGSM)."""
+    from . import frontends, passes
     from .lower import lower
     from .targets import get as get_target
 
     say = stage or (lambda _msg: None)
     tgt = get_target(target, cpu=cpu)
-    program = sparsify(
-        model, recipe or Recipe(sparsity=sparsity), seed=seed, stage=say, input_shapes=input_shapes
-    )
+    recipe = recipe or Recipe(sparsity=sparsity)
+    evaluation = None
+    if finetune is None:
+        program = sparsify(model, recipe, seed=seed, stage=say, input_shapes=input_shapes)
+    else:
+        from .data import load
+        from .passes.evaluate import compare
+
+        if "data" not in finetune:
+            raise OptionError(None, "fine-tuning needs a data set", "pass --data with --finetune")
+        data = load(finetune["data"])
+        recipe.steps()  # option errors before the costly import
+        say("importing the model")
+        start = (
+            model
+            if isinstance(model, Program)
+            else frontends.load(model, seed=seed, input_shapes=input_shapes)
+        )
+        program = sparsify(start, recipe, seed=seed, stage=say)
+        say("fine-tuning with the masks fixed")
+        program = passes.run(program, [("train.finetune", {"seed": seed, **finetune})])
+        say("evaluating against the imported model")
+        evaluation = compare(start, program, data, seed=seed).to_json()
     say(f"lowering for {tgt.name} with TVM")
     lowered = lower(program, tgt, measure=measure)
     say("writing the artifact")
-    manifest = artifacts.write(Path(out), program, lowered, force=force)
+    manifest = artifacts.write(Path(out), program, lowered, force=force, evaluation=evaluation)
     return CompileResult(program, Path(out), manifest)
 
 

@@ -1,6 +1,6 @@
 """Analysis and transformation passes (installed as cascc.passes). Importing registers every pass."""
 
-from . import analysis, density, prune, reparam, shrink
+from . import analysis, density, evaluate, finetune, prune, reparam, shrink, train
 from .registry import PASSES, Pass, PassWarning, Step, register, run
 
 __all__ = [
@@ -10,9 +10,12 @@ __all__ = [
     "Step",
     "analysis",
     "density",
+    "evaluate",
+    "finetune",
     "prune",
     "register",
     "reparam",
     "run",
     "shrink",
+    "train",
 ]

@@ -1,0 +1,336 @@
+"""Training loops over a Program with masks enforced after every step: static masks, GMP, RigL/SET, and the
+iterative schedules IMP (weight rewinding) and LRR (learning-rate rewinding) (METHODS.md §4–5).
+
+The loop trains `batched(program)`: the exported graph mapped over the batch (see batched.py). After every
+optimizer step masked gradients and weights are zeroed, so a masked weight is exactly zero at all times.
+Under `torchrun` (torch.distributed initialized) the module is wrapped in DistributedDataParallel and each
+rank takes an interleaved share of every global batch, so one process and N processes see the same batches.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from cascc.data import Dataset, load
+from cascc.errors import OptionError
+from cascc.ir import Program, layers
+
+from .batched import BatchedModule, batched
+from .density import allocate, check_sparsity
+from .registry import register
+from .schedules import DropGrow, GradualMagnitude, Static, _top_active
+from .seeding import generator
+
+OPTIMIZERS = ("sgd", "adamw")
+LR_SCHEDULES = ("cosine", "step", "constant")
+
+
+class Progress(Protocol):
+    """What a training loop reports to the user interface (the CLI shows a rich progress bar)."""
+
+    def begin(self, description: str, total: int) -> None: ...
+
+    def step(self, loss: float, accuracy: float) -> None: ...
+
+    def end(self) -> None: ...
+
+
+# Set by the CLI around a command; passes stay free of any user-interface code.
+progress: contextvars.ContextVar[Progress | None] = contextvars.ContextVar(
+    "cascc_train_progress", default=None
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimizer and schedule of one training run; `lr=None` picks the optimizer's default (0.05 for SGD with
+    Nesterov momentum, 3e-3 for AdamW)."""
+
+    epochs: int = 20
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float | None = None
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_schedule: str = "cosine"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise OptionError(
+                None, f"unknown optimizer {self.optimizer!r}", f"use one of {', '.join(OPTIMIZERS)}"
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise OptionError(
+                None, f"unknown LR schedule {self.lr_schedule!r}", f"use one of {', '.join(LR_SCHEDULES)}"
+            )
+        if self.epochs < 1 or self.batch_size < 1:
+            raise OptionError(None, "epochs and batch size must be ≥ 1", "pass positive values")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (0.05 if self.optimizer == "sgd" else 3e-3)
+
+    @classmethod
+    def of(cls, options: Mapping[str, Any]) -> TrainConfig:
+        """The config from a pass's keyword options (unknown keys are an error)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise OptionError(
+                None, f"unknown training option(s) {', '.join(unknown)}", f"use {sorted(names)}"
+            )
+        return cls(**options)
+
+
+@dataclass(frozen=True, eq=False)
+class Trained:
+    """Weights and masks after a run, and the weights at `snapshot_step` (for weight rewinding)."""
+
+    weights: dict[str, torch.Tensor]
+    masks: dict[str, torch.Tensor]
+    snapshot: dict[str, torch.Tensor] | None
+
+
+def train(
+    program: Program,
+    data: Dataset,
+    config: TrainConfig,
+    schedule: Static | GradualMagnitude | DropGrow | None = None,
+    *,
+    masks: Mapping[str, torch.Tensor] | None = None,
+    snapshot_step: int | None = None,
+    stream: str = "",
+) -> Trained:
+    """Train `program` on `data`; masks (default: the program's) evolve under `schedule` (default static)."""
+    schedule = schedule or Static()
+    _check_data(program, data)
+    masks = {name: m.clone() for name, m in (program.masks if masks is None else masks).items()}
+    module = batched(dataclasses.replace(program, masks=masks))
+    params = dict(module.inner.named_parameters())
+    masked = {name: params[name] for name in masks}
+    world, rank = _world()
+    _agree(masks, world)
+    model = module if world == 1 else torch.nn.parallel.DistributedDataParallel(module)
+    multiple = world * module.group
+    batch_size = max(multiple, config.batch_size // multiple * multiple)
+    steps_per_epoch = max(1, len(data.x_train) // batch_size)
+    total = steps_per_epoch * config.epochs
+    optimizer = _optimizer(config, module.parameters())
+    lr = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config.lr_schedule, total))
+    schedule.start(masks, total)
+    order_gen = generator(config.seed, "train.order", stream)
+    report = progress.get() if rank == 0 else None
+    if report:
+        report.begin(f"training ({schedule.name})", total)
+    snapshot, step = None, 0
+    for _epoch in range(config.epochs):
+        order = torch.randperm(len(data.x_train), generator=order_gen)
+        for i in range(steps_per_epoch):
+            if step == snapshot_step:
+                snapshot = _copy(module, params)
+            idx = order[i * batch_size : (i + 1) * batch_size][rank::world]
+            logits = model(data.x_train[idx])
+            loss = F.cross_entropy(logits, data.y_train[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if schedule.update(step, masked, masks):
+                _clear_state(optimizer, masked, masks)
+            with torch.no_grad():
+                for name, weight in masked.items():
+                    if weight.grad is not None:
+                        weight.grad.mul_(masks[name])
+                optimizer.step()
+                for name, weight in masked.items():
+                    weight.mul_(masks[name])
+            lr.step()
+            step += 1
+            if report:
+                accuracy = (logits.argmax(1) == data.y_train[idx]).float().mean()
+                report.step(float(loss.detach()), float(accuracy))
+    if report:
+        report.end()
+    return Trained(_copy(module, params), masks, snapshot)
+
+
+def trained_program(program: Program, result: Trained) -> Program:
+    """`program` holding the run's weights and masks."""
+    return dataclasses.replace(program.with_weights(result.weights), masks=result.masks)
+
+
+@register("train.fit")
+def fit(
+    program: Program,
+    *,
+    data: str,
+    schedule: str = "static",
+    sparsity: float | None = None,
+    allocator: str = "uniform",
+    allocator_options: Mapping[str, Any] | None = None,
+    update_every: int | None = None,
+    **options: Any,
+) -> Program:
+    """Train on data set `data` with masks static (fixed masks, de novo or fine-tuning), pruned gradually by
+    magnitude (`gmp`, to `sparsity` under `allocator`), or rewired (`rigl`, `set`) at constant counts."""
+    config = TrainConfig.of(options)
+    if schedule == "static":
+        plan = Static()
+    elif schedule == "gmp":
+        plan = GradualMagnitude(_final_counts(program, sparsity, allocator, allocator_options))
+        prunable = [layer.name for layer in layers(program)]
+        program = dataclasses.replace(
+            program,
+            masks={
+                n: program.masks.get(n, torch.ones_like(program.weights[n], dtype=torch.bool))
+                for n in prunable
+            },
+        )
+    elif schedule in ("rigl", "set"):
+        if not program.masks:
+            raise OptionError(
+                program.source,
+                f"{schedule} rewires an existing sparse mask and the model has none",
+                "prune first",
+            )
+        plan = DropGrow("gradient" if schedule == "rigl" else "random", every=update_every, seed=config.seed)
+    else:
+        raise OptionError(
+            None, f"unknown schedule {schedule!r} for train.fit", "use static, gmp, rigl or set"
+        )
+    return trained_program(program, train(program, load(data), config, plan))
+
+
+@register("train.iterative")
+def iterative(
+    program: Program,
+    *,
+    data: str,
+    sparsity: float,
+    rewind: str = "lr",
+    rounds: int | None = None,
+    rewind_epochs: float = 0.5,
+    allocator: str = "uniform",
+    allocator_options: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> Program:
+    """Iterative magnitude pruning: train, prune to the next level by magnitude under `allocator`, then
+    rewind the weights to those after `rewind_epochs` of the first run (`rewind="weights"`, Frankle et al.
+    2020; 0 rewinds to the initialization) or keep them and restart only the learning-rate schedule
+    (`rewind="lr"`, LRR, Renda et al. 2020); a last run trains at the final sparsity. By default each round
+    prunes 20% of the remaining weights."""
+    check_sparsity(sparsity)
+    if rewind not in ("weights", "lr"):
+        raise OptionError(None, f"unknown rewind {rewind!r}", "use 'weights' (IMP) or 'lr' (LRR)")
+    config = TrainConfig.of(options)
+    data_set = load(data)
+    rounds = rounds or max(1, math.ceil(math.log(1 - sparsity) / math.log(0.8)))
+    prunable = layers(program)
+    masks = {
+        layer.name: program.masks.get(layer.name, torch.ones(layer.weight_shape, dtype=torch.bool))
+        for layer in prunable
+    }
+    current, rewind_to = program, None
+    for level in range(1, rounds + 1):
+        snapshot_step = None
+        if rewind == "weights" and rewind_to is None:
+            steps_per_epoch = max(1, len(data_set.x_train) // config.batch_size)
+            snapshot_step = round(rewind_epochs * steps_per_epoch)
+        result = train(
+            current, data_set, config, masks=masks, snapshot_step=snapshot_step, stream=f"level{level}"
+        )
+        if snapshot_step is not None:
+            rewind_to = result.snapshot
+        target = 1 - (1 - sparsity) ** (level / rounds)
+        counts = allocate(allocator, prunable, target, **dict(allocator_options or {}))
+        masks = {
+            name: _top_active(result.weights[name].abs(), masks[name], min(keep, int(masks[name].sum())))
+            for name, keep in counts.items()
+        }
+        base = rewind_to if rewind == "weights" else result.weights
+        current = dataclasses.replace(program.with_weights(base), masks=masks)
+    return trained_program(current, train(current, data_set, config, masks=masks, stream="final"))
+
+
+def _final_counts(
+    program: Program, sparsity: float | None, allocator: str, allocator_options: Mapping[str, Any] | None
+) -> dict[str, int]:
+    if sparsity is None:
+        raise OptionError(None, "gradual magnitude pruning needs a target sparsity", "pass --sparsity")
+    check_sparsity(sparsity)
+    return dict(allocate(allocator, layers(program), sparsity, **dict(allocator_options or {})))
+
+
+def _check_data(program: Program, data: Dataset) -> None:
+    per_sample = math.prod(program.inputs[0].shape[1:]) if program.inputs else 0
+    if data.x_train[0].numel() != per_sample:
+        raise OptionError(
+            data.name,
+            f"samples have {data.x_train[0].numel()} values but the model's input takes {per_sample} per sample",
+            "pass data matching the model's input",
+        )
+    classes = program.outputs[0].shape[-1] if program.outputs else 0
+    if data.classes > classes:
+        raise OptionError(
+            data.name,
+            f"labels go up to {data.classes - 1} but the model has {classes} outputs",
+            "use a model with one output per class",
+        )
+
+
+def _optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=config.learning_rate,
+            momentum=config.momentum,
+            nesterov=config.momentum > 0,
+            weight_decay=config.weight_decay,
+        )
+    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def _lr_factor(kind: str, total: int):
+    if kind == "cosine":
+        return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    if kind == "step":  # ×0.1 at 50% and at 75% of training
+        return lambda step: 0.1 ** ((step >= total // 2) + (step >= 3 * total // 4))
+    return lambda step: 1.0
+
+
+def _clear_state(optimizer: torch.optim.Optimizer, masked: Mapping[str, torch.Tensor], masks) -> None:
+    """Zero optimizer state (momentum, Adam moments) of weights a schedule just deactivated or regrew."""
+    for name, weight in masked.items():
+        for value in optimizer.state.get(weight, {}).values():
+            if isinstance(value, torch.Tensor) and value.shape == weight.shape:
+                value.mul_(masks[name])
+
+
+def _copy(module: BatchedModule, params: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in params.items()}
+
+
+def _world() -> tuple[int, int]:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
+def _agree(masks: Mapping[str, torch.Tensor], world: int) -> None:
+    """Under torchrun, check every rank derived the same masks (they come from the same seed)."""
+    if world == 1:
+        return
+    for name in sorted(masks):
+        mine = masks[name].to(torch.uint8)
+        first = mine.clone()
+        torch.distributed.broadcast(first, src=0)
+        if not torch.equal(first, mine):
+            raise RuntimeError(f"rank {torch.distributed.get_rank()} derived a different mask for {name}")
