@@ -10,17 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .cli_options import INPUT_SHAPE, _recipe, err, out, sparsify_options
+from .cli_train import train_cmd
 from .errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERNAL, CasccError
 
 # torch.export emits a pytree FutureWarning on every export; it is torch's, not the user's.
 warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
 
-out = Console()
-err = Console(stderr=True)
 
 EXIT_CODES = f"""Exit codes: 0 ok · {EXIT_CHECK_FAILED} a check failed · {EXIT_BAD_INPUT} bad input or usage ·
 {EXIT_INTERNAL} internal error (rerun with --debug or CASCC_DEBUG=1 for the traceback)."""
@@ -94,110 +93,6 @@ def _target_names() -> list[str]:
     return sorted(TARGETS)
 
 
-class InputShape(click.ParamType):
-    """`name=1x3x224x224`: a static shape for one model input."""
-
-    name = "NAME=DxDx…"
-
-    def convert(self, value, param, ctx):
-        name, sep, dims = str(value).partition("=")
-        try:
-            shape = tuple(int(d) for d in dims.lower().split("x"))
-        except ValueError:
-            shape = ()
-        if not sep or not name or not shape or min(shape) < 1:
-            self.fail(f"{value!r} is not NAME=DxDx… (e.g. input=1x3x224x224)", param, ctx)
-        return name, shape
-
-
-INPUT_SHAPE = click.option(
-    "--input-shape",
-    "input_shapes",
-    type=InputShape(),
-    multiple=True,
-    help="ONNX models: fix an input's symbolic dimensions, e.g. input=1x3x224x224 (repeatable).",
-)
-
-
-def _sparsify_option_table() -> dict[str, Any]:
-    """The pruning options that build a `Recipe`, by parameter name, plus --input-shape."""
-    from .recipe import ALLOCATOR_NAMES, CRITERIA, REPARAMS
-
-    options = [
-        INPUT_SHAPE,
-        click.option(
-            "--sparsity",
-            "-s",
-            type=click.FloatRange(0, 1, max_open=True),
-            default=0.0,
-            show_default=True,
-            help="Fraction of prunable weights to remove (0 = dense).",
-        ),
-        click.option(
-            "--allocator",
-            type=click.Choice(ALLOCATOR_NAMES),
-            default="uniform",
-            show_default=True,
-            help="Layerwise density allocation; 'cascade' keeps every layer above the percolation margin, "
-            "'global' ranks all layers' scores together.",
-        ),
-        click.option(
-            "--criterion",
-            type=click.Choice(list(CRITERIA)),
-            default="magnitude",
-            show_default=True,
-            help="Which weights survive inside a layer.",
-        ),
-        click.option("--nm", default="2:4", show_default=True, help="N:M pattern for --criterion nm."),
-        click.option("--block", default="4x1", show_default=True, help="ROWSxCOLS for --criterion block."),
-        click.option(
-            "--dense-ends", is_flag=True, help="Uniform allocator: keep the first and last layer dense."
-        ),
-        click.option(
-            "--margin",
-            type=click.FloatRange(0, min_open=True),
-            default=3.0,
-            show_default=True,
-            help="Cascade allocator: least expected live in/out-degree per unit (κ).",
-        ),
-        click.option(
-            "--reparam",
-            type=click.Choice(list(REPARAMS)),
-            default="none",
-            show_default=True,
-            help="After pruning: variance-preserving rescale, or sparse-aware re-initialization.",
-        ),
-        click.option("--shrink", is_flag=True, help="Remove dead units structurally (outputs unchanged)."),
-        click.option(
-            "--data",
-            help="Data set for SNIP, rescale, analysis probes and --finetune: digits, mnist1d, npz:PATH or "
-            "csv:PATH (default: Gaussian probes).",
-        ),
-    ]
-    names = [
-        "input_shapes", "sparsity", "allocator", "criterion", "nm", "block", "dense_ends", "margin", "reparam",
-        "shrink", "data",
-    ]  # fmt: skip
-    return dict(zip(names, options))
-
-
-def sparsify_options(command, only: tuple[str, ...] | None = None):
-    """The pruning options shared by compile, prune, analyze and train (`only`: a subset, by name)."""
-    table = _sparsify_option_table()
-    for name in reversed(list(table)):
-        if only is None or name in only:
-            command = table[name](command)
-    return command
-
-
-def _recipe(options: dict[str, Any], seed: int):
-    """Split the shared options into (Recipe, input shapes)."""
-    from .recipe import Recipe
-
-    shapes = dict(options.pop("input_shapes", ()) or ()) or None
-    return Recipe(seed=seed, **options), shapes
-
-
 @main.command("compile")
 @click.argument("model")
 @click.option(
@@ -235,7 +130,7 @@ def _recipe(options: dict[str, Any], seed: int):
 )
 @click.option("--epochs", type=click.IntRange(1), default=10, show_default=True, help="Fine-tuning epochs.")
 @click.option(
-    "--lr", type=click.FloatRange(0, min_open=True), default=0.01, show_default=True, help="Fine-tuning LR."
+    "--lr", type=click.FloatRange(0, min_open=True), help="Fine-tuning learning rate (default 0.05, SGD)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of a table.")
 def compile_cmd(
@@ -248,7 +143,7 @@ def compile_cmd(
     measure: bool,
     finetune: bool,
     epochs: int,
-    lr: float,
+    lr: float | None,
     as_json: bool,
     **recipe: Any,
 ) -> None:
@@ -260,7 +155,7 @@ def compile_cmd(
     if finetune:
         if recipe_.data is None:
             raise click.UsageError("--finetune needs --data (e.g. --data digits)")
-        tuning = {"data": recipe_.data, "epochs": epochs, "lr": lr}
+        tuning = {"data": recipe_.data, "epochs": epochs, **({"lr": lr} if lr else {})}
     from .cli_train import progress_bar
 
     with progress_bar(), err.status("compiling") as status:
@@ -632,8 +527,6 @@ def targets_cmd(as_json: bool) -> None:
         table.add_row(name, t.description, json.dumps(dict(t.tvm_target)), "yes" if t.runs_on_host else "no")
     out.print(table)
 
-
-from .cli_train import train_cmd  # it builds on the options above
 
 main.add_command(train_cmd)
 

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .cli import _recipe, err, out, sparsify_options
+from .cli_options import _recipe, err, out, sparsify_options
 from .training import INITS, SCHEDULES
 
 DATA_HELP = "Data set: digits, mnist1d, npz:PATH (x_train, y_train, x_test, y_test) or csv:PATH (last column = label)."
@@ -72,7 +72,7 @@ def training_options(command):
         click.option(
             "--lr",
             type=click.FloatRange(0, min_open=True),
-            help="Learning rate (default 0.05 SGD, 3e-3 AdamW).",
+            help="Learning rate (default 0.1 SGD, 3e-3 AdamW).",
         ),
         click.option("--weight-decay", type=click.FloatRange(0), default=5e-4, show_default=True),
         click.option(

@@ -101,6 +101,18 @@ def cnn() -> tuple[nn.Module, tuple[torch.Tensor]]:
     return model, _example()
 
 
+def untrained_mlp() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """The digits MLP freshly initialized, for `cascc train` (de novo sparse training)."""
+    torch.manual_seed(0)
+    return DigitsMLP(), _example()
+
+
+def untrained_cnn() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """The digits CNN freshly initialized, for `cascc train`."""
+    torch.manual_seed(0)
+    return DigitsCNN(), _example()
+
+
 if __name__ == "__main__":
     for name, factory in (("mlp", mlp), ("cnn", cnn)):
         module, _ = factory()

@@ -51,7 +51,7 @@ progress: contextvars.ContextVar[Progress | None] = contextvars.ContextVar(
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimizer and schedule of one training run; `lr=None` picks the optimizer's default (0.05 for SGD with
+    """Optimizer and schedule of one training run; `lr=None` picks the optimizer's default (0.1 for SGD with
     Nesterov momentum, 3e-3 for AdamW)."""
 
     epochs: int = 20
@@ -77,7 +77,7 @@ class TrainConfig:
 
     @property
     def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else (0.05 if self.optimizer == "sgd" else 3e-3)
+        return self.lr if self.lr is not None else (0.1 if self.optimizer == "sgd" else 3e-3)
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> TrainConfig:

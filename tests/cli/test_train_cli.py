@@ -1,0 +1,118 @@
+"""`cascc train` and `cascc compile --finetune` end to end, including two torchrun processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from support import EXAMPLES, assert_clean_error, invoke
+
+from cascc import passes
+from cascc.data import load
+from cascc.frontends.torch import load_pt2
+from cascc.ir import layers
+
+FRESH_MLP = f"{EXAMPLES / 'digits.py'}:untrained_mlp"
+STATIC = ["--sparsity", "0.9", "--allocator", "erk", "--criterion", "random", "--epochs", "10"]
+
+
+def _accuracy(program) -> float:
+    data = load("digits")
+    module = program.module()
+    with torch.no_grad():
+        predicted = torch.cat([module(x[None]) for x in data.x_test]).argmax(1)
+    return float((predicted == data.y_test).float().mean())
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "model.pt2"
+    code, text = invoke("train", "--model", FRESH_MLP, *STATIC, "-o", out, "--json")
+    assert code == 0, text
+    return out, json.loads(text[text.index("{") :])
+
+
+def test_train_writes_a_sparse_model_that_learned(single):
+    out, report = single
+    program = load_pt2(out)
+    expected = passes.density.allocate("erk", layers(program), 0.9)
+    assert {n: int(m.sum()) for n, m in program.masks.items()} == dict(expected)
+    assert [r.name for r in program.history] == ["prune.random", "reparam.sparse_init", "train.fit"]
+    accuracy = _accuracy(program)
+    assert accuracy >= 0.9
+    evaluation = report["evaluation"]
+    assert evaluation["sparse"]["accuracy"] == pytest.approx(accuracy)
+    assert set(evaluation) >= {"dense", "sparse", "largest_class_drop", "accuracy_drop"}
+    assert set(evaluation["sparse"]["gaussian_noise"]) == {"0.1", "0.3"}
+    assert evaluation["dense"]["accuracy"] >= 0.9
+
+
+def test_two_torchrun_processes_train_the_same_masks(single, tmp_path):
+    out = tmp_path / "ddp.pt2"
+    command = [sys.executable, "-m", "cascc.cli", "train", "--model", FRESH_MLP, *STATIC, "--no-baseline"]
+    done = subprocess.run(
+        [*command, "--nproc", "2", "-o", str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    ddp, alone = load_pt2(out), load_pt2(single[0])
+    for name, mask in alone.masks.items():
+        assert torch.equal(ddp.masks[name], mask)
+        assert torch.count_nonzero(ddp.weights[name][~mask]) == 0
+    # Each rank takes half of every global batch and DDP averages the gradients: the same steps as one process,
+    # up to floating-point summation order.
+    for name, weight in alone.weights.items():
+        torch.testing.assert_close(ddp.weights[name], weight, rtol=1e-3, atol=1e-3)
+    assert _accuracy(ddp) >= 0.9
+
+
+def test_torchrun_command_for_multi_node():
+    from pathlib import Path
+
+    from cascc.launch import torchrun_command
+
+    command = torchrun_command(
+        Path("job.json"), nproc=4, nnodes=2, node_rank=1, rdzv_endpoint="10.0.0.1:29500"
+    )
+    assert command[1:4] == ["-m", "torch.distributed.run", "--nproc-per-node=4"]
+    assert "--nnodes=2" in command and "--node-rank=1" in command
+    assert "--rdzv-endpoint=10.0.0.1:29500" in command and "--standalone" not in command
+    assert "--standalone" in torchrun_command(Path("job.json"), nproc=2)
+
+
+def test_train_refuses_bad_input_cleanly(tmp_path):
+    code, text = invoke("train", "--model", FRESH_MLP, "-o", tmp_path / "m.onnx")
+    assert_clean_error(code, text, 2, "m.onnx", ".pt2")
+    code, text = invoke("train", "--model", FRESH_MLP, "--schedule", "gmp", "-o", tmp_path / "m.pt2")
+    assert_clean_error(code, text, 2, "--sparsity")
+    bad = tmp_path / "wide.npz"
+    np.savez(
+        bad, x_train=np.zeros((8, 10)), y_train=np.zeros(8), x_test=np.zeros((4, 10)), y_test=np.zeros(4)
+    )
+    code, text = invoke("train", "--model", FRESH_MLP, "--data", f"npz:{bad}", "-o", tmp_path / "m.pt2")
+    assert_clean_error(code, text, 2, str(bad), "64 per sample")
+    assert not list(tmp_path.glob("*.pt2")) and not list(tmp_path.glob(".*"))
+
+
+def test_compile_finetune_records_the_evaluation(tmp_path):
+    out = tmp_path / "art"
+    code, text = invoke(
+        "compile", f"{EXAMPLES / 'digits.py'}:mlp", "--sparsity", "0.95", "--allocator", "erk",
+        "--finetune", "--data", "digits", "-o", out,
+    )  # fmt: skip
+    assert code == 0, text
+    assert "worst class" in text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["passes"][-1]["name"] == "train.finetune"
+    evaluation = manifest["evaluation"]
+    assert evaluation["sparse"]["accuracy"] > 0.85
+    code, text = invoke("run", out, "--selftest")
+    assert code == 0, text
+
+
+def test_compile_finetune_needs_data(tmp_path):
+    code, text = invoke("compile", f"{EXAMPLES / 'digits.py'}:mlp", "--finetune", "-o", tmp_path / "a")
+    assert code == 2 and "--data" in text and "Traceback" not in text
