@@ -37,12 +37,12 @@ class Static:
 @dataclass
 class GradualMagnitude:
     """Zhu & Gupta (2017): per layer, sparsity s_t = s_f + (s_i − s_f)(1 − (t − t₀)/(nΔt))³, pruning the
-    smallest active |w| every Δt steps from `begin` to `end` (fractions of training); `final` holds each
-    layer's kept count at the end (from an allocator)."""
+    smallest active |w| every Δt steps from `begin` to `end` (fractions of training; the second half of
+    training recovers at the final sparsity); `final` holds each layer's kept count (from an allocator)."""
 
     final: Mapping[str, int]
     begin: float = 0.1
-    end: float = 0.7
+    end: float = 0.5
     pruning_steps: int = 20
     name = "gmp"
 
