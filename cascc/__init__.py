@@ -6,6 +6,7 @@ from .errors import CasccError
 from .ir import Layer, LayerKind, Program, layers
 from .pipeline import CompileResult, SelfTest, analyze, compile, prune, run, selftest
 from .recipe import Recipe
+from .training import TrainPlan, TrainResult, train
 
 try:
     __version__ = _metadata.version("cascc")
@@ -20,6 +21,8 @@ __all__ = [
     "Program",
     "Recipe",
     "SelfTest",
+    "TrainPlan",
+    "TrainResult",
     "__version__",
     "analyze",
     "compile",
@@ -27,4 +30,5 @@ __all__ = [
     "prune",
     "run",
     "selftest",
+    "train",
 ]

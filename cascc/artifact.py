@@ -177,6 +177,9 @@ def write(
                 for name in (LIBRARY, SELFTEST)
             },
         }
+        device_modules = lowered.device_code()
+        if device_modules:
+            manifest["target"]["device_code"] = device_modules
         if evaluation is not None:
             manifest["evaluation"] = dict(evaluation)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

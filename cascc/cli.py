@@ -114,7 +114,10 @@ def _target_names() -> list[str]:
 )
 @click.option(
     "--cpu",
-    help="Target CPU for LLVM (-mcpu), e.g. cortex-a72; default: host CPU for x86, generic for arm64.",
+    "--arch",
+    "cpu",
+    help="Target CPU for LLVM (-mcpu), e.g. cortex-a72, or the GPU arch for cuda (sm_80, sm_86, …); "
+    "default: host CPU for x86, generic for arm64, sm_80 for cuda.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice.")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
@@ -392,6 +395,17 @@ def run_cmd(
         out.print(np.array2string(y, precision=4, threshold=40), highlight=False)
 
 
+RPC_OPTION = click.option(
+    "--rpc",
+    metavar="HOST:PORT",
+    help="Run and time on a remote device: a TVM RPC server (python -m tvm.exec.rpc_server), or a tracker "
+    "with --key.",
+)
+KEY_OPTION = click.option(
+    "--key", help="With --rpc pointing at a TVM RPC tracker: the device key to request."
+)
+
+
 @main.command("bench")
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.option(
@@ -412,21 +426,33 @@ def run_cmd(
     type=click.Choice(["onnxruntime", "torch"]),
     help="Also time this peer on the same masked model, interleaved (repeatable).",
 )
+@RPC_OPTION
+@KEY_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def bench_cmd(
-    artifact: Path, rounds: int, threads: int | None, baselines: tuple[str, ...], as_json: bool
+    artifact: Path,
+    rounds: int,
+    threads: int | None,
+    baselines: tuple[str, ...],
+    rpc: str | None,
+    key: str | None,
+    as_json: bool,
 ) -> None:
-    """Measure an ARTIFACT's latency on its sample input (median and p90), optionally against peers."""
+    """Measure an ARTIFACT's latency on its sample input (median and p90), optionally against peers, here or
+    on a remote device over TVM RPC."""
     from .pipeline import bench
 
     with err.status("measuring…"):
-        result = bench(artifact, rounds=rounds, threads=threads, baselines=baselines)
+        result = bench(artifact, rounds=rounds, threads=threads, baselines=baselines, rpc=rpc, key=key)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    table = Table(
-        title=f"{artifact}: {result['threads']} threads, {rounds} interleaved rounds", title_justify="left"
+    where = (
+        f"on the {result['remote']} (self-test passed there)"
+        if "remote" in result
+        else f"{result['threads']} threads"
     )
+    table = Table(title=f"{artifact}: {where}, {rounds} rounds", title_justify="left")
     for col in ("runner", "median µs", "p90 µs", "× cascc latency"):
         table.add_column(col)
     for name, t in result["runners"].items():
@@ -455,6 +481,8 @@ def bench_cmd(
 @click.option("--data", help="Data set for the accuracy budgets: digits, npz:PATH, csv:PATH.")
 @click.option("--runs", type=click.IntRange(3, 10_000), help="Interleaved timing rounds (default 15).")
 @click.option("--threads", type=click.IntRange(1, 1024), help="Threads for timing (default: all cores).")
+@RPC_OPTION
+@KEY_OPTION
 @click.option(
     "--config",
     type=click.Path(path_type=Path),

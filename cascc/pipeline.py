@@ -231,10 +231,18 @@ BASELINES = ("onnxruntime", "torch")
 
 
 def bench(
-    path: str | Path, *, rounds: int = 15, threads: int | None = None, baselines: Sequence[str] = ()
+    path: str | Path,
+    *,
+    rounds: int = 15,
+    threads: int | None = None,
+    baselines: Sequence[str] = (),
+    rpc: str | None = None,
+    key: str | None = None,
 ) -> dict[str, Any]:
     """Median/p90 latency of an artifact on its sample input, optionally interleaved with onnxruntime and
-    torch eager running the same masked model (rebuilt from the manifest's factory and passes)."""
+    torch eager running the same masked model (rebuilt from the manifest's factory and passes). With `rpc`
+    (HOST:PORT of a TVM RPC server, or of a tracker when `key` names the device), the artifact runs and is
+    timed on that remote device instead, after its self-test passed there."""
     import os
 
     import torch
@@ -242,6 +250,10 @@ def bench(
     from .bench import measure
 
     art = artifacts.open_artifact(Path(path))
+    if rpc is not None:
+        return _bench_remote(art, rounds=rounds, rpc=rpc, key=key, baselines=baselines)
+    if key is not None:
+        raise OptionError(None, "--key names a device at a tracker", "pass the tracker with --rpc HOST:PORT")
     threads = threads or os.cpu_count() or 1
     inputs, _ = art.selftest_data()
     runners = {"cascc": _session(art, threads).runner(inputs)}
@@ -266,6 +278,40 @@ def bench(
         "threads": threads,
         "rounds": rounds,
         "runners": {n: {**t.to_json(), "ratio_to_cascc": t.median_us / base} for n, t in timings.items()},
+    }
+
+
+def _bench_remote(
+    art: artifacts.Artifact, *, rounds: int, rpc: str, key: str | None, baselines: Sequence[str]
+) -> dict[str, Any]:
+    from .lower.remote import Remote, measure
+
+    if baselines:
+        raise OptionError(
+            None,
+            "baselines run on this machine, not on the remote device, so their ratio would mean nothing",
+            "drop --baseline with --rpc",
+        )
+    remote = Remote(rpc, key)
+    inputs, expected = art.selftest_data()
+    tol = art.manifest["selftest"]
+    run = measure(
+        remote,
+        art.library,
+        art.manifest["target"]["device"],
+        inputs,
+        expected,
+        rounds=rounds,
+        rtol=float(tol["rtol"]),
+        atol=float(tol["atol"]),
+    )
+    timing = {"median_us": run.median_us, "p90_us": run.p90_us, "rounds": rounds, "ratio_to_cascc": 1.0}
+    return {
+        "artifact": str(art.path),
+        "remote": remote.describe(),
+        "selftest_max_abs_error": run.max_abs_error,
+        "rounds": rounds,
+        "runners": {"cascc": timing},
     }
 
 
@@ -324,10 +370,13 @@ def load_inputs(path: str | Path, art_path: str | Path) -> list[np.ndarray]:
 
 
 def _check_runs_here(art: artifacts.Artifact) -> None:
+    from .lower.runtime import device_present
     from .targets import TARGETS
 
     name = art.manifest["target"]["name"]
-    if name in TARGETS and not TARGETS[name].runs_on_host:
+    device = art.manifest["target"]["device"]
+    on_device = device != "cpu" and device_present(device)
+    if name in TARGETS and not TARGETS[name].runs_on_host and not on_device:
         raise ArtifactError(
             art.path,
             f"this artifact is built for {name} and cannot run on this machine",

@@ -36,6 +36,11 @@ class KernelCosts:
     # launching a parallel loop costs ~4 µs even on one thread: kernels predicted below this run serially
     parallel_min_us: float = 60.0
     depthwise_ns_per_mac: float = 0.12
+    # GPU (kernels="gpu"): a layer's time is its bytes over the effective memory bandwidth plus one launch;
+    # the CSR kernel's scattered activation reads count `gpu_gather_penalty` times
+    gpu_bytes_per_ns: float = 1500.0
+    gpu_gather_penalty: float = 2.0
+    gpu_launch_us: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,12 @@ class Target:
 
     `tvm_target` is TVM's JSON target dict; with `detect_host` the host CPU (`mcpu`, core count) is filled in
     at lowering. `cross_compiler` names the C compiler that links the shared library (None: host compiler).
-    `runs_on_host` says whether this machine can execute the artifact. `schedule_rules` names cascc's
-    schedule rules in the order they are tried (a rule that does not apply passes).
+    `runs_on_host` says whether a build machine can execute the artifact (a `device` other than "cpu" also
+    runs where that device is present). `schedule_rules` names cascc's schedule rules in the order they are
+    tried (a rule that does not apply passes). `backend` names TVM's Relax backend whose dispatch, lowering
+    and finalization passes the pipeline uses; `kernels` the family of cascc kernels the layer rewrite emits
+    ("cpu" or "gpu"). `cpu_option` is the TVM target key `--cpu` sets, and `cpu_choices`, when given, the
+    values it accepts (LLVM targets check `--cpu` against LLVM's own list).
     """
 
     name: str
@@ -57,6 +66,10 @@ class Target:
     runs_on_host: bool = True
     schedule_rules: tuple[str, ...] = ()
     costs: KernelCosts = field(default_factory=KernelCosts)
+    backend: str = "cpu_generic"
+    kernels: str = "cpu"
+    cpu_option: str = "mcpu"
+    cpu_choices: tuple[str, ...] = ()
     notes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:

@@ -116,3 +116,9 @@ def lenet_300_100() -> tuple[nn.Module, tuple[torch.Tensor]]:
     """LeNet-300-100 (784-300-100-10) at batch 1."""
     torch.manual_seed(4)
     return relu_mlp(784, 300, 100, 10), (torch.randn(1, 784),)
+
+
+def gpu_mlp() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """1024-4096-10: a hidden layer big enough that, sparse, its CSR kernel beats the dense GPU matmul."""
+    torch.manual_seed(0)
+    return relu_mlp(1024, 4096, 10), (torch.randn(2, 1024),)

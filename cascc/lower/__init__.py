@@ -32,6 +32,12 @@ class Lowered:
 
         export_library(self.executable, self.target, path)
 
+    def device_code(self) -> list[dict[str, Any]]:
+        """Device modules (e.g. CUDA) the library carries: kind, source or binary, kernel names, hash."""
+        from .runtime import device_code
+
+        return device_code(self.executable)
+
 
 # What a layer of each kind looks like when the rewrite does not take it.
 UNSUPPORTED_FORMS = {
@@ -67,6 +73,7 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
     decisions carry the measured µs (host targets only)."""
     import tvm
 
+    from .gpu import GpuRewrite
     from .pipeline import finish, schedule, to_relax
     from .sparse import KernelRewrite, weight_key
     from .target import target_dict
@@ -92,11 +99,14 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
     names: dict[str, list[str]] = {}
     for ly in layers(program):
         names.setdefault(weight_key(weights[ly.name].numpy()), []).append(ly.name)
-    rewrite = KernelRewrite(target.costs, names, cores=int(spec.get("num-cores", 1)), keep_candidates=measure)
+    rewrites = {"cpu": KernelRewrite, "gpu": GpuRewrite}  # by the target's kernel family
+    rewrite = rewrites[target.kernels](
+        target.costs, names, cores=int(spec.get("num-cores", 1)), keep_candidates=measure
+    )
     mod = rewrite(mod)
-    mod = schedule(mod, tvm_target, target.schedule_rules)
+    mod = schedule(mod, tvm_target, target.schedule_rules, target.backend)
     try:
-        executable = tvm.compile(mod, target=tvm_target, relax_pipeline=finish(tvm_target))
+        executable = tvm.compile(mod, target=tvm_target, relax_pipeline=finish(tvm_target, target.backend))
     except Exception as exc:
         raise LoweringError(
             program.source,

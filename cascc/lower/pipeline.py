@@ -1,13 +1,13 @@
-"""The Relax pipeline: TVM's CPU backend passes, split so cascc can schedule and check every PrimFunc
-between fusion and VM lowering."""
+"""The Relax pipeline: a TVM backend's passes (the target's `backend`, e.g. cpu_generic or cuda), split so
+cascc can schedule and check every PrimFunc between fusion and VM lowering."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 
 import tvm
 from tvm import relax
-from tvm.relax.backend.cpu_generic import pipeline as cpu
 
 from .schedules import apply_rules, check_scheduled
 
@@ -31,8 +31,13 @@ def _fast_softmax(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
 LEGALIZE = {"relax.nn.softmax": _fast_softmax}
 
 
+def backend(name: str):
+    """TVM's pipeline module of the Relax backend `name` (its dispatch, lowering and finalize passes)."""
+    return importlib.import_module(f"tvm.relax.backend.{name}.pipeline")
+
+
 def legalize_passes() -> list[tvm.transform.Pass]:
-    """TVM's CPU legalization and fusion passes, with cascc's legalizations for the ops in LEGALIZE."""
+    """TVM's legalization and fusion passes, with cascc's legalizations for the ops in LEGALIZE."""
     return [
         relax.transform.LegalizeOps(customize_legalize_map=LEGALIZE),
         relax.transform.AnnotateTIROpPattern(),
@@ -42,25 +47,28 @@ def legalize_passes() -> list[tvm.transform.Pass]:
     ]
 
 
-def schedule(mod: tvm.IRModule, target: tvm.target.Target, rules: Sequence[str]) -> tvm.IRModule:
+def schedule(
+    mod: tvm.IRModule, target: tvm.target.Target, rules: Sequence[str], backend_name: str = "cpu_generic"
+) -> tvm.IRModule:
     """dispatch → legalize/fuse → apply the schedule rules; raises if any PrimFunc is left unscheduled."""
     with target:
         seq = tvm.transform.Sequential(
-            cpu.library_dispatch_passes(target) + legalize_passes() + [apply_rules(rules)]
+            backend(backend_name).library_dispatch_passes(target) + legalize_passes() + [apply_rules(rules)]
         )
         mod = seq(mod)
     check_scheduled(mod)
     return mod
 
 
-def finish(target: tvm.target.Target) -> tvm.transform.Pass:
-    """The rest of TVM's CPU pipeline: dataflow lowering and VM finalization."""
+def finish(target: tvm.target.Target, backend_name: str = "cpu_generic") -> tvm.transform.Pass:
+    """The rest of the backend's pipeline: dataflow lowering and VM finalization."""
+    passes = backend(backend_name)
 
     @tvm.transform.module_pass(opt_level=0, name="CasccFinish")
     def _finish(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
         with target:
-            return tvm.transform.Sequential(cpu.dataflow_lower_passes(target) + cpu.finalize_passes(target))(
-                mod
-            )
+            return tvm.transform.Sequential(
+                passes.dataflow_lower_passes(target) + passes.finalize_passes(target)
+            )(mod)
 
     return _finish

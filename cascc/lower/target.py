@@ -16,7 +16,7 @@ from cascc.targets import Target
 def target_dict(target: Target) -> dict[str, Any]:
     """The TVM target JSON dict, with `mcpu` and `num-cores` of this machine when `detect_host` is set."""
     spec = dict(target.tvm_target)
-    if "mcpu" in spec:
+    if "mcpu" in spec and target.cpu_option == "mcpu":
         _check_cpu(target, spec)
     if target.detect_host:
         spec.setdefault("mcpu", codegen.llvm_get_system_cpu())

@@ -1,4 +1,4 @@
-"""CPU schedule rules by name: cascc's own rules and dlight's, tried in the order a Target lists them."""
+"""Schedule rules by name (CPU and GPU): cascc's own rules and dlight's, tried in the order a Target lists them."""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ RULES: Registry[Callable[[], dlight.ScheduleRule]] = Registry("schedule rule")
 RULES.register("cpu.gemv")(dlight.cpu.GEMV)
 RULES.register("cpu.reduction")(dlight.cpu.Reduction)
 RULES.register("cpu.generic")(GenericCPU)
+RULES.register("gpu.matmul")(dlight.gpu.Matmul)
+RULES.register("gpu.gemv")(dlight.gpu.GEMV)
+RULES.register("gpu.reduction")(dlight.gpu.Reduction)
+RULES.register("gpu.general_reduction")(dlight.gpu.GeneralReduction)
+RULES.register("gpu.fallback")(dlight.gpu.Fallback)
 
 SCHEDULED = "tirx.is_scheduled"
 
