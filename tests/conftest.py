@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+
 import pytest
 from support import model_ref
 
@@ -39,15 +40,17 @@ def lenet_program():
 
 @pytest.fixture(scope="session")
 def digits_mlp_program():
-    from cascc import frontends
     from support import EXAMPLES
+
+    from cascc import frontends
 
     return frontends.load(f"{EXAMPLES / 'digits.py'}:mlp")
 
 
 @pytest.fixture(scope="session")
 def digits_cnn_program():
-    from cascc import frontends
     from support import EXAMPLES
+
+    from cascc import frontends
 
     return frontends.load(f"{EXAMPLES / 'digits.py'}:cnn")

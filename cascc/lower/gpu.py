@@ -133,7 +133,7 @@ class GpuRewrite:
             sparse_us,
         )
         consts = [relax.const(a) for a in (data, cols, ptr, bias.astype(np.float32))]
-        return relax.call_tir(gvar, [x, *consts], relax.TensorStructInfo((batch, n), "float32"))
+        return relax.call_tir(gvar, [x, *consts], relax.TensorType((batch, n), "float32"))
 
     def _conv(self, pats: LayerPatterns, chain: Chain, expr, m):
         weight = m[pats.w].value.numpy()

@@ -55,7 +55,7 @@ def test_two_torchrun_processes_train_the_same_masks(single, tmp_path):
     out = tmp_path / "ddp.pt2"
     command = [sys.executable, "-m", "cascc.cli", "train", "--model", FRESH_MLP, *STATIC, "--no-baseline"]
     done = subprocess.run(
-        [*command, "--nproc", "2", "-o", str(out)], capture_output=True, text=True, timeout=300
+        [*command, "--nproc", "2", "-o", str(out)], check=False, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-3000:]
     ddp, alone = load_pt2(out), load_pt2(single[0])

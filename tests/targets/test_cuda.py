@@ -70,7 +70,9 @@ def test_arch_is_selectable_and_checked(tmp_path):
     code, text = invoke("compile", model_ref("mlp"), "--target", "cuda", "--arch", "sm_86", "-o", out)
     assert code == 0, text
     assert json.loads((out / "manifest.json").read_text())["target"]["tvm"]["arch"] == "sm_86"
-    code, text = invoke("compile", model_ref("mlp"), "--target", "cuda", "--arch", "sm_1", "-o", tmp_path / "b")
+    code, text = invoke(
+        "compile", model_ref("mlp"), "--target", "cuda", "--arch", "sm_1", "-o", tmp_path / "b"
+    )
     assert_clean_error(code, text, 2, "sm_1", "sm_80")
     assert not (tmp_path / "b").exists()
 
