@@ -22,7 +22,7 @@ from cascc.targets import KernelCosts
 from .decision import Decision
 from .kernels.linear import SCHEDULED, _activate
 from .patterns import Chain, LayerPatterns
-from .sparse import _epilogue, weight_key
+from .sparse import layer_name, match_linear
 
 THREADS = 128  # threads per block: 4 warps
 
@@ -89,20 +89,13 @@ class GpuRewrite:
         return relax.transform.DeadCodeElimination()(out)
 
     def _linear(self, pats: LayerPatterns, chain: Chain, expr, m):
-        if [int(a) for a in m[pats.wt].attrs.axes] != [1, 0]:
+        matched = match_linear(pats, chain, m)
+        if matched is None:
             return expr
-        x = m[pats.x]
-        shape = [int(d) for d in x.ty.shape]
-        weight = m[pats.w].value.numpy()
-        if len(shape) != 2 or weight.ndim != 2 or weight.dtype != np.float32:
-            return expr
-        ep = _epilogue(pats, chain, m, weight)
-        if ep is None:
-            return expr
+        x, (batch, k), weight, ep = matched
         name = self._name(weight)
         if name in self.decisions:
             return expr
-        batch, k = shape
         n = weight.shape[0]
         nnz = int(np.count_nonzero(ep.weight))
         density = nnz / weight.size
@@ -145,7 +138,4 @@ class GpuRewrite:
         return expr
 
     def _name(self, weight: np.ndarray) -> str:
-        queue = self.names.get(weight_key(weight))
-        if not queue:
-            return f"layer_{len(self.decisions)}"
-        return queue.popleft() if len(queue) > 1 else queue[0]
+        return layer_name(self.names, weight, len(self.decisions))

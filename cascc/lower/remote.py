@@ -7,6 +7,7 @@ something else is never reported.
 
 from __future__ import annotations
 
+import gc
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,6 +67,15 @@ def measure(
 ) -> RemoteRun:
     """Upload `library`, check its self-test on the remote `device`, then time `rounds` repeats of `number`
     calls each (after a warm-up call)."""
+    try:
+        return _measure(remote, library, device, inputs, expected, rounds, rtol, atol, number)
+    finally:
+        # An RPC server serves one session at a time and a session ends only when every remote handle is
+        # freed; VirtualMachine handles sit in reference cycles, so collect them now.
+        gc.collect()
+
+
+def _measure(remote, library, device, inputs, expected, rounds, rtol, atol, number) -> RemoteRun:
     from tvm import relax, rpc, runtime
 
     host, port = remote.host_port

@@ -94,17 +94,10 @@ class KernelRewrite:
     # ---- linear ----------------------------------------------------------------------------------------
 
     def _linear(self, pats: LayerPatterns, chain: Chain, expr, m):
-        if [int(a) for a in m[pats.wt].attrs.axes] != [1, 0]:
+        matched = match_linear(pats, chain, m)
+        if matched is None:
             return expr
-        x = m[pats.x]
-        shape = [int(d) for d in x.ty.shape]
-        weight = m[pats.w].value.numpy()
-        if len(shape) != 2 or weight.ndim != 2 or weight.dtype != np.float32:
-            return expr
-        ep = _epilogue(pats, chain, m, weight)
-        if ep is None:
-            return expr
-        rows, k = shape
+        x, (rows, k), weight, ep = matched
         n = weight.shape[0]
         name = self._name(weight)
         if rows < self.costs.wide_min_batch:
@@ -341,10 +334,7 @@ class KernelRewrite:
         return self.cores > 1 and predicted_us >= self.costs.parallel_min_us
 
     def _name(self, weight: np.ndarray) -> str:
-        queue = self.names.get(weight_key(weight))
-        if not queue:
-            return f"layer_{len(self.decisions)}"
-        return queue.popleft() if len(queue) > 1 else queue[0]
+        return layer_name(self.names, weight, len(self.decisions))
 
     def _choose(self, name: str, weight: np.ndarray, choice: cost.Choice, sparse, dense) -> Candidate:
         """Build the chosen candidate, record the decision, and keep both candidates when measuring."""
@@ -376,6 +366,27 @@ OPAQUE = 8  # relay/relax OpPatternKind.kOpaque: FuseOps leaves the kernel alone
 def _add(bb: relax.BlockBuilder, func: tvm.tirx.PrimFunc, symbol: str) -> tvm.ir.GlobalVar:
     """Add a kernel under a unique symbol (TVMScript names every generated function `kernel`), unfusable."""
     return bb.add_func(func.with_attr("global_symbol", symbol).with_attr("op_pattern", OPAQUE), symbol)
+
+
+def match_linear(pats: LayerPatterns, chain: Chain, m) -> tuple | None:
+    """(activation, (rows, k), raw weight, folded epilogue) of a matched 2-D fp32 linear layer, else None."""
+    if [int(a) for a in m[pats.wt].attrs.axes] != [1, 0]:
+        return None
+    x = m[pats.x]
+    shape = [int(d) for d in x.ty.shape]
+    weight = m[pats.w].value.numpy()
+    if len(shape) != 2 or weight.ndim != 2 or weight.dtype != np.float32:
+        return None
+    ep = _epilogue(pats, chain, m, weight)
+    return None if ep is None else (x, (shape[0], shape[1]), weight, ep)
+
+
+def layer_name(names: Mapping[str, deque], weight: np.ndarray, index: int) -> str:
+    """The Program's name of the layer holding `weight` (copies of one layer are named in graph order)."""
+    queue = names.get(weight_key(weight))
+    if not queue:
+        return f"layer_{index}"
+    return queue.popleft() if len(queue) > 1 else queue[0]
 
 
 def _epilogue(pats: LayerPatterns, chain: Chain, m, weight: np.ndarray) -> Epilogue | None:
