@@ -84,6 +84,11 @@ def _sparsify_option_table() -> dict[str, Any]:
             show_default=True,
             help="After pruning: variance-preserving rescale, or sparse-aware re-initialization.",
         ),
+        click.option(
+            "--repair-flow",
+            is_flag=True,
+            help="After pruning, give every dead or unread unit one random connection (cost reported).",
+        ),
         click.option("--shrink", is_flag=True, help="Remove dead units structurally (outputs unchanged)."),
         click.option(
             "--data",
@@ -93,7 +98,7 @@ def _sparsify_option_table() -> dict[str, Any]:
     ]
     names = [
         "input_shapes", "sparsity", "allocator", "criterion", "nm", "block", "dense_ends", "margin", "reparam",
-        "shrink", "data",
+        "repair_flow", "shrink", "data",
     ]  # fmt: skip
     return dict(zip(names, options))
 

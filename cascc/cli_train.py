@@ -19,7 +19,15 @@ DATA_HELP = "Data set: digits, mnist1d, npz:PATH (x_train, y_train, x_test, y_te
 
 
 # The pruning options of `train` (the rest of compile's recipe options do not apply to training).
-TRAIN_RECIPE_OPTIONS = ("input_shapes", "sparsity", "allocator", "criterion", "dense_ends", "margin")
+TRAIN_RECIPE_OPTIONS = (
+    "input_shapes",
+    "sparsity",
+    "allocator",
+    "criterion",
+    "dense_ends",
+    "margin",
+    "repair_flow",
+)
 
 
 def pruning_options(command):
@@ -121,6 +129,9 @@ def training_options(command):
 )
 @click.option(
     "--update-every", type=click.IntRange(1), help="RigL/SET: steps between mask updates (default auto)."
+)
+@click.option(
+    "--ham", is_flag=True, help="Wrap the optimizer in HAM (hyperbolic aware minimization; masks kept)."
 )
 @pruning_options
 @click.option(

@@ -23,7 +23,8 @@ ALLOCATOR_NAMES = ("uniform", "erk", "balanced", "pyramidal", "cascade", "global
 
 @dataclass(frozen=True)
 class Recipe:
-    """How to sparsify: global sparsity, allocator, criterion and their options, reparameterization, shrink."""
+    """How to sparsify: global sparsity, allocator, criterion and their options, flow repair,
+    reparameterization, shrink."""
 
     sparsity: float = 0.0
     allocator: str = "uniform"
@@ -33,6 +34,7 @@ class Recipe:
     nm: str = "2:4"
     block: str = "4x1"
     reparam: str = "none"
+    repair_flow: bool = False
     shrink: bool = False
     data: str | None = None
     seed: int | None = None
@@ -48,6 +50,8 @@ class Recipe:
                 None, f"unknown reparameterization {self.reparam!r}", f"choose one of {', '.join(REPARAMS)}"
             )
         steps = self._prune()
+        if self.repair_flow and steps:
+            steps.append(("repair.flow", {"seed": self.seed}))
         if REPARAMS[self.reparam] == "reparam.rescale" and steps:
             steps.append(("reparam.rescale", {"data": self.data}))
         elif REPARAMS[self.reparam] == "reparam.sparse_init":

@@ -32,6 +32,7 @@ class TrainPlan:
     rounds: int | None = None
     rewind_epochs: float = 0.5
     update_every: int | None = None
+    ham: bool = False
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -53,6 +54,8 @@ class TrainPlan:
         }
         if self.lr is not None:
             options["lr"] = self.lr
+        if self.ham:
+            options["ham"] = True
         return options
 
     def steps(self, recipe: Recipe, seed: int) -> list[tuple[str, dict[str, Any]]]:

@@ -1,6 +1,6 @@
 """Analysis and transformation passes (installed as cascc.passes). Importing registers every pass."""
 
-from . import analysis, density, evaluate, finetune, prune, reparam, shrink, train
+from . import analysis, density, evaluate, finetune, init, prune, repair, reparam, shrink, train
 from .registry import PASSES, Pass, PassWarning, Step, register, run
 
 __all__ = [
@@ -12,8 +12,10 @@ __all__ = [
     "density",
     "evaluate",
     "finetune",
+    "init",
     "prune",
     "register",
+    "repair",
     "reparam",
     "run",
     "shrink",

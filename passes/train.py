@@ -25,6 +25,7 @@ from cascc.ir import Program, layers
 
 from .batched import BatchedModule, batched
 from .density import allocate, check_sparsity
+from .optim import HAM
 from .registry import register
 from .schedules import DropGrow, GradualMagnitude, Static, _top_active
 from .seeding import generator
@@ -52,7 +53,7 @@ progress: contextvars.ContextVar[Progress | None] = contextvars.ContextVar(
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimizer and schedule of one training run; `lr=None` picks the optimizer's default (0.1 for SGD with
-    Nesterov momentum, 3e-3 for AdamW)."""
+    Nesterov momentum, 3e-3 for AdamW); `ham` wraps the optimizer in HAM (optim.py) with its α and β."""
 
     epochs: int = 20
     batch_size: int = 128
@@ -62,6 +63,9 @@ class TrainConfig:
     weight_decay: float = 5e-4
     lr_schedule: str = "cosine"
     seed: int = 0
+    ham: bool = False
+    ham_alpha: float = 200.0
+    ham_beta: float = 1e-3
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -140,6 +144,12 @@ def train(
             idx = order[i * batch_size : (i + 1) * batch_size][rank::world]
             logits = model(data.x_train[idx])
             loss = F.cross_entropy(logits, data.y_train[idx])
+            if not torch.isfinite(loss):
+                raise OptionError(
+                    program.source,
+                    f"training diverged at step {step} of {total} (loss {float(loss)})",
+                    "lower the learning rate (--lr)" + (" or HAM's α (ham_alpha)" if config.ham else ""),
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if schedule.update(step, masked, masks):
@@ -286,6 +296,11 @@ def _check_data(program: Program, data: Dataset) -> None:
 
 
 def _optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    base = _base_optimizer(config, params)
+    return HAM(base, alpha=config.ham_alpha, beta=config.ham_beta) if config.ham else base
+
+
+def _base_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             params,
