@@ -108,10 +108,11 @@ def training_options(command):
 )
 @click.option(
     "--init",
-    type=click.Choice(INITS),
+    type=click.Choice(list(INITS)),
     default="sparse-aware",
     show_default=True,
-    help="Sparse-mask schedules: re-initialize per unit from its in-degree, or keep the model's weights.",
+    help="Sparse-mask schedules: per-unit He init from the in-degree (sparse-aware), looks-linear orthogonal, "
+    "He with depth-scaled biases (depth-bias), or keep the model's weights.",
 )
 @click.option(
     "--epochs", type=click.IntRange(1), default=20, show_default=True, help="Epochs (per IMP/LRR round)."
@@ -132,6 +133,15 @@ def training_options(command):
 )
 @click.option(
     "--ham", is_flag=True, help="Wrap the optimizer in HAM (hyperbolic aware minimization; masks kept)."
+)
+@click.option(
+    "--mw", is_flag=True, help="Train masked weights as m⊙w with decaying weight decay (PILoT-style)."
+)
+@click.option(
+    "--mw-rebalance-every",
+    type=click.IntRange(0),
+    default=0,
+    help="With --mw: Sign-In rebalancing period (steps).",
 )
 @pruning_options
 @click.option(

@@ -12,7 +12,13 @@ from .errors import OptionError
 from .ir import Program
 from .recipe import Recipe
 
-INITS = ("sparse-aware", "model")
+# --init name -> the pass that initializes a sparse mask's weights (None: keep the model's)
+INITS = {
+    "sparse-aware": "reparam.sparse_init",
+    "looks-linear": "init.looks_linear",
+    "depth-bias": "init.depth_bias",
+    "model": None,
+}
 SCHEDULES = ("static", "gmp", "imp", "lrr", "rigl", "set")
 
 
@@ -33,6 +39,8 @@ class TrainPlan:
     rewind_epochs: float = 0.5
     update_every: int | None = None
     ham: bool = False
+    mw: bool = False
+    mw_rebalance_every: int = 0
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -56,6 +64,10 @@ class TrainPlan:
             options["lr"] = self.lr
         if self.ham:
             options["ham"] = True
+        if self.mw:
+            options["mw"] = True
+            if self.mw_rebalance_every:
+                options["mw_rebalance_every"] = self.mw_rebalance_every
         return options
 
     def steps(self, recipe: Recipe, seed: int) -> list[tuple[str, dict[str, Any]]]:
@@ -69,8 +81,8 @@ class TrainPlan:
             if self.schedule != "static" and recipe.sparsity == 0.0:
                 raise OptionError(None, f"--schedule {self.schedule} needs a sparse mask", "pass --sparsity")
             steps = recipe.steps()
-            if self.init == "sparse-aware" and steps:
-                steps.append(("reparam.sparse_init", {"seed": seed}))
+            if INITS[self.init] and steps:
+                steps.append((INITS[self.init], {"seed": seed}))
             options = {"schedule": self.schedule, **config}
             if self.update_every is not None and self.schedule != "static":
                 options["update_every"] = self.update_every

@@ -23,6 +23,7 @@ from cascc.data import Dataset, load
 from cascc.errors import OptionError
 from cascc.ir import Program, layers
 
+from . import mw
 from .batched import BatchedModule, batched
 from .density import allocate, check_sparsity
 from .optim import HAM
@@ -53,7 +54,8 @@ progress: contextvars.ContextVar[Progress | None] = contextvars.ContextVar(
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimizer and schedule of one training run; `lr=None` picks the optimizer's default (0.1 for SGD with
-    Nesterov momentum, 3e-3 for AdamW); `ham` wraps the optimizer in HAM (optim.py) with its α and β."""
+    Nesterov momentum, 3e-3 for AdamW); `ham` wraps the optimizer in HAM (optim.py) with its α and β; `mw`
+    trains masked weights as m⊙w with the decay and Sign-In constants documented in mw.py."""
 
     epochs: int = 20
     batch_size: int = 128
@@ -66,6 +68,10 @@ class TrainConfig:
     ham: bool = False
     ham_alpha: float = 200.0
     ham_beta: float = 1e-3
+    mw: bool = False
+    mw_decay: float = 1e-4
+    mw_rebalance_every: int = 0
+    mw_rebalance_scale: float = 2.0
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -119,8 +125,15 @@ def train(
     _check_data(program, data)
     masks = {name: m.clone() for name, m in (program.masks if masks is None else masks).items()}
     module = batched(dataclasses.replace(program, masks=masks))
+    factors = mw.attach(module.inner, masks) if config.mw else {}
+    if factors and not isinstance(schedule, Static):
+        raise OptionError(None, "m⊙w trains a fixed mask", "use it with the static schedule")
     params = dict(module.inner.named_parameters())
-    masked = {name: params[name] for name in masks}
+    masked = {} if factors else {name: params[name] for name in masks}
+    # every tensor whose masked entries must stay exactly zero: the weights, or both factors of m⊙w
+    enforced = [(t, masks[name]) for name, pair in factors.items() for t in pair] or [
+        (params[name], masks[name]) for name in masks
+    ]
     world, rank = _world()
     _agree(masks, world)
     model = module if world == 1 else torch.nn.parallel.DistributedDataParallel(module)
@@ -140,7 +153,7 @@ def train(
         order = torch.randperm(len(data.x_train), generator=order_gen)
         for i in range(steps_per_epoch):
             if step == snapshot_step:
-                snapshot = _copy(module, params)
+                snapshot = _weights(module, factors)
             idx = order[i * batch_size : (i + 1) * batch_size][rank::world]
             logits = model(data.x_train[idx])
             loss = F.cross_entropy(logits, data.y_train[idx])
@@ -155,12 +168,14 @@ def train(
             if schedule.update(step, masked, masks):
                 _clear_state(optimizer, masked, masks)
             with torch.no_grad():
-                for name, weight in masked.items():
-                    if weight.grad is not None:
-                        weight.grad.mul_(masks[name])
+                for tensor, mask in enforced:
+                    if tensor.grad is not None:
+                        tensor.grad.mul_(mask)
                 optimizer.step()
-                for name, weight in masked.items():
-                    weight.mul_(masks[name])
+                if factors:
+                    _mw_step(factors, config, optimizer.param_groups[0]["lr"], step, total)
+                for tensor, mask in enforced:
+                    tensor.mul_(mask)
             lr.step()
             step += 1
             if report:
@@ -168,7 +183,8 @@ def train(
                 report.step(float(loss.detach()), float(accuracy))
     if report:
         report.end()
-    return Trained(_copy(module, params), masks, snapshot)
+    mw.fold(module.inner, factors)
+    return Trained(_weights(module, {}), masks, snapshot)
 
 
 def trained_program(program: Program, result: Trained) -> Program:
@@ -328,8 +344,26 @@ def _clear_state(optimizer: torch.optim.Optimizer, masked: Mapping[str, torch.Te
                 value.mul_(masks[name])
 
 
-def _copy(module: BatchedModule, params: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {name: p.detach().clone() for name, p in params.items()}
+def _weights(module: BatchedModule, factors: Mapping[str, object]) -> dict[str, torch.Tensor]:
+    """Trained parameters by the program's names (m⊙w-reparameterized weights as their product)."""
+    found = {
+        name: p.detach().clone()
+        for name, p in module.inner.named_parameters()
+        if ".parametrizations." not in name
+    }
+    for name in factors:
+        owner, _, attribute = name.rpartition(".")
+        found[name] = getattr(module.inner.get_submodule(owner), attribute).detach().clone()
+    return found
+
+
+def _mw_step(factors, config: TrainConfig, lr: float, step: int, total: int) -> None:
+    """m⊙w after the optimizer step: decoupled decay on both factors, Sign-In rebalancing when due."""
+    if config.mw_decay:
+        mw.decay(factors, lr, mw.decay_rate(config.mw_decay, step, total))
+    every = config.mw_rebalance_every
+    if every and step > 0 and step % every == 0:
+        mw.rebalance(factors, config.mw_rebalance_scale)
 
 
 def _world() -> tuple[int, int]:
