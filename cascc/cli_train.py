@@ -85,7 +85,7 @@ def training_options(command):
         click.option("--weight-decay", type=click.FloatRange(0), default=5e-4, show_default=True),
         click.option(
             "--lr-schedule",
-            type=click.Choice(["cosine", "step", "constant"]),
+            type=click.Choice(["cosine", "step", "constant", "cyclic"]),
             default="cosine",
             show_default=True,
         ),
@@ -104,7 +104,8 @@ def training_options(command):
     default="static",
     show_default=True,
     help="static: fixed mask from the start · gmp: gradual magnitude pruning from dense · imp/lrr: iterative "
-    "pruning with weight / learning-rate rewinding · rigl/set: dynamic sparse training.",
+    "pruning with weight / learning-rate rewinding · rigl/set: dynamic sparse training · sculpt: cyclic "
+    "training, one magnitude step, cyclic training.",
 )
 @click.option(
     "--init",
@@ -133,6 +134,12 @@ def training_options(command):
 )
 @click.option(
     "--ham", is_flag=True, help="Wrap the optimizer in HAM (hyperbolic aware minimization; masks kept)."
+)
+@click.option(
+    "--perturb-signs",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Ablation: flip this share of kept signs at init.",
 )
 @click.option(
     "--mw", is_flag=True, help="Train masked weights as m⊙w with decaying weight decay (PILoT-style)."
@@ -197,6 +204,10 @@ def train_cmd(
         click.echo(json.dumps(report, indent=2, sort_keys=True))
         return
     evaluation_table(report["evaluation"])
+    if "flipped_since_init" in report.get("signs", {}):
+        out.print(
+            f"signs flipped since init: {100 * report['signs']['flipped_since_init']:.1f}% of kept weights"
+        )
     out.print(f"wrote [bold]{escape(str(output))}[/] after {', '.join(p['name'] for p in report['passes'])}")
 
 

@@ -3,6 +3,7 @@ it as a `.pt2`, and compare it on the test split with the same model trained den
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ INITS = {
     "depth-bias": "init.depth_bias",
     "model": None,
 }
-SCHEDULES = ("static", "gmp", "imp", "lrr", "rigl", "set")
+SCHEDULES = ("static", "gmp", "imp", "lrr", "rigl", "set", "sculpt")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class TrainPlan:
     ham: bool = False
     mw: bool = False
     mw_rebalance_every: int = 0
+    perturb_signs: float = 0.0
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -83,6 +85,8 @@ class TrainPlan:
             steps = recipe.steps()
             if INITS[self.init] and steps:
                 steps.append((INITS[self.init], {"seed": seed}))
+            if self.perturb_signs:
+                steps.append(("signs.perturb", {"ratio": self.perturb_signs, "seed": seed}))
             options = {"schedule": self.schedule, **config}
             if self.update_every is not None and self.schedule != "static":
                 options["update_every"] = self.update_every
@@ -91,6 +95,8 @@ class TrainPlan:
             raise OptionError(None, f"--schedule {self.schedule} prunes to a target", "pass --sparsity")
         if self.schedule == "gmp":
             return [("train.fit", {"schedule": "gmp", **target, **config})]
+        if self.schedule == "sculpt":
+            return [("train.sculpt", {**target, **config})]
         rewind = {
             "rewind": "weights" if self.schedule == "imp" else "lr",
             "rewind_epochs": self.rewind_epochs,
@@ -108,6 +114,7 @@ class TrainResult:
     path: Path | None
     evaluation: Any  # passes.evaluate.Evaluation
     comparison: Any | None  # passes.evaluate.Comparison
+    signs: dict[str, float] = dataclasses.field(default_factory=dict)  # sign diagnostics (passes.signs)
 
     def to_json(self) -> dict[str, Any]:
         report = {
@@ -118,6 +125,7 @@ class TrainResult:
             report["evaluation"] = self.comparison.to_json()
         else:
             report["evaluation"] = {"sparse": self.evaluation.to_json()}
+        report["signs"] = self.signs
         return report
 
 
@@ -138,6 +146,7 @@ def train(
     from .data import load
     from .frontends.torch import save_pt2
     from .passes.evaluate import compare, evaluate
+    from .passes.signs import flipped
     from .passes.train import _world
 
     say = stage or (lambda _msg: None)
@@ -151,15 +160,17 @@ def train(
         model if isinstance(model, Program) else frontends.load(model, seed=seed, input_shapes=input_shapes)
     )
     say(f"running {', '.join(name for name, _ in steps)}")
-    program = passes.run(start, steps)
+    initial = passes.run(start, steps[:-1])  # the mask and its initialization, before training
+    program = passes.run(initial, steps[-1:])
     dense = None
     if baseline:
         say("training the dense baseline")
         dense = passes.run(start, [("train.fit", {"data": plan.data, **plan.config(seed)})])
     if _world()[1] != 0:  # under torchrun only rank 0 evaluates and writes
-        return TrainResult(program, None, None, None)
+        return TrainResult(program, None, None, None, {})
     say("evaluating on the test split")
     comparison = compare(dense, program, data, seed=seed) if dense is not None else None
     evaluation = comparison.sparse if comparison else evaluate(program, data, seed=seed)
     path = save_pt2(program, Path(out)) if out is not None else None
-    return TrainResult(program, path, evaluation, comparison)
+    signs = {"flipped_since_init": flipped(initial.weights, program.weights, program.masks)}
+    return TrainResult(program, path, evaluation, comparison, signs)

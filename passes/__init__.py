@@ -1,6 +1,6 @@
 """Analysis and transformation passes (installed as cascc.passes). Importing registers every pass."""
 
-from . import analysis, density, evaluate, finetune, init, prune, repair, reparam, shrink, train
+from . import analysis, density, evaluate, finetune, init, prune, repair, reparam, shrink, signs, train
 from .registry import PASSES, Pass, PassWarning, Step, register, run
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "reparam",
     "run",
     "shrink",
+    "signs",
     "train",
 ]

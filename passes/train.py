@@ -32,7 +32,7 @@ from .schedules import DropGrow, GradualMagnitude, Static, _top_active
 from .seeding import generator
 
 OPTIMIZERS = ("sgd", "adamw")
-LR_SCHEDULES = ("cosine", "step", "constant")
+LR_SCHEDULES = ("cosine", "step", "constant", "cyclic")
 
 
 class Progress(Protocol):
@@ -64,6 +64,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     lr_schedule: str = "cosine"
+    cycles: int = 4
     seed: int = 0
     ham: bool = False
     ham_alpha: float = 200.0
@@ -142,7 +143,7 @@ def train(
     steps_per_epoch = max(1, len(data.x_train) // batch_size)
     total = steps_per_epoch * config.epochs
     optimizer = _optimizer(config, module.parameters())
-    lr = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config.lr_schedule, total))
+    lr = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config.lr_schedule, total, config.cycles))
     schedule.start(masks, total)
     order_gen = generator(config.seed, "train.order", stream)
     report = progress.get() if rank == 0 else None
@@ -285,6 +286,37 @@ def iterative(
     return trained_program(current, train(current, data_set, config, masks=masks, stream="final"))
 
 
+@register("train.sculpt")
+def sculpt(
+    program: Program,
+    *,
+    data: str,
+    sparsity: float,
+    allocator: str = "uniform",
+    allocator_options: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> Program:
+    """SCULPT (Gadhikar & Burkholz, "Cyclic Sparse Training: Is it Enough?"): cyclic training of the current
+    mask (dense if none), one magnitude-pruning step to `sparsity` under `allocator`, cyclic training again;
+    each phase takes the config's epochs with a cyclic learning rate."""
+    check_sparsity(sparsity)
+    config = TrainConfig.of({**options, "lr_schedule": "cyclic"})
+    data_set = load(data)
+    prunable = layers(program)
+    masks = {
+        layer.name: program.masks.get(layer.name, torch.ones(layer.weight_shape, dtype=torch.bool))
+        for layer in prunable
+    }
+    first = train(program, data_set, config, masks=masks, stream="sculpt-1")
+    counts = allocate(allocator, prunable, sparsity, **dict(allocator_options or {}))
+    masks = {
+        name: _top_active(first.weights[name].abs(), masks[name], min(keep, int(masks[name].sum())))
+        for name, keep in counts.items()
+    }
+    pruned = dataclasses.replace(program.with_weights(first.weights), masks=masks)
+    return trained_program(pruned, train(pruned, data_set, config, masks=masks, stream="sculpt-2"))
+
+
 def _final_counts(
     program: Program, sparsity: float | None, allocator: str, allocator_options: Mapping[str, Any] | None
 ) -> dict[str, int]:
@@ -328,9 +360,12 @@ def _base_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
-def _lr_factor(kind: str, total: int):
+def _lr_factor(kind: str, total: int, cycles: int = 1):
     if kind == "cosine":
         return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    if kind == "cyclic":  # cosine with warm restarts: `cycles` equal cycles (cyclic sparse training)
+        length = max(1, total // cycles)
+        return lambda step: 0.5 * (1 + math.cos(math.pi * (step % length) / length))
     if kind == "step":  # ×0.1 at 50% and at 75% of training
         return lambda step: 0.1 ** ((step >= total // 2) + (step >= 3 * total // 4))
     return lambda step: 1.0
