@@ -527,6 +527,33 @@ def check_cmd(
         sys.exit(EXIT_CHECK_FAILED)
 
 
+@main.command("planted")
+@click.option(
+    "--task", "tasks", multiple=True, type=click.Choice(["relu", "circle", "helix"]), help="Repeatable."
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed for the target, the plant and data."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+def planted_cmd(tasks: tuple[str, ...], seed: int, as_json: bool) -> None:
+    """Plant 'n' Seek: score every pruner's mask against a planted ticket (precision, recall, task metric)."""
+    from .planted import TASKS, run
+
+    with err.status("planting and pruning…"):
+        scores = run(tasks or tuple(TASKS), seed=seed)
+    if as_json:
+        click.echo(json.dumps([s.to_json() for s in scores], indent=2))
+        return
+    table = Table(
+        title="planted tickets: masks at the planted weight count (precision = recall)", title_justify="left"
+    )
+    for col in ("task", "pruner", "precision", "recall", "pruned, untrained"):
+        table.add_column(col)
+    for s in scores:
+        table.add_row(s.task, s.pruner, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.metric} {s.value:.4g}")
+    out.print(table)
+
+
 @main.command("targets")
 @click.option("--json", "as_json", is_flag=True, help="Print the targets as JSON.")
 def targets_cmd(as_json: bool) -> None:
