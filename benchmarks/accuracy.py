@@ -6,8 +6,9 @@ the paper's 1-D CNN shape at 64 channels (examples/mnist1d.py:wide_cnn). Every r
 budget as the dense model (one-shot + fine-tune: the trained dense model, pruned, then half the epochs).
 Runs go to a process pool (one thread each). Writes benchmarks/results/accuracy.{md,json,png}.
 
-    python benchmarks/accuracy.py                 # full: 2 tasks × 3 seeds × 4 sparsities, ~15 min on 2 cores
+    python benchmarks/accuracy.py                 # full: 2 tasks × 3 seeds × 4 sparsities, ~12 min on 2 cores
     python benchmarks/accuracy.py --quick         # 1 seed at 90%: a smoke run
+    python benchmarks/accuracy.py --suite grant   # the grant's methods on three tasks (accuracy_grant.*)
 """
 
 from __future__ import annotations
@@ -50,7 +51,39 @@ TASKS = {
         {"epochs": 30, "optimizer": "adamw", "lr": 1e-2, "weight_decay": 1e-2},
         {"epochs": 15, "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-2},
     ),
+    "mnist1d-mlp": Task(  # the 40-500-500-10 MLP of the MNIST-1D lottery-ticket notebook
+        f"{ROOT / 'examples' / 'mnist1d.py'}:mlp",
+        "mnist1d",
+        {"epochs": 20, "optimizer": "adamw", "lr": 1e-2, "weight_decay": 1e-2, "batch_size": 100},
+        {"epochs": 10, "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-2, "batch_size": 100},
+    ),
 }
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Which tasks, methods, allocations and sparsities a run covers, and where its results go."""
+
+    tasks: tuple[str, ...]
+    methods: tuple[str, ...]
+    allocators: tuple[str, ...]
+    sparsities: tuple[float, ...]
+    out: str
+
+
+SUITES = {
+    # the sparse-training issue: allocations × the standard schedules
+    "standard": Suite(("digits-mlp", "mnist1d-cnn"), METHODS, ALLOCATORS, (0.8, 0.9, 0.95, 0.98), "accuracy"),
+    # the grant's methods (METHODS.md §2, §4, §5) on the cascade allocation, against static sparse-aware
+    "grant": Suite(
+        ("digits-mlp", "mnist1d-mlp", "mnist1d-cnn"),
+        ("static", "looks-linear", "depth-bias", "repair", "ham", "mw", "imp", "lrr", "sculpt"),
+        ("cascade",),
+        (0.9, 0.95, 0.98),
+        "accuracy_grant",
+    ),
+}
+ROUNDS = 3  # IMP/LRR levels in the benchmark (the 20%-per-round rule would take 10–18 trainings)
 
 
 @dataclass(frozen=True)
@@ -66,10 +99,8 @@ def steps(job: Job, task: Task) -> list[tuple[str, dict]]:
     """The cascc passes of one run (the dense model of one-shot runs is loaded, already trained)."""
     fit = {"data": task.data, "seed": job.seed, **task.training}
     target = {"sparsity": job.sparsity, "allocator": job.allocator}
-    sparse_start = [
-        ("prune.random", {**target, "seed": job.seed}),
-        ("reparam.sparse_init", {"seed": job.seed}),
-    ]
+    random_mask = ("prune.random", {**target, "seed": job.seed})
+    sparse_start = [random_mask, ("reparam.sparse_init", {"seed": job.seed})]
     return {
         "dense": lambda: [("train.fit", fit)],
         "oneshot+finetune": lambda: [
@@ -78,6 +109,20 @@ def steps(job: Job, task: Task) -> list[tuple[str, dict]]:
         ],
         "gmp": lambda: [("train.fit", {**fit, "schedule": "gmp", **target})],
         "rigl": lambda: [*sparse_start, ("train.fit", {**fit, "schedule": "rigl"})],
+        "looks-linear": lambda: [random_mask, ("init.looks_linear", {"seed": job.seed}), ("train.fit", fit)],
+        "depth-bias": lambda: [random_mask, ("init.depth_bias", {"seed": job.seed}), ("train.fit", fit)],
+        "repair": lambda: [
+            random_mask,
+            ("repair.flow", {"seed": job.seed}),
+            sparse_start[1],
+            ("train.fit", fit),
+        ],
+        # HAM's step is lr·α: α = 200 at lr 0.01 in the paper; α = 2 / lr keeps that product for every task
+        "ham": lambda: [*sparse_start, ("train.fit", {**fit, "ham": True, "ham_alpha": 2.0 / fit["lr"]})],
+        "mw": lambda: [*sparse_start, ("train.fit", {**fit, "mw": True, "mw_rebalance_every": 100})],
+        "imp": lambda: [("train.iterative", {**fit, **target, "rewind": "weights", "rounds": ROUNDS})],
+        "lrr": lambda: [("train.iterative", {**fit, **target, "rewind": "lr", "rounds": ROUNDS})],
+        "sculpt": lambda: [("train.sculpt", {**fit, **target})],
         "static": lambda: [*sparse_start, ("train.fit", fit)],
     }[job.method]()
 
@@ -104,17 +149,18 @@ def run(job: Job, dense_dir: str) -> dict:
     return {**asdict(job), **result.to_json(), "seconds": time.perf_counter() - start}
 
 
-def jobs(tasks, seeds, sparsities) -> tuple[list[Job], list[Job]]:
+def jobs(suite: Suite, tasks, seeds, sparsities) -> tuple[list[Job], list[Job]]:
     dense = [Job(t, s, "dense") for t in tasks for s in seeds]
     sparse = [
         Job(t, s, m, sp, a)
         for t in tasks
         for s in seeds
         for sp in sparsities
-        for a in ALLOCATORS
-        for m in METHODS
+        for a in suite.allocators
+        for m in suite.methods
     ]
-    return dense, sparse
+    # longest runs first, so the pool does not end waiting on one of them
+    return dense, sorted(sparse, key=lambda j: j.method not in ("imp", "lrr", "sculpt"))
 
 
 def summarize(results: list[dict]) -> dict:
@@ -141,7 +187,7 @@ def summarize(results: list[dict]) -> dict:
     return summary
 
 
-def markdown(summary: dict, sparsities, seconds: float, workers: int) -> str:
+def markdown(summary: dict, suite: Suite, sparsities, seconds: float, workers: int) -> str:
     lines = [
         (
             f"Test accuracy, mean ± std over seeds; {seconds / 60:.1f} min on {workers} worker processes "
@@ -159,8 +205,8 @@ def markdown(summary: dict, sparsities, seconds: float, workers: int) -> str:
             "| method | allocation | " + " | ".join(f"{s:.0%}" for s in sparsities) + " |",
             "|---|---|" + "---|" * len(sparsities),
         ]
-        for method in METHODS:
-            for allocator in ALLOCATORS:
+        for method in suite.methods:
+            for allocator in suite.allocators:
                 cells = [summary.get((task, method, allocator, s)) for s in sparsities]
                 row = " | ".join(_pm(c) if c else "" for c in cells)
                 lines.append(f"| {method} | {allocator} | {row} |")
@@ -199,7 +245,7 @@ def _pm(cell: dict) -> str:
     return f"{100 * cell['accuracy_mean']:.1f} ± {100 * cell['accuracy_std']:.1f}"
 
 
-def plot(summary: dict, sparsities, path: Path) -> None:
+def plot(summary: dict, suite: Suite, sparsities, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -208,9 +254,10 @@ def plot(summary: dict, sparsities, path: Path) -> None:
     tasks = [t for t in TASKS if (t, "dense", "", 0.0) in summary]
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.5), squeeze=False)
     styles = {"uniform": ":", "erk": "--", "cascade": "-"}
+    colors = {method: f"C{i % 10}" for i, method in enumerate(suite.methods)}
     for ax, task in zip(axes[0], tasks):
-        for i, method in enumerate(METHODS):
-            for allocator in ALLOCATORS:
+        for i, method in enumerate(suite.methods):
+            for allocator in suite.allocators:
                 points = [
                     (s, summary[(task, method, allocator, s)])
                     for s in sparsities
@@ -221,7 +268,7 @@ def plot(summary: dict, sparsities, path: Path) -> None:
                         [p[0] for p in points],
                         [p[1]["accuracy_mean"] for p in points],
                         yerr=[p[1]["accuracy_std"] for p in points],
-                        color=f"C{i}",
+                        color=colors[method],
                         linestyle=styles[allocator],
                         marker="o",
                         markersize=3,
@@ -238,25 +285,27 @@ def plot(summary: dict, sparsities, path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", choices=list(SUITES), default="standard")
     ap.add_argument("--quick", action="store_true", help="one seed at 90%%")
-    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    ap.add_argument("--tasks", nargs="+", choices=list(TASKS), help="default: the suite's")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--sparsities", nargs="+", type=float, default=[0.8, 0.9, 0.95, 0.98])
+    ap.add_argument("--sparsities", nargs="+", type=float, help="default: the suite's")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    ap.add_argument(
-        "--report-only", action="store_true", help="rebuild the table and plot from accuracy.json"
-    )
+    ap.add_argument("--report-only", action="store_true", help="rebuild the table and plot from the JSON")
     args = ap.parse_args()
+    suite = SUITES[args.suite]
+    tasks = args.tasks or list(suite.tasks)
     seeds = [0] if args.quick else list(range(args.seeds))
-    sparsities = [0.9] if args.quick else args.sparsities
+    sparsities = [0.9] if args.quick else (args.sparsities or list(suite.sparsities))
+    files = {ext: args.out / f"{suite.out}.{ext}" for ext in ("md", "json", "png")}
     if args.report_only:
-        saved = json.loads((args.out / "accuracy.json").read_text())
+        saved = json.loads(files["json"].read_text())
         summary = summarize(saved["runs"])
         sparsities = sorted({k[3] for k in summary if k[1] != "dense"})
-        text = markdown(summary, sparsities, saved["seconds"], saved["workers"])
-        (args.out / "accuracy.md").write_text(text + "\n")
-        plot(summary, sparsities, args.out / "accuracy.png")
+        text = markdown(summary, suite, sparsities, saved["seconds"], saved["workers"])
+        files["md"].write_text(text + "\n")
+        plot(summary, suite, sparsities, files["png"])
         print(text)
         return 0
 
@@ -266,7 +315,7 @@ def main() -> None:
     from rich.progress import Progress
 
     console = Console()
-    dense_jobs, sparse_jobs = jobs(args.tasks, seeds, sparsities)
+    dense_jobs, sparse_jobs = jobs(suite, tasks, seeds, sparsities)
     results: list[dict] = []
     start = time.perf_counter()
     with (
@@ -282,14 +331,15 @@ def main() -> None:
     seconds = time.perf_counter() - start
     summary = summarize(results)
     args.out.mkdir(parents=True, exist_ok=True)
-    text = markdown(summary, sparsities, seconds, args.workers)
-    (args.out / "accuracy.md").write_text(text + "\n")
-    (args.out / "accuracy.json").write_text(
+    text = markdown(summary, suite, sparsities, seconds, args.workers)
+    files["md"].write_text(text + "\n")
+    files["json"].write_text(
         json.dumps(
             {
+                "suite": args.suite,
                 "seconds": seconds,
                 "workers": args.workers,
-                "tasks": {k: asdict(v) for k, v in TASKS.items() if k in args.tasks},
+                "tasks": {k: asdict(v) for k, v in TASKS.items() if k in tasks},
                 "summary": [
                     {"task": k[0], "method": k[1], "allocator": k[2], "sparsity": k[3], **v}
                     for k, v in summary.items()
@@ -299,9 +349,9 @@ def main() -> None:
             indent=1,
         )
     )
-    plot(summary, sparsities, args.out / "accuracy.png")
+    plot(summary, suite, sparsities, files["png"])
     console.print(text)
-    console.print(f"wrote {args.out / 'accuracy.md'}, accuracy.json, accuracy.png in {seconds / 60:.1f} min")
+    console.print(f"wrote {files['md']}, .json and .png in {seconds / 60:.1f} min")
 
 
 if __name__ == "__main__":

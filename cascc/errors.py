@@ -22,6 +22,9 @@ class CasccError(Exception):
         self.fix = fix.rstrip(". ")
         super().__init__(str(self))
 
+    def __reduce__(self):  # picklable across process pools (the default passes only str(self))
+        return (self.__class__, (self.where, self.problem, self.fix))
+
     def __str__(self) -> str:
         head = f"{self.where}: {self.problem}." if self.where else f"{self.problem}."
         return f"{head} {self.fix[:1].upper()}{self.fix[1:]}." if self.fix else head
