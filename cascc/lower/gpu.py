@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import tvm
 from tvm import relax, tirx
-from tvm.relax.dpl import rewrite_call
 from tvm.script import tirx as T
 
 from cascc.targets import KernelCosts
@@ -22,7 +21,7 @@ from cascc.targets import KernelCosts
 from .decision import Decision
 from .kernels.linear import SCHEDULED, _activate
 from .patterns import Chain, LayerPatterns
-from .sparse import layer_name, match_linear
+from .sparse import layer_name, match_linear, rewrite_layers
 
 THREADS = 128  # threads per block: 4 warps
 
@@ -77,16 +76,7 @@ class GpuRewrite:
         self.candidates: dict = {}  # no per-kernel measurement on GPU targets
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        self.bb = relax.BlockBuilder(mod)
-        pats = LayerPatterns()
-        main = mod["main"]
-        for chain in pats.linear_chains:
-            main = rewrite_call(chain.pattern, lambda e, m, c=chain: self._linear(pats, c, e, m), main)
-        for chain in pats.conv_chains:
-            main = rewrite_call(chain.pattern, lambda e, m, c=chain: self._conv(pats, c, e, m), main)
-        out = self.bb.get()
-        out[out.get_global_var("main")] = main
-        return relax.transform.DeadCodeElimination()(out)
+        return rewrite_layers(self, mod)
 
     def _linear(self, pats: LayerPatterns, chain: Chain, expr, m):
         matched = match_linear(pats, chain, m)

@@ -79,17 +79,7 @@ class KernelRewrite:
         self.decisions: dict[str, Decision] = {}
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        self.bb = relax.BlockBuilder(mod)
-        pats = LayerPatterns()
-        main = mod["main"]
-        for chain in pats.linear_chains:
-            main = rewrite_call(chain.pattern, lambda e, m, c=chain: self._linear(pats, c, e, m), main)
-        for chain in pats.conv_chains:
-            main = rewrite_call(chain.pattern, lambda e, m, c=chain: self._conv(pats, c, e, m), main)
-        main = rewrite_call(pats.activation_matmul, lambda e, m: self._batched_matmul(pats, e, m), main)
-        out = self.bb.get()
-        out[out.get_global_var("main")] = main
-        return relax.transform.DeadCodeElimination()(out)
+        return rewrite_layers(self, mod, self._batched_matmul)
 
     # ---- linear ----------------------------------------------------------------------------------------
 
@@ -366,6 +356,23 @@ OPAQUE = 8  # relay/relax OpPatternKind.kOpaque: FuseOps leaves the kernel alone
 def _add(bb: relax.BlockBuilder, func: tvm.tirx.PrimFunc, symbol: str) -> tvm.ir.GlobalVar:
     """Add a kernel under a unique symbol (TVMScript names every generated function `kernel`), unfusable."""
     return bb.add_func(func.with_attr("global_symbol", symbol).with_attr("op_pattern", OPAQUE), symbol)
+
+
+def rewrite_layers(rewriter, mod: tvm.IRModule, batched_matmul=None) -> tvm.IRModule:
+    """Run `rewriter._linear` / `._conv` (and `batched_matmul`, if given) over every layer pattern of `main`;
+    the rewriter's BlockBuilder (`rewriter.bb`) collects the kernels it adds."""
+    rewriter.bb = relax.BlockBuilder(mod)
+    pats = LayerPatterns()
+    main = mod["main"]
+    for chain in pats.linear_chains:
+        main = rewrite_call(chain.pattern, lambda e, m, c=chain: rewriter._linear(pats, c, e, m), main)
+    for chain in pats.conv_chains:
+        main = rewrite_call(chain.pattern, lambda e, m, c=chain: rewriter._conv(pats, c, e, m), main)
+    if batched_matmul is not None:
+        main = rewrite_call(pats.activation_matmul, lambda e, m: batched_matmul(pats, e, m), main)
+    out = rewriter.bb.get()
+    out[out.get_global_var("main")] = main
+    return relax.transform.DeadCodeElimination()(out)
 
 
 def match_linear(pats: LayerPatterns, chain: Chain, m) -> tuple | None:
