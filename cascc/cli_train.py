@@ -208,6 +208,9 @@ def train_cmd(
         out.print(
             f"signs flipped since init: {100 * report['signs']['flipped_since_init']:.1f}% of kept weights"
         )
+    if "level_sign_agreement" in report.get("signs", {}):
+        levels = ", ".join(f"{100 * a:.1f}%" for a in report["signs"]["level_sign_agreement"])
+        out.print(f"sign agreement with the previous level: {levels}")
     out.print(f"wrote [bold]{escape(str(output))}[/] after {', '.join(p['name'] for p in report['passes'])}")
 
 

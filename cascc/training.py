@@ -114,7 +114,7 @@ class TrainResult:
     path: Path | None
     evaluation: Any  # passes.evaluate.Evaluation
     comparison: Any | None  # passes.evaluate.Comparison
-    signs: dict[str, float] = dataclasses.field(default_factory=dict)  # sign diagnostics (passes.signs)
+    signs: dict[str, Any] = dataclasses.field(default_factory=dict)  # sign diagnostics (passes.signs)
 
     def to_json(self) -> dict[str, Any]:
         report = {
@@ -147,7 +147,7 @@ def train(
     from .frontends.torch import save_pt2
     from .passes.evaluate import compare, evaluate
     from .passes.signs import flipped
-    from .passes.train import _world
+    from .passes.train import _world, diagnostics
 
     say = stage or (lambda _msg: None)
     passes.density.check_sparsity(recipe.sparsity)
@@ -161,7 +161,12 @@ def train(
     )
     say(f"running {', '.join(name for name, _ in steps)}")
     initial = passes.run(start, steps[:-1])  # the mask and its initialization, before training
-    program = passes.run(initial, steps[-1:])
+    collected: dict[str, Any] = {}
+    token = diagnostics.set(collected)
+    try:
+        program = passes.run(initial, steps[-1:])
+    finally:
+        diagnostics.reset(token)
     dense = None
     if baseline:
         say("training the dense baseline")
@@ -172,5 +177,5 @@ def train(
     comparison = compare(dense, program, data, seed=seed) if dense is not None else None
     evaluation = comparison.sparse if comparison else evaluate(program, data, seed=seed)
     path = save_pt2(program, Path(out)) if out is not None else None
-    signs = {"flipped_since_init": flipped(initial.weights, program.weights, program.masks)}
+    signs = {"flipped_since_init": flipped(initial.weights, program.weights, program.masks), **collected}
     return TrainResult(program, path, evaluation, comparison, signs)

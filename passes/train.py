@@ -30,6 +30,7 @@ from .optim import HAM
 from .registry import register
 from .schedules import DropGrow, GradualMagnitude, Static, _top_active
 from .seeding import generator
+from .signs import flipped
 
 OPTIMIZERS = ("sgd", "adamw")
 LR_SCHEDULES = ("cosine", "step", "constant", "cyclic")
@@ -48,6 +49,10 @@ class Progress(Protocol):
 # Set by the CLI around a command; passes stay free of any user-interface code.
 progress: contextvars.ContextVar[Progress | None] = contextvars.ContextVar(
     "cascc_train_progress", default=None
+)
+# A dict a caller may set to collect training diagnostics (IMP/LRR: sign agreement between levels).
+diagnostics: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "cascc_train_diagnostics", default=None
 )
 
 
@@ -264,7 +269,8 @@ def iterative(
         layer.name: program.masks.get(layer.name, torch.ones(layer.weight_shape, dtype=torch.bool))
         for layer in prunable
     }
-    current, rewind_to = program, None
+    current, rewind_to, previous = program, None, None
+    agreements = []
     for level in range(1, rounds + 1):
         snapshot_step = None
         if rewind == "weights" and rewind_to is None:
@@ -275,6 +281,9 @@ def iterative(
         )
         if snapshot_step is not None:
             rewind_to = result.snapshot
+        if previous is not None:  # sign agreement of this level's trained weights with the last level's
+            agreements.append(_sign_agreement(previous, result.weights, masks))
+        previous = result.weights
         target = 1 - (1 - sparsity) ** (level / rounds)
         counts = allocate(allocator, prunable, target, **dict(allocator_options or {}))
         masks = {
@@ -283,7 +292,16 @@ def iterative(
         }
         base = rewind_to if rewind == "weights" else result.weights
         current = dataclasses.replace(program.with_weights(base), masks=masks)
-    return trained_program(current, train(current, data_set, config, masks=masks, stream="final"))
+    final = train(current, data_set, config, masks=masks, stream="final")
+    agreements.append(_sign_agreement(previous, final.weights, masks))
+    sink = diagnostics.get()
+    if sink is not None:
+        sink["level_sign_agreement"] = agreements
+    return trained_program(current, final)
+
+
+def _sign_agreement(before, after, masks) -> float:
+    return 1.0 - flipped(before, after, masks)
 
 
 @register("train.sculpt")

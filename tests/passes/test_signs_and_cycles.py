@@ -58,3 +58,17 @@ def test_train_reports_signs_flipped_since_init(tmp_path):
     )  # fmt: skip
     assert code == 0, text
     assert "signs flipped since init" in text
+
+
+def test_iterative_training_reports_sign_agreement_between_levels():
+    import cascc
+
+    result = cascc.train(
+        f"{EXAMPLES / 'digits.py'}:untrained_mlp",
+        cascc.Recipe(sparsity=0.9),
+        cascc.TrainPlan(schedule="imp", rounds=2, epochs=3, rewind_epochs=0),
+        baseline=False,
+    )
+    levels = result.signs["level_sign_agreement"]
+    assert len(levels) == 2 and all(0.5 <= a <= 1.0 for a in levels)
+    assert 0.0 <= result.signs["flipped_since_init"] < 0.5
