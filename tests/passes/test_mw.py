@@ -70,3 +70,11 @@ def test_mw_with_a_moving_mask_is_refused(sparse):
 
     with pytest.raises(OptionError, match="fixed mask"):
         passes.run(sparse, [("train.fit", {"data": "digits", "epochs": 1, "mw": True, "schedule": "rigl"})])
+
+
+def test_mw_and_ham_runs_repeat_exactly(sparse):
+    for options in ({"mw": True, "mw_rebalance_every": 5}, {"ham": True, "optimizer": "adamw"}):
+        step = [("train.fit", {"data": "digits", "epochs": 1, **options})]
+        a, b = passes.run(sparse, step), passes.run(sparse, step)
+        for name in sparse.masks:
+            assert torch.equal(a.weights[name], b.weights[name])
