@@ -191,7 +191,7 @@ def markdown(summary: dict, suite: Suite, sparsities, seconds: float, workers: i
     lines = [
         (
             f"Test accuracy, mean ± std over seeds; {seconds / 60:.1f} min on {workers} worker processes "
-            "(`python benchmarks/accuracy.py`)."
+            f"(`python benchmarks/accuracy.py{_suite_flag(suite)}`)."
         ),
         "",
     ]
@@ -239,6 +239,11 @@ def markdown(summary: dict, suite: Suite, sparsities, seconds: float, workers: i
                 )
             lines.append("")
     return "\n".join(lines)
+
+
+def _suite_flag(suite: Suite) -> str:
+    name = next(key for key, value in SUITES.items() if value is suite)
+    return "" if name == "standard" else f" --suite {name}"
 
 
 def _pm(cell: dict) -> str:
