@@ -67,7 +67,7 @@ class Recipe:
         if self.sparsity == 0.0:
             return []
         options: dict[str, Any] = {"sparsity": self.sparsity, "allocator": self.allocator}
-        allocator_options = self._allocator_options()
+        allocator_options = self.allocator_options()
         if allocator_options:
             options["allocator_options"] = allocator_options
         if self.criterion in ("random", "random-regular", "snip"):
@@ -78,7 +78,7 @@ class Recipe:
             options["block"] = self.block
         return [(CRITERIA[self.criterion], options)]
 
-    def _allocator_options(self) -> dict[str, Any]:
+    def allocator_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {}
         if self.dense_ends:
             if self.allocator != "uniform":

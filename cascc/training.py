@@ -76,7 +76,7 @@ class TrainPlan:
         """The passes: prune and initialize where the schedule starts sparse, then the training pass."""
         config = {"data": self.data, **self.config(seed)}
         target = {"sparsity": recipe.sparsity, "allocator": recipe.allocator}
-        allocator_options = recipe._allocator_options()
+        allocator_options = recipe.allocator_options()
         if allocator_options:
             target["allocator_options"] = allocator_options
         if self.schedule in ("static", "rigl", "set"):
@@ -147,7 +147,7 @@ def train(
     from .frontends.torch import save_pt2
     from .passes.evaluate import compare, evaluate
     from .passes.signs import flipped
-    from .passes.train import _world, diagnostics
+    from .passes.train import diagnostics, world_and_rank
 
     say = stage or (lambda _msg: None)
     passes.density.check_sparsity(recipe.sparsity)
@@ -171,7 +171,7 @@ def train(
     if baseline:
         say("training the dense baseline")
         dense = passes.run(start, [("train.fit", {"data": plan.data, **plan.config(seed)})])
-    if _world()[1] != 0:  # under torchrun only rank 0 evaluates and writes
+    if world_and_rank()[1] != 0:  # under torchrun only rank 0 evaluates and writes
         return TrainResult(program, None, None, None, {})
     say("evaluating on the test split")
     comparison = compare(dense, program, data, seed=seed) if dense is not None else None

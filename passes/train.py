@@ -136,11 +136,12 @@ def train(
         raise OptionError(None, "m⊙w trains a fixed mask", "use it with the static schedule")
     params = dict(module.inner.named_parameters())
     masked = {} if factors else {name: params[name] for name in masks}
-    # every tensor whose masked entries must stay exactly zero: the weights, or both factors of m⊙w
-    enforced = [(t, masks[name]) for name, pair in factors.items() for t in pair] or [
-        (params[name], masks[name]) for name in masks
+    # every tensor whose masked entries must stay exactly zero, with its mask's name (schedules replace masks):
+    # the weights, or both factors of m⊙w
+    enforced = [(t, name) for name, pair in factors.items() for t in pair] or [
+        (params[name], name) for name in masks
     ]
-    world, rank = _world()
+    world, rank = world_and_rank()
     _agree(masks, world)
     model = module if world == 1 else torch.nn.parallel.DistributedDataParallel(module)
     multiple = world * module.group
@@ -174,14 +175,14 @@ def train(
             if schedule.update(step, masked, masks):
                 _clear_state(optimizer, masked, masks)
             with torch.no_grad():
-                for tensor, mask in enforced:
+                for tensor, name in enforced:
                     if tensor.grad is not None:
-                        tensor.grad.mul_(mask)
+                        tensor.grad.mul_(masks[name])
                 optimizer.step()
                 if factors:
                     _mw_step(factors, config, optimizer.param_groups[0]["lr"], step, total)
-                for tensor, mask in enforced:
-                    tensor.mul_(mask)
+                for tensor, name in enforced:
+                    tensor.mul_(masks[name])
             lr.step()
             step += 1
             if report:
@@ -419,7 +420,8 @@ def _mw_step(factors, config: TrainConfig, lr: float, step: int, total: int) -> 
         mw.rebalance(factors, config.mw_rebalance_scale)
 
 
-def _world() -> tuple[int, int]:
+def world_and_rank() -> tuple[int, int]:
+    """(world size, this process's rank) under torchrun; (1, 0) in a single process."""
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size(), dist.get_rank()
