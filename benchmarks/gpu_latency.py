@@ -1,0 +1,101 @@
+"""GPU latency of cascc's CUDA builds: dense (dlight schedules) and sparse (CSR kernel) per density, on the
+benchmark models, timed with the artifact's own runner on the GPU (device-synchronized, interleaved).
+
+Needs an NVIDIA GPU with a driver; without one it says so and exits 2. The CPU torch of this project has no
+CUDA, so no peer runs in the same process: the ratio reported is sparse vs cascc dense, and the per-layer
+kernel decisions (with the cost model's predictions) come from the manifests.
+
+    python benchmarks/gpu_latency.py [--models mlp resnet20] [--densities 1 0.1] [--batches 1 32]
+
+Writes gpu_latency.md and gpu_latency.json to --out (default benchmarks/results/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore")
+sys.path.insert(0, str(Path(__file__).parent))
+
+DENSITIES = (1.0, 0.5, 0.2, 0.1, 0.05)
+
+
+def main() -> int:
+    from models import MODELS
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    ap.add_argument("--densities", nargs="+", type=float, default=list(DENSITIES))
+    ap.add_argument("--batches", nargs="+", type=int, default=[1, 32])
+    ap.add_argument(
+        "--arch", default="sm_80", help="the GPU's compute capability, e.g. sm_90 for an H100/H200"
+    )
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = ap.parse_args()
+
+    from cascc.lower.runtime import device_present
+
+    if not device_present("cuda"):
+        print(
+            "error: no CUDA device here; run this on a machine with an NVIDIA GPU and driver", file=sys.stderr
+        )
+        return 2
+    import cascc
+    from cascc.bench import measure
+    from cascc.frontends.torch import from_module
+    from cascc.pipeline import _session
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models:
+            for batch in args.batches:
+                module, example = MODELS[name](batch)
+                program = from_module(module, example, source=f"benchmark:{name}")
+                runners, decisions = {}, {}
+                for density in args.densities:
+                    out = Path(tmp) / f"{name}-{batch}-{density}"
+                    result = cascc.compile(
+                        program, target="cuda", cpu=args.arch, sparsity=round(1 - density, 6), out=out
+                    )
+                    art = cascc.artifact.open_artifact(out)
+                    if not cascc.selftest(out).passed:
+                        raise SystemExit(f"{name} at density {density}: the GPU output differs from torch")
+                    inputs, _ = art.selftest_data()
+                    runners[density] = _session(art).runner(inputs)
+                    decisions[density] = [(row["name"], row["kernel"]) for row in result.manifest["layers"]]
+                timings = measure(runners, rounds=args.rounds)
+                dense = timings[1.0].median_us if 1.0 in timings else None
+                for density, timing in timings.items():
+                    rows.append(
+                        {
+                            "model": name,
+                            "batch": batch,
+                            "density": density,
+                            "median_us": timing.median_us,
+                            "p90_us": timing.p90_us,
+                            "speedup_vs_dense": dense / timing.median_us if dense else None,
+                            "kernels": decisions[density],
+                        }
+                    )
+                    print(f"{name} batch {batch} density {density}: {timing.median_us:.1f} µs")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gpu_latency.json").write_text(json.dumps({"arch": args.arch, "rows": rows}, indent=1))
+    lines = ["| model | batch | density | median µs | p90 µs | × cascc dense |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = f"{r['speedup_vs_dense']:.2f}" if r["speedup_vs_dense"] else ""
+        lines.append(
+            f"| {r['model']} | {r['batch']} | {r['density']} | {r['median_us']:.1f} | {r['p90_us']:.1f} | {ratio} |"
+        )
+    (args.out / "gpu_latency.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
