@@ -108,7 +108,13 @@ def test_gpu_csr_kernel_matches_numpy(density, batch):
     cols, data = np.nonzero(rows)[1].astype(np.int32), weight[rows]
     if data.size == 0:
         cols, data = np.zeros(1, np.int32), np.zeros(1, np.float32)
-    lib = tvm.compile(tvm.IRModule({"main": csr_linear(batch, k, n, data.size, "relu")}), target="cuda")
+    major, minor = tvm.cuda(0).compute_version.split(".")
+    target = {
+        "kind": "cuda",
+        "arch": f"sm_{major}{minor}",
+        "host": {"kind": "llvm", "mtriple": "x86_64-linux-gnu"},
+    }
+    lib = tvm.compile(tvm.IRModule({"main": csr_linear(batch, k, n, data.size, "relu")}), target=target)
     dev = tvm.cuda(0)
     args = [tvm.runtime.tensor(a, dev) for a in (x, data, cols, ptr, bias)]
     out = tvm.runtime.empty((batch, n), "float32", dev)
