@@ -1,6 +1,19 @@
 """Analysis and transformation passes (installed as cascc.passes). Importing registers every pass."""
 
-from . import analysis, density, evaluate, finetune, init, prune, repair, reparam, shrink, signs, train
+from . import (
+    analysis,
+    density,
+    evaluate,
+    finetune,
+    init,
+    iterative,
+    prune,
+    repair,
+    reparam,
+    shrink,
+    signs,
+    train,
+)
 from .registry import PASSES, Pass, PassWarning, Step, register, run
 
 __all__ = [
@@ -13,6 +26,7 @@ __all__ = [
     "evaluate",
     "finetune",
     "init",
+    "iterative",
     "prune",
     "register",
     "repair",
