@@ -55,11 +55,12 @@ def measure(
             if r >= warmup:
                 samples[name].append(elapsed * 1e6)
     return {
-        name: Timing(statistics.median(s), _quantile(s, 0.9), rounds, numbers[name])
+        name: Timing(statistics.median(s), quantile(s, 0.9), rounds, numbers[name])
         for name, s in samples.items()
     }
 
 
-def _quantile(values: list[float], q: float) -> float:
+def quantile(values: list[float], q: float) -> float:
+    """The `q` quantile of `values` (nearest rank, from below)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

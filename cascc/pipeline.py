@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,17 @@ class CompileResult:
     manifest: dict[str, Any]
 
 
+def load_model(
+    model: str | Path | Program, *, seed: int = 0, input_shapes: dict[str, tuple[int, ...]] | None = None
+) -> Program:
+    """`model` itself if it is a Program, else the Program its frontend imports."""
+    if isinstance(model, Program):
+        return model
+    from . import frontends
+
+    return frontends.load(model, seed=seed, input_shapes=input_shapes)
+
+
 def sparsify(
     model: str | Path | Program,
     recipe: Recipe,
@@ -35,15 +47,13 @@ def sparsify(
     input_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> Program:
     """Import `model` (unless it is already a Program) and run the recipe's passes on it."""
-    from . import frontends, passes
+    from . import passes
 
     say = stage or (lambda _msg: None)
     passes.density.check_sparsity(recipe.sparsity)
     steps = recipe.steps()  # option errors before the costly import
     say("importing the model")
-    program = (
-        model if isinstance(model, Program) else frontends.load(model, seed=seed, input_shapes=input_shapes)
-    )
+    program = load_model(model, seed=seed, input_shapes=input_shapes)
     if steps:
         say(f"running {', '.join(name for name, _ in steps)}")
     return passes.run(program, steps)
@@ -147,7 +157,7 @@ def compile(
     with its masks fixed (`finetune`: `data` and train.finetune options), lower it for `target` and write the
     artifact to `out`. With fine-tuning, the manifest also holds the test-split comparison with the model as
     imported (accuracy per class and under noise/FGSM)."""
-    from . import frontends, passes
+    from . import passes
     from .lower import lower
     from .targets import get as get_target
 
@@ -166,11 +176,7 @@ def compile(
         data = load(finetune["data"])
         recipe.steps()  # option errors before the costly import
         say("importing the model")
-        start = (
-            model
-            if isinstance(model, Program)
-            else frontends.load(model, seed=seed, input_shapes=input_shapes)
-        )
+        start = load_model(model, seed=seed, input_shapes=input_shapes)
         program = sparsify(start, recipe, seed=seed, stage=say)
         say("fine-tuning with the masks fixed")
         program = passes.run(program, [("train.finetune", {"seed": seed, **finetune})])
@@ -214,7 +220,11 @@ def selftest(path: str | Path) -> SelfTest:
     """Run the artifact on its sample input and compare with the torch-eager output stored at compile time."""
     art = artifacts.open_artifact(Path(path))
     inputs, expected = art.selftest_data()
-    got = _session(art).run(inputs)
+    return _judge(art, _session(art).run(inputs), expected)
+
+
+def _judge(art: artifacts.Artifact, got: Sequence[np.ndarray], expected: Sequence[np.ndarray]) -> SelfTest:
+    """Outputs against the stored torch-eager reference, at the artifact's self-test tolerance."""
     tol = art.manifest["selftest"]
     rtol, atol = float(tol["rtol"]), float(tol["atol"])
     abs_err = max(float(np.max(np.abs(g - e))) if g.size else 0.0 for g, e in zip(got, expected))
@@ -284,6 +294,8 @@ def bench(
 def _bench_remote(
     art: artifacts.Artifact, *, rounds: int, rpc: str, key: str | None, baselines: Sequence[str]
 ) -> dict[str, Any]:
+    """Run the artifact on the remote device: its self-test first, then `rounds` timed repeats."""
+    from .bench import Timing, quantile
     from .lower.remote import Remote, measure
 
     if baselines:
@@ -294,24 +306,24 @@ def _bench_remote(
         )
     remote = Remote(rpc, key)
     inputs, expected = art.selftest_data()
-    tol = art.manifest["selftest"]
-    run = measure(
-        remote,
-        art.library,
-        art.manifest["target"]["device"],
-        inputs,
-        expected,
-        rounds=rounds,
-        rtol=float(tol["rtol"]),
-        atol=float(tol["atol"]),
-    )
-    timing = {"median_us": run.median_us, "p90_us": run.p90_us, "rounds": rounds, "ratio_to_cascc": 1.0}
+    number = 10
+    run = measure(remote, art.library, art.manifest["target"]["device"], inputs, rounds=rounds, number=number)
+    check = _judge(art, run.outputs, expected)
+    if not check.passed:
+        raise ArtifactError(
+            art.library,
+            f"on the {remote.describe()} its outputs differ from the self-test reference "
+            f"(max abs error {check.max_abs_error:.3g})",
+            "rebuild it for the device's target (--target/--cpu) and rerun",
+        )
+    samples = list(run.samples_us)
+    timing = Timing(statistics.median(samples), quantile(samples, 0.9), rounds, number)
     return {
         "artifact": str(art.path),
         "remote": remote.describe(),
-        "selftest_max_abs_error": run.max_abs_error,
+        "selftest_max_abs_error": check.max_abs_error,
         "rounds": rounds,
-        "runners": {"cascc": timing},
+        "runners": {"cascc": {**timing.to_json(), "ratio_to_cascc": 1.0}},
     }
 
 

@@ -142,12 +142,13 @@ def train(
 ) -> TrainResult:
     """Train `model` sparse as `recipe` and `plan` say and save it to `out` (a `.pt2`); with `baseline`, also
     train it dense with the same settings and compare the two (accuracy per class and under noise/FGSM)."""
-    from . import frontends, passes
+    from . import passes
     from .data import load
     from .frontends.torch import save_pt2
     from .passes.evaluate import compare, evaluate
     from .passes.signs import flipped
     from .passes.train import diagnostics, world_and_rank
+    from .pipeline import load_model
 
     say = stage or (lambda _msg: None)
     passes.density.check_sparsity(recipe.sparsity)
@@ -156,9 +157,7 @@ def train(
     steps = plan.steps(recipe, seed)
     data = load(plan.data)  # data errors before the costly import
     say("importing the model")
-    start = (
-        model if isinstance(model, Program) else frontends.load(model, seed=seed, input_shapes=input_shapes)
-    )
+    start = load_model(model, seed=seed, input_shapes=input_shapes)
     say(f"running {', '.join(name for name, _ in steps)}")
     initial = passes.run(start, steps[:-1])  # the mask and its initialization, before training
     collected: dict[str, Any] = {}

@@ -131,7 +131,7 @@ class Session:
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run `main` on numpy inputs and return the outputs as numpy arrays."""
         out = self.vm["main"](*self.to_device(inputs))
-        return [t.numpy() for t in _flatten(out)]
+        return [t.numpy() for t in flatten(out)]
 
     def to_device(self, inputs: Sequence[np.ndarray]) -> list[Any]:
         return [self._tvm.runtime.tensor(np.ascontiguousarray(x), self.device) for x in inputs]
@@ -151,10 +151,11 @@ def set_threads(threads: int) -> None:
     tvm_ffi.get_global_func("runtime.config_threadpool")(0, int(threads))
 
 
-def _flatten(value: Any) -> list[Any]:
+def flatten(value: Any) -> list[Any]:
+    """The tensors of a VM result, nested tuples flattened in order."""
     if hasattr(value, "numpy"):
         return [value]
     result = []
     for item in value:
-        result.extend(_flatten(item))
+        result.extend(flatten(item))
     return result
