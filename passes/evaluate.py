@@ -82,7 +82,7 @@ def evaluate(
     seed: int = 0,
 ) -> Evaluation:
     """Evaluate `program` (masks applied) on `data`'s test split, clean and perturbed."""
-    module = batched(program).eval()
+    module = batched(program).eval().requires_grad_(False)  # FGSM needs ∇ₓ only, not the weights'
     group = module.group
     usable = len(data.x_test) // group * group  # whole groups of the program's static batch
     x, y = data.x_test[:usable], data.y_test[:usable]

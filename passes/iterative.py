@@ -8,15 +8,14 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-
 from cascc.data import load
 from cascc.errors import OptionError
 from cascc.ir import Program, layers
 
+from .connectivity import full_masks
 from .density import allocate, check_sparsity
 from .registry import register
-from .schedules import _top_active
+from .schedules import magnitude_step
 from .signs import flipped
 from .train import TrainConfig, diagnostics, train, trained_program
 
@@ -46,10 +45,7 @@ def iterative(
     data_set = load(data)
     rounds = rounds or max(1, math.ceil(math.log(1 - sparsity) / math.log(0.8)))
     prunable = layers(program)
-    masks = {
-        layer.name: program.masks.get(layer.name, torch.ones(layer.weight_shape, dtype=torch.bool))
-        for layer in prunable
-    }
+    masks = full_masks(prunable, program.masks)
     current, rewind_to, previous = program, None, None
     agreements = []
     for level in range(1, rounds + 1):
@@ -67,10 +63,7 @@ def iterative(
         previous = result.weights
         target = 1 - (1 - sparsity) ** (level / rounds)
         counts = allocate(allocator, prunable, target, **dict(allocator_options or {}))
-        masks = {
-            name: _top_active(result.weights[name].abs(), masks[name], min(keep, int(masks[name].sum())))
-            for name, keep in counts.items()
-        }
+        masks = magnitude_step(result.weights, masks, counts)
         base = rewind_to if rewind == "weights" else result.weights
         current = dataclasses.replace(program.with_weights(base), masks=masks)
     final = train(current, data_set, config, masks=masks, stream="final")
@@ -102,15 +95,9 @@ def sculpt(
     config = TrainConfig.of({**options, "lr_schedule": "cyclic"})
     data_set = load(data)
     prunable = layers(program)
-    masks = {
-        layer.name: program.masks.get(layer.name, torch.ones(layer.weight_shape, dtype=torch.bool))
-        for layer in prunable
-    }
+    masks = full_masks(prunable, program.masks)
     first = train(program, data_set, config, masks=masks, stream="sculpt-1")
     counts = allocate(allocator, prunable, sparsity, **dict(allocator_options or {}))
-    masks = {
-        name: _top_active(first.weights[name].abs(), masks[name], min(keep, int(masks[name].sum())))
-        for name, keep in counts.items()
-    }
+    masks = magnitude_step(first.weights, masks, counts)
     pruned = dataclasses.replace(program.with_weights(first.weights), masks=masks)
     return trained_program(pruned, train(pruned, data_set, config, masks=masks, stream="sculpt-2"))

@@ -129,9 +129,16 @@ class DropGrow:
         return changed
 
 
+def magnitude_step(
+    weights: Tensors, masks: Mapping[str, torch.Tensor], counts: Mapping[str, int]
+) -> dict[str, torch.Tensor]:
+    """One magnitude-pruning step: each layer keeps its `counts[name]` largest active |w| (never regrowing)."""
+    return {
+        name: _top_active(weights[name].abs(), masks[name], min(keep, int(masks[name].sum())))
+        for name, keep in counts.items()
+    }
+
+
 def _top_active(score: torch.Tensor, mask: torch.Tensor, keep: int) -> torch.Tensor:
     """The `keep` highest-scored weights among the active ones of `mask`."""
     return keep_top(torch.where(mask, score.detach().float(), -1.0), keep) & mask
-
-
-SCHEDULES = ("static", "gmp", "imp", "lrr", "rigl", "set")

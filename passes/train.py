@@ -25,6 +25,7 @@ from cascc.ir import Program, layers
 
 from . import mw
 from .batched import BatchedModule, batched
+from .connectivity import full_masks
 from .density import allocate, check_sparsity
 from .optim import HAM
 from .registry import register
@@ -217,14 +218,7 @@ def fit(
         plan = Static()
     elif schedule == "gmp":
         plan = GradualMagnitude(_final_counts(program, sparsity, allocator, allocator_options))
-        prunable = [layer.name for layer in layers(program)]
-        program = dataclasses.replace(
-            program,
-            masks={
-                n: program.masks.get(n, torch.ones_like(program.weights[n], dtype=torch.bool))
-                for n in prunable
-            },
-        )
+        program = dataclasses.replace(program, masks=full_masks(layers(program), program.masks))
     elif schedule in ("rigl", "set"):
         if not program.masks:
             raise OptionError(
