@@ -21,7 +21,7 @@ from cascc.targets import KernelCosts
 from .decision import Decision
 from .kernels.linear import SCHEDULED, _activate
 from .patterns import Chain, LayerPatterns
-from .sparse import layer_name, match_linear, rewrite_layers
+from .sparse import density_of, layer_name, match_linear, rewrite_layers
 
 THREADS = 128  # threads per block: 4 warps
 
@@ -88,7 +88,7 @@ class GpuRewrite:
             return expr
         n = weight.shape[0]
         nnz = int(np.count_nonzero(ep.weight))
-        density = nnz / weight.size
+        density = density_of(weight)
         dense_us, sparse_us = predicted_us(self.costs, batch, k, n, nnz)
         if sparse_us * self.costs.margin > dense_us:
             reason = f"dense: CSR predicted {dense_us / sparse_us:.2f}× (needs {self.costs.margin}×)"
@@ -122,7 +122,7 @@ class GpuRewrite:
         weight = m[pats.w].value.numpy()
         name = self._name(weight)
         if name not in self.decisions:
-            density = float(np.count_nonzero(weight)) / weight.size
+            density = density_of(weight)
             reason = "unmasked" if density == 1.0 else "no GPU sparse conv kernel yet: zeros run dense"
             self.decisions[name] = Decision(name, density, "dense (dlight GPU schedule)", reason)
         return expr

@@ -101,7 +101,7 @@ class KernelRewrite:
         ell = pack_tiled_ell(ep.weight, ep.bias, c.sparse_rows, c.sparse_unroll)
         dense_us, sparse_us = cost.narrow(c, batch, k, n, ell)
         fmt = "r×1 broadcast" if ell.shared else "gather"
-        choice = cost.choose(c, dense_us, sparse_us, _density(ep.weight), fmt)
+        choice = cost.choose(c, dense_us, sparse_us, density_of(ep.weight), fmt)
 
         def sparse() -> Candidate:
             data, cols = _nonempty(ell, c.sparse_unroll)
@@ -161,7 +161,7 @@ class KernelRewrite:
             a = relax.op.nn.pad(a, [0, 0, 0, 0, 0, mpad - m])
         ell = pack_tiled_ell(ep.weight.reshape(n, k), ep.bias, c.wide_rows, 1)
         dense_us, sparse_us = cost.wide(c, batch * m, k, n, ell)
-        choice = cost.choose(c, dense_us, sparse_us, _density(ep.weight), "wide")
+        choice = cost.choose(c, dense_us, sparse_us, density_of(ep.weight), "wide")
 
         def sparse() -> Candidate:
             data, cols = _nonempty(ell, 1)
@@ -302,7 +302,7 @@ class KernelRewrite:
             ep.act,
             parallel=self._parallel(work_us),
         )
-        density = _density(ep.weight)
+        density = density_of(ep.weight)
         reason = "unmasked" if density == 1.0 else "no sparse depthwise kernel yet: zeros run dense"
         bias = ep.bias if ep.bias is not None else np.zeros(channels, np.float32)
         cand = Candidate(
@@ -331,7 +331,7 @@ class KernelRewrite:
         chosen = sparse() if choice.sparse else dense()
         self.decisions[name] = Decision(
             name,
-            _density(weight),
+            density_of(weight),
             chosen.kernel,
             choice.reason,
             round(choice.dense_us, 3),
@@ -437,7 +437,8 @@ def _nonempty(ell: TiledEll, unroll: int) -> tuple[np.ndarray, np.ndarray]:
     return data, cols
 
 
-def _density(weight: np.ndarray) -> float:
+def density_of(weight: np.ndarray) -> float:
+    """Share of nonzero entries."""
     return float(np.count_nonzero(weight)) / weight.size if weight.size else 0.0
 
 
