@@ -22,7 +22,7 @@ from pathlib import Path
 warnings.filterwarnings("ignore")
 sys.path.insert(0, str(Path(__file__).parent))
 
-DENSITIES = (1.0, 0.5, 0.2, 0.1, 0.05)
+from latency import DENSITIES  # the CPU benchmark's densities
 
 
 def main() -> int:
