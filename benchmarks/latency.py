@@ -115,14 +115,17 @@ def bench_model(name, factory, batch, args, bandwidth):
     return rows
 
 
-def compile_build(program, mode, path, threads):
+def compile_build(program, mode, path, threads, **costs):
+    """Build for the x86 host; `costs` override KernelCosts fields (e.g. direct_conv=False)."""
     from cascc.lower import lower
     from cascc.lower.runtime import Session
     from cascc.targets import TARGETS
 
     target = TARGETS["x86"]
     if mode == "dense":  # the same kernels with sparsity never chosen
-        target = dataclasses.replace(target, costs=dataclasses.replace(target.costs, margin=float("inf")))
+        costs = {**costs, "margin": float("inf")}
+    if costs:
+        target = dataclasses.replace(target, costs=dataclasses.replace(target.costs, **costs))
     start = time.perf_counter()
     lowered = lower(program, target)
     lowered.export(path)

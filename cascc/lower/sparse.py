@@ -4,8 +4,10 @@ Each layer (see `patterns.py`, with its bias, BatchNorm and ReLU/ReLU6 epilogue 
 `call_tir` to a sparse or dense kernel, whichever the target's cost model predicts faster:
 
 - linear, few rows (batch < `wide_min_batch`): narrow kernels, vectorized over output units;
-- linear with many rows, and conv2d (through im2col, or a plain reshape for 1×1 convs): wide kernels,
-  vectorized over rows/pixels with weights broadcast — tiled-ELL sparse or packed dense;
+- linear with many rows, and conv2d: wide kernels, vectorized over rows/pixels with weights broadcast —
+  tiled-ELL sparse or packed dense. Their operand is flat with a start offset per reduction row, so a
+  1×1 conv is a plain reshape, a stride-1 k×k conv reads taps of the padded image in place (direct, no
+  im2col), and a strided conv goes through im2col;
 - depthwise conv2d: a direct kernel (dense: no sparse depthwise kernel yet, and the decision says so).
 
 Grouped (non-depthwise) convs stay with TVM's generic lowering. Every rewrite records a Decision.
@@ -92,8 +94,12 @@ class KernelRewrite:
         name = self._name(weight)
         if rows < self.costs.wide_min_batch:
             return self._narrow(name, x, rows, k, n, ep)
-        xt = relax.op.reshape(relax.op.permute_dims(x, [1, 0]), (1, k, rows))
-        out = self._wide(name, xt, 1, k, rows, n, ep, "")  # (1, n, rows)
+        mpad = padded(rows, self.costs.wide_lanes)
+        xt = relax.op.permute_dims(x, [1, 0])
+        if mpad != rows:
+            xt = relax.op.nn.pad(xt, [0, 0, 0, mpad - rows])
+        a = relax.op.reshape(xt, (1, k * mpad))
+        out = self._wide(name, a, k * mpad, 1, k, rows, n, ep, "", rows_at(k, mpad))  # (1, n, rows)
         return relax.op.permute_dims(relax.op.reshape(out, (n, rows)), [1, 0])
 
     def _narrow(self, name, x, batch, k, n, ep: Epilogue):
@@ -121,7 +127,7 @@ class KernelRewrite:
             return Candidate(
                 f"sparse tiled-ELL {ell.rows}-row {fmt}",
                 func,
-                (data, cols, ell.ptr, ell.bias),
+                (data, cols, ell.ptr, ell.bias, ell.order),
                 (batch, k),
                 (batch, tiles * ell.rows),
             )
@@ -152,13 +158,11 @@ class KernelRewrite:
 
     # ---- wide operand: C[b, n, m] = W · A[b, :, m] ---------------------------------------------------------
 
-    def _wide(self, name, a, batch, k, m, n, ep: Epilogue, via: str, a_padded: int | None = None):
-        """Emit the wide kernel on A[b, k, m] (already padded to `a_padded` columns if given); returns C[b, n, m]."""
+    def _wide(self, name, a, alen: int, batch, k, m, n, ep: Epilogue, via: str, koff: np.ndarray):
+        """Emit the wide kernel on the flat operand A[b, alen] whose row k starts at koff[k] (see
+        `linear.wide_dense`); returns C[b, n, m]."""
         c = self.costs
         lanes = c.wide_lanes
-        mpad = a_padded or padded(m, lanes)
-        if a_padded is None and mpad != m:
-            a = relax.op.nn.pad(a, [0, 0, 0, 0, 0, mpad - m])
         ell = pack_tiled_ell(ep.weight.reshape(n, k), ep.bias, c.wide_rows, 1)
         dense_us, sparse_us = cost.wide(c, batch * m, k, n, ell)
         choice = cost.choose(c, dense_us, sparse_us, density_of(ep.weight), "wide")
@@ -166,35 +170,36 @@ class KernelRewrite:
         def sparse() -> Candidate:
             data, cols = _nonempty(ell, 1)
             if ell.shared:
-                cols = np.ascontiguousarray(np.repeat(cols[:, None], ell.rows, axis=1))
+                cols = np.repeat(cols[:, None], ell.rows, axis=1)
             func = wide_sparse(
                 batch,
-                k,
                 m,
                 n,
                 ell.rows,
                 data.shape[0],
                 lanes,
+                alen,
                 ep.act,
                 parallel=self._parallel(sparse_us),
-                index_dtype=str(cols.dtype),
             )
             return Candidate(
                 f"sparse wide tiled-ELL {ell.rows}-row{via}",
                 func,
-                (data, cols, ell.ptr, ell.bias),
-                (batch, k, mpad),
+                (data, np.ascontiguousarray(koff[cols]), ell.ptr, ell.bias, ell.order),
+                (batch, alen),
                 (batch, n, m),
             )
 
         def dense() -> Candidate:
             packed = pack_dense(ep.weight.reshape(n, k), ep.bias, c.wide_rows)
-            func = wide_dense(batch, k, m, n, c.wide_rows, lanes, ep.act, parallel=self._parallel(dense_us))
+            func = wide_dense(
+                batch, k, m, n, c.wide_rows, lanes, alen, ep.act, parallel=self._parallel(dense_us)
+            )
             return Candidate(
                 f"dense wide {c.wide_rows}-row{via}",
                 func,
-                (packed.weights, packed.bias),
-                (batch, k, mpad),
+                (packed.weights, koff, packed.bias),
+                (batch, alen),
                 (batch, n, m),
             )
 
@@ -244,8 +249,9 @@ class KernelRewrite:
         k, mcols = channels * kh * kw, oh * ow
         mpad = padded(mcols, self.costs.wide_lanes)
         as_reshape = (kh, kw) == (1, 1) and stride == (1, 1) and pad == (0, 0, 0, 0) and mpad == mcols
-        if not depthwise and (groups != 1 or (dil != (1, 1) and not as_reshape)):
-            return expr  # grouped or dilated conv: TVM's generic lowering; decide() says so
+        direct = stride == (1, 1) and (kh, kw) != (1, 1) and self.costs.direct_conv
+        if not depthwise and (groups != 1 or (dil != (1, 1) and not (as_reshape or direct))):
+            return expr  # grouped, or dilated and strided: TVM's generic lowering; decide() says so
         ep = _epilogue(pats, chain, m, weight)
         if ep is None:
             return expr
@@ -255,28 +261,63 @@ class KernelRewrite:
                 name, x, (batch, channels, height, width), (kh, kw), stride, pad, (oh, ow), ep
             )
         if as_reshape:
-            a, via = relax.op.reshape(x, (batch, channels, mcols)), " (1×1 conv)"
-        else:
-            copy_us = 4 * batch * k * mpad * 0.25 / 1e3  # ~0.25 ns per byte written
-            im2col = conv_kernels.im2col(
-                batch,
-                channels,
-                height,
-                width,
-                (kh, kw),
-                stride,
-                pad,
-                (oh, ow),
-                mpad,
-                parallel=self._parallel(copy_us),
-            )
-            gv = _add(self.bb, im2col, f"{_symbol(name)}_im2col")
-            a = relax.call_tir(
-                gv, [x, relax.const(np.zeros(1, np.float32))], relax.TensorType((batch, k, mpad), "float32")
-            )
-            via = f" (conv {kh}×{kw} via im2col)"
-        out = self._wide(name, a, batch, k, mcols, out_c, ep, via, a_padded=mpad)
+            a = relax.op.reshape(x, (batch, channels * mcols))
+            via = " (1×1 conv)"
+            out = self._wide(name, a, k * mcols, batch, k, mcols, out_c, ep, via, rows_at(channels, mcols))
+            return relax.op.reshape(out, (batch, out_c, oh, ow))
+        if direct:
+            return self._direct_conv(name, x, (kh, kw), pad, dil, (oh, ow), ep)
+        copy_us = 4 * batch * k * mpad * 0.25 / 1e3  # ~0.25 ns per byte written
+        im2col = conv_kernels.im2col(
+            batch,
+            channels,
+            height,
+            width,
+            (kh, kw),
+            stride,
+            pad,
+            (oh, ow),
+            mpad,
+            parallel=self._parallel(copy_us),
+        )
+        gv = _add(self.bb, im2col, f"{_symbol(name)}_im2col")
+        a = relax.call_tir(
+            gv, [x, relax.const(np.zeros(1, np.float32))], relax.TensorType((batch, k, mpad), "float32")
+        )
+        a = relax.op.reshape(a, (batch, k * mpad))
+        via = f" (conv {kh}×{kw} via im2col)"
+        out = self._wide(name, a, k * mpad, batch, k, mcols, out_c, ep, via, rows_at(k, mpad))
         return relax.op.reshape(out, (batch, out_c, oh, ow))
+
+    def _direct_conv(self, name, x, kernel, pad, dil, out_hw, ep: Epilogue):
+        """Stride-1 conv without im2col: on the zero-padded image flattened per channel, output pixel
+        f = i·Wp + j reads tap (c, p, q) at c·plane + p·dil·Wp + q·dil + f, so each tap is a contiguous row
+        of the operand at a fixed offset. The kernel computes the Wp − OW border columns too; a slice drops them.
+        """
+        batch, channels, height, width = (int(d) for d in x.ty.shape)
+        kh, kw = kernel
+        oh, ow = out_hw
+        wp = width + pad[1] + pad[3]
+        m = oh * wp
+        # rows below the image so the last tap's last chunk (`lanes` wide) stays inside its channel's plane
+        reach = (kh - 1) * dil[0] * wp + (kw - 1) * dil[1] + padded(m, self.costs.wide_lanes)
+        hp = max(height + pad[0] + pad[2], -(-reach // wp))
+        pad_us = 4 * batch * channels * hp * wp * 0.25 / 1e3  # ~0.25 ns per byte written
+        planes = conv_kernels.pad_planes(
+            batch, channels, height, width, pad[0], pad[1], (hp, wp), parallel=self._parallel(pad_us)
+        )
+        gv = _add(self.bb, planes, f"{_symbol(name)}_pad")
+        fill = relax.const(np.zeros(1, np.float32))
+        xp = relax.call_tir(gv, [x, fill], relax.TensorType((batch, channels, hp, wp), "float32"))
+        a = relax.op.reshape(xp, (batch, channels * hp * wp))
+        taps = np.add.outer(np.arange(kh) * dil[0] * wp, np.arange(kw) * dil[1])  # [kh, kw]
+        koff = (np.arange(channels)[:, None, None] * (hp * wp) + taps).reshape(-1).astype(np.int32)
+        out_c = ep.weight.shape[0]
+        via = f" (conv {kh}×{kw} direct)"
+        k = channels * kh * kw
+        out = self._wide(name, a, channels * hp * wp, batch, k, m, out_c, ep, via, koff)
+        out = relax.op.reshape(out, (batch, out_c, oh, wp))
+        return relax.op.strided_slice(out, axes=[3], begin=[0], end=[ow]) if wp != ow else out
 
     def _depthwise(self, name, x, shape, kernel, stride, pad, out_hw, ep: Epilogue):
         batch, channels, height, width = shape
@@ -435,6 +476,11 @@ def _nonempty(ell: TiledEll, unroll: int) -> tuple[np.ndarray, np.ndarray]:
     cols = np.zeros((slots,) + ell.cols.shape[1:], np.int32)
     cols[: ell.slots] = ell.cols
     return data, cols
+
+
+def rows_at(rows: int, pitch: int) -> np.ndarray:
+    """Offsets of the rows of a [rows, pitch] operand in its flat layout."""
+    return (np.arange(rows) * pitch).astype(np.int32)
 
 
 def density_of(weight: np.ndarray) -> float:

@@ -41,17 +41,40 @@ def randomize_bn(model):
 
 
 @pytest.mark.parametrize(
-    "kernel, stride, padding", [(3, 1, 1), (3, 2, 1), (1, 1, 0), (1, 2, 0), ((5, 3), 1, (2, 0))]
+    "kernel, stride, padding, dilation, via",
+    [
+        (3, 1, 1, 1, "direct"),
+        (3, 2, 1, 1, "im2col"),
+        (1, 1, 0, 1, "im2col"),  # 63 pixels: not a whole number of vectors, so not a plain reshape
+        (1, 1, 1, 1, "im2col"),
+        (1, 2, 0, 1, "im2col"),
+        ((5, 3), 1, (2, 0), 1, "direct"),
+        (3, 1, 2, 2, "direct"),
+    ],
 )
 @pytest.mark.parametrize("sparse", [False, True])
-def test_conv_bn_relu6_matches_torch(kernel, stride, padding, sparse):
+def test_conv_bn_relu6_matches_torch(kernel, stride, padding, dilation, via, sparse):
     torch.manual_seed(0)
     model = randomize_bn(
-        nn.Sequential(nn.Conv2d(5, 12, kernel, stride, padding), nn.BatchNorm2d(12), nn.ReLU6())
+        nn.Sequential(
+            nn.Conv2d(5, 12, kernel, stride, padding, dilation=dilation), nn.BatchNorm2d(12), nn.ReLU6()
+        )
     )
     costs = KernelCosts(margin=0.0 if sparse else float("inf"))
     decisions = compile_and_compare(model, torch.randn(2, 5, 9, 7), sparsity=0.6, costs=costs)
     assert decisions["0.weight"].kernel.startswith("sparse wide" if sparse else "dense wide")
+    assert via in decisions["0.weight"].kernel
+
+
+@pytest.mark.parametrize("empty", [False, True])
+def test_direct_conv_on_odd_sizes_and_empty_layers(empty):
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv2d(3, 17, 3, padding=1), nn.ReLU(), nn.Conv2d(17, 9, 5, padding=2))
+    if empty:
+        nn.init.zeros_(model[2].weight)  # an all-zero layer: only its bias reaches the output
+    costs = KernelCosts(margin=0.0)
+    decisions = compile_and_compare(model, torch.randn(3, 3, 11, 13), sparsity=0.9, costs=costs)
+    assert all("direct" in decisions[n].kernel for n in ("0.weight", "2.weight"))
 
 
 @pytest.mark.parametrize("stride", [1, 2])
@@ -66,17 +89,19 @@ def test_depthwise_matches_torch(stride, size):
     assert "zeros run dense" in decisions["0.weight"].reason
 
 
-def test_grouped_and_dilated_convs_fall_back_and_say_so():
+def test_grouped_and_strided_dilated_convs_fall_back_and_say_so():
     torch.manual_seed(2)
     model = nn.Sequential(
-        nn.Conv2d(4, 8, 3, padding=1, groups=2), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=2, dilation=2)
+        nn.Conv2d(4, 8, 3, padding=1, groups=2),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, stride=2, padding=2, dilation=2),
     )
     decisions = compile_and_compare(model, torch.randn(1, 4, 8, 8), sparsity=0.5)
     for name in ("0.weight", "2.weight"):
         assert decisions[name].kernel == "dense (TVM generic schedule)"
         assert (
             decisions[name].reason
-            == "no cascc kernel for grouped, dilated or non-NCHW convolutions yet: zeros run dense"
+            == "no cascc kernel for grouped, strided dilated or non-NCHW convolutions yet: zeros run dense"
         )
 
 

@@ -23,7 +23,7 @@ def unpack_ell(p, k):
         for s in range(p.ptr[t], p.ptr[t + 1]):
             for r in range(p.rows):
                 col = p.cols[s] if p.shared else p.cols[s, r]
-                w[t * p.rows + r, col] += p.data[s, r]
+                w[p.order[t * p.rows + r], col] += p.data[s, r]
     return w
 
 
@@ -45,6 +45,24 @@ def test_block_rows_are_packed_shared():
     assert p.shared and p.cols.ndim == 1
     np.testing.assert_array_equal(unpack_ell(p, 40), w)
     assert not pack_tiled_ell(masked_weight(rng, 64, 40, 0.2), None, 16, 4).shared
+
+
+def test_rows_sorted_by_length_cut_padding():
+    rng = np.random.default_rng(2)
+    n, k = 100, 64
+    lengths = rng.integers(0, k, n)
+    w = np.zeros((n, k), np.float32)
+    for i, m in enumerate(lengths):
+        w[i, rng.choice(k, m, replace=False)] = rng.standard_normal(m)
+    p = pack_tiled_ell(w, None, rows=16, unroll=4)
+    np.testing.assert_array_equal(np.sort(p.order), np.arange(112))
+    np.testing.assert_array_equal(unpack_ell(p, k)[:n], w)
+    # the packing is as short as tiles cut from the lengths sorted longest first can be
+    runs = np.sort(np.concatenate([lengths, np.zeros(12, int)]))[::-1].reshape(7, 16)
+    assert p.slots == sum(-(-run.max() // 4) * 4 for run in runs)
+    # tiles are dealt long/short alternately: the first half of the tiles holds about half the slots
+    half = p.ptr[len(p.ptr) // 2]
+    assert abs(half - p.slots / 2) <= (p.ptr[1] - p.ptr[0])
 
 
 def test_dense_packing_layout():
@@ -106,7 +124,7 @@ def test_sparse_kernel_matches_numpy(build, batch, density):
     cols[: p.slots] = p.cols
     for act in (None, "relu", "relu6"):
         func = tiled_ell_linear(batch, k, len(p.ptr) - 1, 16, slots, 4, p.shared, act)
-        y = build(func, x, data, cols, p.ptr, p.bias, out=(batch, p.bias.size))
+        y = build(func, x, data, cols, p.ptr, p.bias, p.order, out=(batch, p.bias.size))
         assert_close(y[:, :n], reference(x, w, b, act))
 
 
@@ -143,7 +161,14 @@ def test_broadcast_kernel_on_block_sparse_weight(build):
     p = pack_tiled_ell(w, None, rows=16, unroll=4)
     assert p.shared
     y = build(
-        tiled_ell_linear(2, 64, 3, 16, p.slots, 4, True, None), x, p.data, p.cols, p.ptr, p.bias, out=(2, 48)
+        tiled_ell_linear(2, 64, 3, 16, p.slots, 4, True, None),
+        x,
+        p.data,
+        p.cols,
+        p.ptr,
+        p.bias,
+        p.order,
+        out=(2, 48),
     )
     assert_close(y, reference(x, w, 0.0, None))
 
@@ -163,6 +188,7 @@ def test_sparse_kernels_accept_int16_indices(build, index_dtype):
         p.cols.astype(index_dtype),
         p.ptr,
         p.bias,
+        p.order,
         out=(2, 32),
     )
     assert_close(y[:, :20], reference(x, w, 0.0, None))
@@ -170,12 +196,13 @@ def test_sparse_kernels_accept_int16_indices(build, index_dtype):
     a = np.zeros((1, 40, 32), np.float32)
     a[0, :, :2] = x.T
     c = build(
-        wide_sparse(1, 40, 2, 20, 8, q.slots, 32, None, index_dtype=index_dtype),
-        a,
+        wide_sparse(1, 2, 20, 8, q.slots, 32, 40 * 32, None, index_dtype=index_dtype),
+        a.reshape(1, -1),
         q.data,
-        q.cols.astype(index_dtype),
+        (q.cols * 32).astype(index_dtype),
         q.ptr,
         q.bias,
+        q.order,
         out=(1, 20, 2),
     )
     assert_close(c[0].T, reference(x, w, 0.0, None))
@@ -193,16 +220,19 @@ def test_wide_kernels_match_numpy(build, k, density):
     a[:, :, :m] = rng.standard_normal((2, k, m))
     want = np.maximum(np.einsum("nk,bkm->bnm", w, a[:, :, :m]) + b[None, :, None], 0)
     p = pack_dense(w, b, tile=8)
-    assert_close(build(wide_dense(2, k, m, n, 8, 32, "relu"), a, p.weights, p.bias, out=(2, n, m)), want)
+    flat, koff = a.reshape(2, -1), np.arange(k, dtype=np.int32) * mpad
+    got = build(wide_dense(2, k, m, n, 8, 32, k * mpad, "relu"), flat, p.weights, koff, p.bias, out=(2, n, m))
+    assert_close(got, want)
     q = pack_tiled_ell(w, b, rows=8, unroll=1)
     if q.slots:
         got = build(
-            wide_sparse(2, k, m, n, 8, q.slots, 32, "relu"),
-            a,
+            wide_sparse(2, m, n, 8, q.slots, 32, k * mpad, "relu"),
+            flat,
             q.data,
-            q.cols if not q.shared else np.repeat(q.cols[:, None], 8, 1),
+            koff[q.cols if not q.shared else np.repeat(q.cols[:, None], 8, 1)],
             q.ptr,
             q.bias,
+            q.order,
             out=(2, n, m),
         )
         assert_close(got, want)

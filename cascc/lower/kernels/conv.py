@@ -69,6 +69,41 @@ def im2col(
     return kernel_
 
 
+def pad_planes(
+    batch: int,
+    channels: int,
+    height: int,
+    width: int,
+    top: int,
+    left: int,
+    out_hw: tuple[int, int],
+    parallel: bool = True,
+) -> tirx.PrimFunc:
+    """P[b, c] = X[b, c] placed at (top, left) in a zeroed Hp × Wp plane: the operand of a direct conv.
+    TVM's generic pad tests every element against the border; this zeroes the plane and copies whole rows."""
+    hp, wp = out_hw
+    tasks = T.parallel if parallel else T.serial
+
+    @T.prim_func
+    def kernel_(
+        X: T.Buffer((batch, channels, height, width), "float32"),
+        fill: T.Buffer((1,), "float32"),
+        P: T.Buffer((batch, channels, hp, wp), "float32"),
+    ):
+        T.func_attr(SCHEDULED)
+        for task in tasks(batch * channels):
+            b = task // channels
+            c = task % channels
+            for i in range(hp):
+                for j in T.vectorized(wp):
+                    P[b, c, i, j] = fill[0]
+            for i in range(height):
+                for j in T.vectorized(width):
+                    P[b, c, i + top, j + left] = X[b, c, i, j]
+
+    return kernel_
+
+
 def depthwise(
     batch: int,
     channels: int,

@@ -8,7 +8,9 @@ and the Relax rewrite slices them off.
   to the tile's longest row (rounded up to U slots) with zero weights at column 0. Lane r of slot j holds
   row r's j-th nonzero, so a vector of R lanes advances R rows at once. When every row of a tile has the
   same columns (r×1 blocks) the column index is stored once per slot (`shared`) and x is broadcast instead
-  of gathered.
+  of gathered. Otherwise rows are first sorted by their count of nonzeros, so a tile holds rows of equal
+  length and the padding all but vanishes (at 10% density, 1024 columns: 18% padding unsorted, 2% sorted);
+  `order[p]` is the output row packed at position p, and the kernels store through it.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ class TiledEll:
     data: np.ndarray  # [S, R] float32
     cols: np.ndarray  # [S, R] int32, or [S] when shared
     ptr: np.ndarray  # [NT + 1] int32, slot offsets per tile (multiples of U)
-    bias: np.ndarray  # [NT * R]
+    bias: np.ndarray  # [NT * R], in packed order
+    order: np.ndarray  # [NT * R] int32, output row of each packed position (≥ n: a padded row)
     n: int
     nnz: int
 
@@ -70,14 +73,18 @@ def pack_tiled_ell(w: np.ndarray, bias: np.ndarray | None, rows: int, unroll: in
     npad = padded(n, rows)
     full = np.zeros((npad, k), np.float32)
     full[:n] = w
-    tiles = full.reshape(npad // rows, rows, k)
+    nonzero = (full != 0).reshape(npad // rows, rows, k)
+    shared = bool((nonzero == nonzero[:, :1, :]).all())
+    order = np.arange(npad, dtype=np.int32)
+    if not shared:
+        order = balanced_order(np.count_nonzero(full, axis=1), rows)
+    tiles = full[order].reshape(npad // rows, rows, k)
     nonzero = tiles != 0
     per_row = nonzero.sum(axis=2)  # [NT, R]
     slots = np.array([padded(int(m), unroll) for m in per_row.max(axis=1)], np.int64)
     ptr = np.zeros(len(slots) + 1, np.int32)
     ptr[1:] = np.cumsum(slots)
     total = int(ptr[-1])
-    shared = bool((nonzero == nonzero[:, :1, :]).all())
     data = np.zeros((total, rows), np.float32)
     cols = np.zeros((total,) if shared else (total, rows), np.int32)
     for t in range(tiles.shape[0]):
@@ -89,7 +96,17 @@ def pack_tiled_ell(w: np.ndarray, bias: np.ndarray | None, rows: int, unroll: in
                 cols[base : base + len(idx)] = idx
             else:
                 cols[base : base + len(idx), r] = idx
-    return TiledEll(data, cols, ptr, _pad_bias(bias, n, npad), n, int(nonzero.sum()))
+    bias_packed = _pad_bias(bias, n, npad)[order]
+    return TiledEll(data, cols, ptr, bias_packed, order, n, int(nonzero.sum()))
+
+
+def balanced_order(row_nnz: np.ndarray, rows: int) -> np.ndarray:
+    """Rows sorted by nonzero count (stable, longest first), then whole tiles dealt alternately from the long
+    and the short end, so any contiguous run of tiles (a thread's share) carries an even share of the work."""
+    by_length = np.argsort(-row_nnz, kind="stable").astype(np.int32)
+    tiles = [by_length[i : i + rows] for i in range(0, len(by_length), rows)]
+    dealt = [tiles[i // 2] if i % 2 == 0 else tiles[-1 - i // 2] for i in range(len(tiles))]
+    return np.concatenate(dealt) if dealt else by_length
 
 
 def _pad_bias(bias: np.ndarray | None, n: int, npad: int) -> np.ndarray:

@@ -77,6 +77,7 @@ def tiled_ell_linear(
 
     One task per tile of `rows` output rows; per slot, a vector of `rows` weights times x gathered by each
     lane's column (or broadcast when the tile's rows share columns), `unroll` independent accumulators.
+    Output row `order[p]` receives packed row p.
     """
     npad = tiles * rows
     u_ = unroll
@@ -91,6 +92,7 @@ def tiled_ell_linear(
         cols: T.Buffer(col_shape, index_dtype),
         ptr: T.Buffer((tiles + 1,), "int32"),
         bias: T.Buffer((npad,), "float32"),
+        order: T.Buffer((npad,), "int32"),
         Y: T.Buffer((batch, npad), "float32"),
     ):
         T.func_attr(SCHEDULED)
@@ -119,31 +121,42 @@ def tiled_ell_linear(
                     for r in T.vectorized(rows):
                         acc[0, r] = acc[0, r] + acc[j + 1, r]
                 for r in T.vectorized(rows):
-                    Y[b, t * rows + r] = _activate(acc[0, r] + bias[t * rows + r], act)
+                    acc[0, r] = _activate(acc[0, r] + bias[t * rows + r], act)
+                for r in T.unroll(rows):  # scatter through the packing's row order
+                    Y[b, order[t * rows + r]] = acc[0, r]
 
     return kernel
 
 
 def wide_dense(
-    batch: int, k: int, m: int, n: int, rows: int, lanes: int, act: str | None, parallel: bool = True
+    batch: int,
+    k: int,
+    m: int,
+    n: int,
+    rows: int,
+    lanes: int,
+    alen: int,
+    act: str | None,
+    parallel: bool = True,
 ) -> tirx.PrimFunc:
-    """C[b, n, m] = act(Σ_k Wp[n // R, k, n % R] · A[b, k, m] + bias[n]): the operand A is wide (pixels,
+    """C[b, n, m] = act(Σ_k Wp[n // R, k, n % R] · A[b, koff[k] + m] + bias[n]): the operand is wide (pixels,
     tokens), so the kernel vectorizes over m and broadcasts R weights per k (XNNPACK-style GEMM).
 
-    A's columns are padded to a multiple of `lanes` (zeros); C is written exactly, [batch, n, m], so no
-    slice follows: padded rows and columns are computed but never stored.
+    A is flat per image (`alen` floats); operand row k starts at koff[k] — k · M for an im2col'd or 1×1
+    operand, or the tap's offset in a padded image for a direct convolution. Every row must hold whole
+    `lanes`-wide chunks past m (zeros or don't-cares); C is written exactly, so no slice follows.
     """
     tiles = -(-n // rows)
-    mpad = -(-m // lanes) * lanes
-    mt = mpad // lanes
+    mt = -(-m // lanes)
     ku = k_unroll(k)
 
     tasks = T.parallel if parallel else T.serial
 
     @T.prim_func
     def kernel(
-        A: T.Buffer((batch, k, mpad), "float32"),
+        A: T.Buffer((batch, alen), "float32"),
         W: T.Buffer((tiles, k, rows), "float32"),
+        koff: T.Buffer((k,), "int32"),
         bias: T.Buffer((tiles * rows,), "float32"),
         C: T.Buffer((batch, n, m), "float32"),
     ):
@@ -158,7 +171,7 @@ def wide_dense(
                 for ki in T.unroll(ku):
                     for r in T.unroll(rows):
                         for v in T.vectorized(lanes):
-                            acc[r, v] = acc[r, v] + W[t, ko * ku + ki, r] * A[b, ko * ku + ki, m0 + v]
+                            acc[r, v] = acc[r, v] + W[t, ko * ku + ki, r] * A[b, koff[ko * ku + ki] + m0 + v]
             _store_tile(C, acc, b, t, m0, n, m, rows, lanes, act)
 
     return kernel
@@ -166,32 +179,33 @@ def wide_dense(
 
 def wide_sparse(
     batch: int,
-    k: int,
     m: int,
     n: int,
     rows: int,
     slots: int,
     lanes: int,
+    alen: int,
     act: str | None,
     parallel: bool = True,
     index_dtype: str = "int32",
 ) -> tirx.PrimFunc:
     """Sparse C = act(W · A + bias) with W in tiled-ELL (rows per tile `rows`, per-lane columns): per stored
-    weight, one broadcast times a contiguous vector of A's row — unstructured sparsity at full vector speed.
-    Same A padding and exact C as `wide_dense`."""
+    weight, one broadcast times a contiguous vector of A — unstructured sparsity at full vector speed.
+    A is flat as in `wide_dense`, and each stored weight's column is already its operand row's offset;
+    packed row p is output row `order[p]`."""
     tiles = -(-n // rows)
-    mpad = -(-m // lanes) * lanes
-    mt = mpad // lanes
+    mt = -(-m // lanes)
 
     tasks = T.parallel if parallel else T.serial
 
     @T.prim_func
     def kernel(
-        A: T.Buffer((batch, k, mpad), "float32"),
+        A: T.Buffer((batch, alen), "float32"),
         data: T.Buffer((slots, rows), "float32"),
         cols: T.Buffer((slots, rows), index_dtype),
         ptr: T.Buffer((tiles + 1,), "int32"),
         bias: T.Buffer((tiles * rows,), "float32"),
+        order: T.Buffer((tiles * rows,), "int32"),
         C: T.Buffer((batch, n, m), "float32"),
     ):
         T.func_attr(SCHEDULED)
@@ -204,8 +218,9 @@ def wide_sparse(
             for s in range(ptr[t], ptr[t + 1]):
                 for r in T.unroll(rows):
                     for v in T.vectorized(lanes):
-                        acc[r, v] = acc[r, v] + data[s, r] * A[b, T.Cast("int32", cols[s, r]), m0 + v]
-            _store_tile(C, acc, b, t, m0, n, m, rows, lanes, act)
+                        acc[r, v] = acc[r, v] + data[s, r] * A[b, T.Cast("int32", cols[s, r]) + m0 + v]
+            for r in T.unroll(rows):
+                _store_row(C, acc, b, r, order[t * rows + r], m0, n, m, lanes, act)
 
     return kernel
 
@@ -224,17 +239,24 @@ def _init_tile(acc, bias, t, rows, lanes):
 
 
 @T.macro
+def _store_row(C, acc, b, r, row, m0, n, m, lanes, act):
+    """Write accumulator row r to output row `row` (skipped if ≥ n): full vectors inside C, a scalar loop on
+    the last, partial column tile."""
+    if row < n:
+        if m0 + lanes <= m:
+            for v in T.vectorized(lanes):
+                C[b, row, m0 + v] = _activate(acc[r, v], act)
+        else:
+            for v in range(lanes):
+                if m0 + v < m:
+                    C[b, row, m0 + v] = _activate(acc[r, v], act)
+
+
+@T.macro
 def _store_tile(C, acc, b, t, m0, n, m, rows, lanes, act):
-    """Write an accumulator tile: full vectors inside C, a scalar loop on the last, partial column tile."""
+    """Write an accumulator tile whose rows are output rows t·rows + r."""
     for r in T.unroll(rows):
-        if t * rows + r < n:
-            if m0 + lanes <= m:
-                for v in T.vectorized(lanes):
-                    C[b, t * rows + r, m0 + v] = _activate(acc[r, v], act)
-            else:
-                for v in range(lanes):
-                    if m0 + v < m:
-                        C[b, t * rows + r, m0 + v] = _activate(acc[r, v], act)
+        _store_row(C, acc, b, r, t * rows + r, m0, n, m, lanes, act)
 
 
 def batched_matmul(
