@@ -47,13 +47,13 @@ def main() -> None:
 
 def bench(name, batch, args):
     import torch
+    from latency import check_outputs, compile_build
+    from models import MODELS
 
     from cascc import passes
     from cascc.baselines import masked_module, onnxruntime_runner
     from cascc.bench import measure
     from cascc.frontends.torch import from_module
-    from latency import check_outputs, compile_build
-    from models import MODELS
 
     torch.manual_seed(0)
     module, example = MODELS[name](batch)

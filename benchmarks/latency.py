@@ -117,9 +117,10 @@ def bench_model(name, factory, batch, args, bandwidth):
 
 def compile_build(program, mode, path, threads, **costs):
     """Build for the x86 host; `costs` override KernelCosts fields (e.g. direct_conv=False)."""
+    from cascc.targets import TARGETS
+
     from cascc.lower import lower
     from cascc.lower.runtime import Session
-    from cascc.targets import TARGETS
 
     target = TARGETS["x86"]
     if mode == "dense":  # the same kernels with sparsity never chosen
