@@ -460,7 +460,10 @@ def _epilogue(pats: LayerPatterns, chain: Chain, m, weight: np.ndarray) -> Epilo
 
 
 def _prim_value(expr) -> float | None:
+    """The number a clip bound holds: a FloatImm/IntImm (TVM's torch importer) or a PrimValue wrapping one."""
     value = getattr(expr, "value", None)
+    if isinstance(value, (int, float)):
+        return float(value)
     return float(value.value) if hasattr(value, "value") else None
 
 

@@ -144,3 +144,24 @@ def test_fast_softmax_matches_torch_on_wide_logits():
 
     torch.manual_seed(4)
     compile_and_compare(Head(), torch.randn(3, 12))
+
+
+@pytest.mark.parametrize("act", [nn.ReLU, nn.ReLU6])
+def test_conv_epilogue_is_fused_into_the_kernel(act):
+    import tvm
+    from tvm import relax
+
+    from cascc.lower.pipeline import to_relax
+    from cascc.lower.sparse import KernelRewrite
+
+    model = randomize_bn(nn.Sequential(nn.Conv2d(4, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), act()))
+    program = from_module(model.eval(), (torch.randn(1, 4, 8, 8),))
+    out = KernelRewrite(KernelCosts(), {})(to_relax(program.exported))
+    ops = []
+    relax.analysis.post_order_visit(
+        out["main"],
+        lambda e: (
+            ops.append(e.op.name) if isinstance(e, relax.Call) and isinstance(e.op, tvm.ir.Op) else None
+        ),
+    )
+    assert not {"relax.clip", "relax.nn.relu", "relax.nn.batch_norm", "relax.nn.conv2d"} & set(ops)
