@@ -6,10 +6,15 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 
+import numpy as np
 import tvm
 from tvm import relax
 
 from .schedules import apply_rules, check_scheduled
+from .kernels.norm import LANES
+from .schedules.generic import MIN_PARALLEL_WORK
+
+OPAQUE = 8  # relax OpPatternKind.kOpaque: FuseOps leaves hand-written kernels alone
 
 
 def to_relax(exported: torch.export.ExportedProgram) -> tvm.IRModule:  # noqa: F821
@@ -20,15 +25,68 @@ def to_relax(exported: torch.export.ExportedProgram) -> tvm.IRModule:  # noqa: F
     return relax.transform.DeadCodeElimination()(mod)
 
 
-def _fast_softmax(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
-    """Softmax with TVM's vectorizable polynomial exp (topi.nn.fast_softmax) instead of scalar expf calls."""
+def _softmax(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    """Softmax over the last axis as cascc's row kernel (kernels/norm.py: vectorized polynomial exp); other
+    axes with TVM's topi.nn.fast_softmax (also vectorizable, unlike scalar expf calls, but 6× slower here)."""
     from tvm import topi
 
-    return bb.call_te(topi.nn.fast_softmax, call.args[0], int(call.attrs.axis))
+    from .kernels.norm import softmax
+
+    x = call.args[0]
+    rows_width = _rows(x, [int(call.attrs.axis)])
+    if rows_width is None:
+        return bb.call_te(topi.nn.fast_softmax, x, int(call.attrs.axis))
+    rows, width = rows_width
+    func = softmax(rows, width, parallel=rows * width >= MIN_PARALLEL_WORK)
+    zero = relax.const(np.zeros(1, np.float32))
+    return _call_rows(bb, func, f"cascc_softmax_{rows}x{width}", x, rows_width, [zero])
+
+
+def _rows(x: relax.Expr, axes: list[int]) -> tuple[int, int] | None:
+    """(rows, width) of a static fp32 tensor reduced over its last axis only, with width a multiple of
+    norm.LANES; None for any other form."""
+    shape = x.ty.shape
+    if shape is None or str(x.ty.dtype) != "float32":
+        return None
+    try:
+        dims = [int(d) for d in shape]
+    except TypeError:
+        return None
+    if axes not in ([len(dims) - 1], [-1]) or dims[-1] % LANES:
+        return None
+    return int(np.prod(dims[:-1])), dims[-1]
+
+
+def _call_rows(
+    bb: relax.BlockBuilder, func, symbol: str, x: relax.Expr, rows_width, params: list
+) -> relax.Expr:
+    """Call a row kernel on x viewed as [rows, width], then view the result in x's shape."""
+    rows, width = rows_width
+    symbol = "".join(ch if ch.isalnum() else "_" for ch in symbol)
+    gv = bb.add_func(func.with_attr("global_symbol", symbol).with_attr("op_pattern", OPAQUE), symbol)
+    flat = bb.emit(relax.op.reshape(x, (rows, width)))
+    out = bb.emit(relax.call_tir(gv, [flat, *params], relax.TensorType((rows, width), "float32")))
+    return relax.op.reshape(out, x.ty.shape)
+
+
+def _layer_norm(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    """Layer norm over the last axis as cascc's row kernel (kernels/norm.py); other forms keep TVM's."""
+    from tvm.relax.transform.legalize_ops.nn import _nn_layer_norm
+
+    from .kernels.norm import layer_norm
+
+    x, gamma, beta = call.args
+    rows_width = _rows(x, [int(a) for a in call.attrs.axes])
+    if rows_width is None or not (call.attrs.center and call.attrs.scale):
+        return _nn_layer_norm(bb, call)
+    rows, width = rows_width
+    eps = float(call.attrs.epsilon)
+    func = layer_norm(rows, width, eps, parallel=rows * width >= MIN_PARALLEL_WORK)
+    return _call_rows(bb, func, f"cascc_layer_norm_{rows}x{width}_{eps:g}", x, rows_width, [gamma, beta])
 
 
 # Ops cascc legalizes differently from TVM's defaults, and why (see each function).
-LEGALIZE = {"relax.nn.softmax": _fast_softmax}
+LEGALIZE = {"relax.nn.softmax": _softmax, "relax.nn.layer_norm": _layer_norm}
 
 
 def backend(name: str):

@@ -1,0 +1,83 @@
+"""cascc's row kernels (softmax, layer norm over the last axis) against torch eager, and their fallbacks."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tests.lower.test_conv_rewrite import compile_and_compare
+
+
+class Softmax(nn.Module):
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x):
+        return torch.softmax(x * self.scale, dim=-1)
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 48), (64, 64), (1, 16), (3, 32)])
+def test_softmax_matches_torch(shape):
+    torch.manual_seed(0)
+    compile_and_compare(Softmax(20.0), torch.randn(*shape))  # logits spread over ±60: exp's full range
+
+
+class SafeSoftmax(nn.Module):
+    """What nn.MultiheadAttention exports: softmax, then rows that were all −inf set to zero."""
+
+    def forward(self, x, mask):
+        return torch.ops.aten._safe_softmax(x.masked_fill(mask, float("-inf")), -1)
+
+
+def test_masked_rows_match_torchs_safe_softmax():
+    import tvm
+    from tvm import relax
+
+    from cascc.frontends.torch import from_module
+    from cascc.lower import lower
+    from cascc.targets import TARGETS
+
+    torch.manual_seed(1)
+    x = torch.randn(4, 32)
+    mask = torch.rand(4, 32) < 0.3
+    mask[2] = True  # a fully masked row
+    program = from_module(SafeSoftmax(), (x, mask))
+    vm = relax.VirtualMachine(lower(program, TARGETS["x86"]).executable, tvm.cpu())
+    got = vm["main"](tvm.runtime.tensor(x.numpy()), tvm.runtime.tensor(mask.numpy()))[0].numpy()
+    want = SafeSoftmax()(x, mask).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert (got[2] == 0).all() and (got[mask.numpy()] == 0).all()
+
+
+def test_softmax_kernel_scales_fully_masked_rows_by_fill():
+    import tvm
+
+    from cascc.lower.kernels.norm import softmax
+    from cascc.lower.target import resolve
+    from cascc.targets import TARGETS
+
+    x = np.random.default_rng(2).standard_normal((6, 32)).astype(np.float32)
+    x[3] = -np.inf
+    lib = tvm.compile(tvm.IRModule({"main": softmax(6, 32)}), target=resolve(TARGETS["x86"]))
+    y = tvm.runtime.empty((6, 32), "float32", tvm.cpu())
+    lib["main"](tvm.runtime.tensor(x), tvm.runtime.tensor(np.zeros(1, np.float32)), y)
+    want = torch.softmax(torch.from_numpy(x), -1).numpy()
+    want[3] = 0
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("shape", [(3, 7, 48), (1, 16), (5, 128)])
+def test_layer_norm_matches_torch(shape):
+    torch.manual_seed(3)
+    norm = nn.LayerNorm(shape[-1])
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    compile_and_compare(norm, torch.randn(*shape) * 3 + 5)  # an offset mean: the variance pass centres first
+
+
+def test_other_layer_norms_keep_tvms_lowering():
+    torch.manual_seed(4)
+    compile_and_compare(nn.LayerNorm((6, 10)), torch.randn(2, 6, 10))  # two normalized axes
+    compile_and_compare(nn.LayerNorm(20), torch.randn(3, 20))  # width not a multiple of 16
