@@ -10,8 +10,8 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from .schedules import apply_rules, check_scheduled
 from .kernels.norm import LANES
+from .schedules import apply_rules, check_scheduled
 from .schedules.generic import MIN_PARALLEL_WORK
 
 OPAQUE = 8  # relax OpPatternKind.kOpaque: FuseOps leaves hand-written kernels alone

@@ -7,7 +7,6 @@ from tvm.script import tirx as T
 
 from .linear import SCHEDULED
 
-
 LANES = 16  # the row kernels' vector width: one AVX-512 register, four NEON registers
 
 
