@@ -42,8 +42,8 @@ class Lowered:
 # What a layer of each kind looks like when the rewrite does not take it.
 UNSUPPORTED_FORMS = {
     LayerKind.LINEAR: "a linear applied as a batched matmul against an expanded weight",
-    LayerKind.CONV: "grouped, strided dilated or non-NCHW convolutions",
-    LayerKind.DEPTHWISE: "dilated depthwise convolutions",
+    LayerKind.CONV: "strided dilated or non-NCHW convolutions",
+    LayerKind.DEPTHWISE: "strided dilated depthwise convolutions",
     LayerKind.EMBEDDING: "embeddings",
 }
 

@@ -8,13 +8,15 @@ Each layer (see `patterns.py`, with its bias, BatchNorm and ReLU/ReLU6 epilogue 
   tiled-ELL sparse or packed dense. Their operand is flat with a start offset per reduction row, so a
   1×1 conv is a plain reshape, a stride-1 k×k conv reads taps of the padded image in place (direct, no
   im2col), and a strided conv goes through im2col;
-- depthwise conv2d: a direct kernel (dense: no sparse depthwise kernel yet, and the decision says so).
+- depthwise conv2d: a direct kernel (dense: no sparse depthwise kernel yet, and the decision says so);
+- other grouped convs: the full block-diagonal weight, whose zeros between groups the sparse kernels skip.
 
-Grouped (non-depthwise) convs stay with TVM's generic lowering. Every rewrite records a Decision.
+Strided dilated convs stay with TVM's generic lowering. Every rewrite records a Decision.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -58,6 +60,12 @@ class Epilogue:
     weight: np.ndarray
     bias: np.ndarray | None
     act: str | None
+    groups: int = 1  # > 1: `weight` is a grouped conv's block-diagonal expansion
+
+    @property
+    def density(self) -> float:
+        """The layer's density (of the grouped weight, not of its block-diagonal expansion)."""
+        return min(1.0, density_of(self.weight) * self.groups)
 
 
 @tvm.transform.module_pass(opt_level=0, name="CasccKernelRewrite")
@@ -107,7 +115,7 @@ class KernelRewrite:
         ell = pack_tiled_ell(ep.weight, ep.bias, c.sparse_rows, c.sparse_unroll)
         dense_us, sparse_us = cost.narrow(c, batch, k, n, ell)
         fmt = "r×1 broadcast" if ell.shared else "gather"
-        choice = cost.choose(c, dense_us, sparse_us, density_of(ep.weight), fmt)
+        choice = cost.choose(c, dense_us, sparse_us, ep.density, fmt)
 
         def sparse() -> Candidate:
             data, cols = _nonempty(ell, c.sparse_unroll)
@@ -151,7 +159,7 @@ class KernelRewrite:
                 (batch, packed.bias.shape[0]),
             )
 
-        chosen = self._choose(name, ep.weight, choice, sparse, dense)
+        chosen = self._choose(name, ep, choice, sparse, dense)
         call = self._call(chosen, name, choice.sparse, x)
         width = chosen.out_shape[1]
         return call if width == n else relax.op.strided_slice(call, axes=[1], begin=[0], end=[n])
@@ -165,7 +173,7 @@ class KernelRewrite:
         lanes = c.wide_lanes
         ell = pack_tiled_ell(ep.weight.reshape(n, k), ep.bias, c.wide_rows, 1)
         dense_us, sparse_us = cost.wide(c, batch * m, k, n, ell)
-        choice = cost.choose(c, dense_us, sparse_us, density_of(ep.weight), "wide")
+        choice = cost.choose(c, dense_us, sparse_us, ep.density, "wide")
 
         def sparse() -> Candidate:
             data, cols = _nonempty(ell, 1)
@@ -203,7 +211,7 @@ class KernelRewrite:
                 (batch, n, m),
             )
 
-        return self._call(self._choose(name, ep.weight, choice, sparse, dense), name, choice.sparse, a)
+        return self._call(self._choose(name, ep, choice, sparse, dense), name, choice.sparse, a)
 
     # ---- activation × activation (attention) -------------------------------------------------------------
 
@@ -250,8 +258,8 @@ class KernelRewrite:
         mpad = padded(mcols, self.costs.wide_lanes)
         as_reshape = (kh, kw) == (1, 1) and stride == (1, 1) and pad == (0, 0, 0, 0) and mpad == mcols
         direct = stride == (1, 1) and (kh, kw) != (1, 1) and self.costs.direct_conv
-        if not depthwise and (groups != 1 or (dil != (1, 1) and not (as_reshape or direct))):
-            return expr  # grouped, or dilated and strided: TVM's generic lowering; decide() says so
+        if dil != (1, 1) and not (as_reshape or direct):
+            return expr  # dilated and strided: TVM's generic lowering; decide() says so
         ep = _epilogue(pats, chain, m, weight)
         if ep is None:
             return expr
@@ -260,9 +268,11 @@ class KernelRewrite:
             return self._depthwise(
                 name, x, (batch, channels, height, width), (kh, kw), stride, pad, (oh, ow), ep
             )
+        if groups > 1:  # the zeros between groups are skipped like pruned ones
+            ep = dataclasses.replace(ep, weight=block_diagonal(ep.weight, groups), groups=groups)
         if as_reshape:
             a = relax.op.reshape(x, (batch, channels * mcols))
-            via = " (1×1 conv)"
+            via = f" (1×1 conv{_grouped(ep)})"
             out = self._wide(name, a, k * mcols, batch, k, mcols, out_c, ep, via, rows_at(channels, mcols))
             return relax.op.reshape(out, (batch, out_c, oh, ow))
         if direct:
@@ -285,7 +295,7 @@ class KernelRewrite:
             gv, [x, relax.const(np.zeros(1, np.float32))], relax.TensorType((batch, k, mpad), "float32")
         )
         a = relax.op.reshape(a, (batch, k * mpad))
-        via = f" (conv {kh}×{kw} via im2col)"
+        via = f" (conv {kh}×{kw} via im2col{_grouped(ep)})"
         out = self._wide(name, a, k * mpad, batch, k, mcols, out_c, ep, via, rows_at(k, mpad))
         return relax.op.reshape(out, (batch, out_c, oh, ow))
 
@@ -313,11 +323,15 @@ class KernelRewrite:
         taps = np.add.outer(np.arange(kh) * dil[0] * wp, np.arange(kw) * dil[1])  # [kh, kw]
         koff = (np.arange(channels)[:, None, None] * (hp * wp) + taps).reshape(-1).astype(np.int32)
         out_c = ep.weight.shape[0]
-        via = f" (conv {kh}×{kw} direct)"
+        via = f" (conv {kh}×{kw} direct{_grouped(ep)})"
         k = channels * kh * kw
         out = self._wide(name, a, channels * hp * wp, batch, k, m, out_c, ep, via, koff)
-        out = relax.op.reshape(out, (batch, out_c, oh, wp))
-        return relax.op.strided_slice(out, axes=[3], begin=[0], end=[ow]) if wp != ow else out
+        if wp == ow:
+            return relax.op.reshape(out, (batch, out_c, oh, ow))
+        copy_us = 4 * batch * out_c * m * 0.25 / 1e3
+        crop = conv_kernels.crop_planes(batch, out_c, oh, wp, ow, parallel=self._parallel(copy_us))
+        gv = _add(self.bb, crop, f"{_symbol(name)}_crop")
+        return relax.call_tir(gv, [out, fill], relax.TensorType((batch, out_c, oh, ow), "float32"))
 
     def _depthwise(self, name, x, shape, kernel, stride, pad, out_hw, ep: Epilogue):
         batch, channels, height, width = shape
@@ -343,7 +357,7 @@ class KernelRewrite:
             ep.act,
             parallel=self._parallel(work_us),
         )
-        density = density_of(ep.weight)
+        density = ep.density
         reason = "unmasked" if density == 1.0 else "no sparse depthwise kernel yet: zeros run dense"
         bias = ep.bias if ep.bias is not None else np.zeros(channels, np.float32)
         cand = Candidate(
@@ -367,12 +381,12 @@ class KernelRewrite:
     def _name(self, weight: np.ndarray) -> str:
         return layer_name(self.names, weight, len(self.decisions))
 
-    def _choose(self, name: str, weight: np.ndarray, choice: cost.Choice, sparse, dense) -> Candidate:
+    def _choose(self, name: str, ep: Epilogue, choice: cost.Choice, sparse, dense) -> Candidate:
         """Build the chosen candidate, record the decision, and keep both candidates when measuring."""
         chosen = sparse() if choice.sparse else dense()
         self.decisions[name] = Decision(
             name,
-            density_of(weight),
+            ep.density,
             chosen.kernel,
             choice.reason,
             round(choice.dense_us, 3),
@@ -479,6 +493,23 @@ def _nonempty(ell: TiledEll, unroll: int) -> tuple[np.ndarray, np.ndarray]:
     cols = np.zeros((slots,) + ell.cols.shape[1:], np.int32)
     cols[: ell.slots] = ell.cols
     return data, cols
+
+
+def _grouped(ep: Epilogue) -> str:
+    return f", {ep.groups} groups block-diagonal" if ep.groups > 1 else ""
+
+
+def block_diagonal(weight: np.ndarray, groups: int) -> np.ndarray:
+    """A grouped conv's weight [O, C/G, kh, kw] as the equivalent full weight [O, C, kh, kw]: group g's
+    outputs see only its own input channels, every other entry is zero (and skipped by the sparse kernel)."""
+    out_c, per_group = weight.shape[:2]
+    full = np.zeros((out_c, per_group * groups, *weight.shape[2:]), np.float32)
+    step = out_c // groups
+    for g in range(groups):
+        full[g * step : (g + 1) * step, g * per_group : (g + 1) * per_group] = weight[
+            g * step : (g + 1) * step
+        ]
+    return full
 
 
 def rows_at(rows: int, pitch: int) -> np.ndarray:

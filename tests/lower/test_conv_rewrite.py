@@ -89,20 +89,33 @@ def test_depthwise_matches_torch(stride, size):
     assert "zeros run dense" in decisions["0.weight"].reason
 
 
-def test_grouped_and_strided_dilated_convs_fall_back_and_say_so():
+@pytest.mark.parametrize("sparsity", [0.0, 0.5])
+def test_grouped_convs_run_block_diagonal(sparsity):
     torch.manual_seed(2)
     model = nn.Sequential(
         nn.Conv2d(4, 8, 3, padding=1, groups=2),
         nn.ReLU(),
-        nn.Conv2d(8, 8, 3, stride=2, padding=2, dilation=2),
+        nn.Conv2d(8, 12, 1, groups=4),
+        nn.ReLU(),
+        nn.Conv2d(12, 12, 3, padding=2, dilation=2, groups=12),  # dilated depthwise
     )
+    decisions = compile_and_compare(model, torch.randn(2, 4, 8, 8), sparsity=sparsity)
+    for name in ("0.weight", "2.weight", "4.weight"):
+        assert "groups block-diagonal" in decisions[name].kernel
+        assert decisions[name].density == pytest.approx(
+            1 - sparsity, abs=0.05
+        )  # the layer's, not the expansion's
+
+
+def test_strided_dilated_convs_fall_back_and_say_so():
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(4, 8, 3, stride=2, padding=2, dilation=2))
     decisions = compile_and_compare(model, torch.randn(1, 4, 8, 8), sparsity=0.5)
-    for name in ("0.weight", "2.weight"):
-        assert decisions[name].kernel == "dense (TVM generic schedule)"
-        assert (
-            decisions[name].reason
-            == "no cascc kernel for grouped, strided dilated or non-NCHW convolutions yet: zeros run dense"
-        )
+    assert decisions["0.weight"].kernel == "dense (TVM generic schedule)"
+    assert (
+        decisions["0.weight"].reason
+        == "no cascc kernel for strided dilated or non-NCHW convolutions yet: zeros run dense"
+    )
 
 
 def test_attention_batched_matmul_matches_torch():
