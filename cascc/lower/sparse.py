@@ -345,28 +345,27 @@ class KernelRewrite:
             * kernel[1]
             / 1e3
         )
-        func = conv_kernels.depthwise(
-            batch,
-            channels,
-            height,
-            width,
-            kernel,
-            stride,
-            pad,
-            out_hw,
-            ep.act,
-            parallel=self._parallel(work_us),
-        )
+        parallel = self._parallel(work_us)
+        bias = ep.bias if ep.bias is not None else np.zeros(channels, np.float32)
+        weight = ep.weight.reshape(channels, *kernel)
+        same = stride == (1, 1) and out_hw == (height, width)
+        if same and height * width <= self.costs.depthwise_same_max_pixels:
+            func = conv_kernels.depthwise_same(
+                batch, channels, height, width, kernel, (pad[0], pad[1]), ep.act, parallel=parallel
+            )
+            masks = conv_kernels.column_mask(height, width, kernel[1], pad[1])
+            cand = Candidate(
+                "dense depthwise flat", func, (weight, bias, masks), shape, (batch, channels, *out_hw)
+            )
+        else:
+            func = conv_kernels.depthwise(
+                batch, channels, height, width, kernel, stride, pad, out_hw, ep.act, parallel=parallel
+            )
+            cand = Candidate(
+                "dense depthwise direct", func, (weight, bias), shape, (batch, channels, *out_hw)
+            )
         density = ep.density
         reason = "unmasked" if density == 1.0 else "no sparse depthwise kernel yet: zeros run dense"
-        bias = ep.bias if ep.bias is not None else np.zeros(channels, np.float32)
-        cand = Candidate(
-            "dense depthwise direct",
-            func,
-            (ep.weight.reshape(channels, *kernel), bias),
-            shape,
-            (batch, channels, *out_hw),
-        )
         self.decisions[name] = Decision(name, density, cand.kernel, reason, round(work_us, 3))
         if self.keep_candidates:
             self.candidates[name] = {"dense": cand}

@@ -77,16 +77,48 @@ def test_direct_conv_on_odd_sizes_and_empty_layers(empty):
     assert all("direct" in decisions[n].kernel for n in ("0.weight", "2.weight"))
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("size", [(5, 5), (12, 9)])
-def test_depthwise_matches_torch(stride, size):
+@pytest.mark.parametrize("stride, kernel", [(1, 3), (2, 3), (1, 5)])
+@pytest.mark.parametrize("size", [(5, 5), (12, 9), (25, 5)])
+def test_depthwise_matches_torch(stride, kernel, size):
     torch.manual_seed(1)
     model = randomize_bn(
-        nn.Sequential(nn.Conv2d(6, 6, 3, stride, 1, groups=6, bias=False), nn.BatchNorm2d(6), nn.ReLU())
+        nn.Sequential(
+            nn.Conv2d(6, 6, kernel, stride, kernel // 2, groups=6, bias=False), nn.BatchNorm2d(6), nn.ReLU()
+        )
     )
     decisions = compile_and_compare(model, torch.randn(1, 6, *size), sparsity=0.5)
-    assert decisions["0.weight"].kernel == "dense depthwise direct"
+    assert decisions["0.weight"].kernel == (
+        "dense depthwise flat" if stride == 1 else "dense depthwise direct"
+    )
     assert "zeros run dense" in decisions["0.weight"].reason
+
+
+def test_flat_depthwise_keeps_wrapped_columns_out():
+    """Tap columns that wrap into the neighbouring row are selected away, not multiplied by 0: an inf in the
+    last column must not turn the next row's first output into NaN."""
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(3, 3, 3, 1, 1, groups=3))
+    import tvm
+    from tvm import relax
+
+    from cascc.lower import lower
+
+    x = torch.randn(1, 3, 6, 7)
+    x[..., 2, -1] = float("inf")
+    program = from_module(model.eval(), (x,))
+    lowered = lower(program, TARGETS["x86"])
+    assert lowered.decisions[0].kernel == "dense depthwise flat"
+    got = relax.VirtualMachine(lowered.executable, tvm.cpu())["main"](tvm.runtime.tensor(x.numpy()))[
+        0
+    ].numpy()
+    with torch.no_grad():
+        want = model(x).numpy()
+    finite = np.isfinite(want)
+    assert (
+        np.isfinite(got[..., 3, 0]).all() and finite[..., 3, 0].all()
+    )  # the row after the inf starts finite
+    np.testing.assert_array_equal(np.isfinite(got), finite)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-5, atol=1e-5 * np.abs(want[finite]).max())
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 0.5])
