@@ -104,5 +104,5 @@ def test_manifest_says_which_kernel_each_layer_got_and_why(compiled):
         assert row["dense_us"] > 0 and row["sparse_us"] > 0
     assert rows["head.weight"].get("dense_us", 0) > 0  # linear: narrow kernels, both predictions kept
     # a masked depthwise conv runs dense and says so
-    assert rows["dw.weight"]["kernel"] == "dense depthwise direct"
+    assert rows["dw.weight"]["kernel"] == "dense depthwise flat"
     assert rows["dw.weight"]["reason"] == "no sparse depthwise kernel yet: zeros run dense"
