@@ -166,11 +166,11 @@ class KernelRewrite:
 
     # ---- wide operand: C[b, n, m] = W · A[b, :, m] ---------------------------------------------------------
 
-    def _wide(self, name, a, alen: int, batch, k, m, n, ep: Epilogue, via: str, koff: np.ndarray):
+    def _wide(self, name, a, alen: int, batch, k, m, n, ep: Epilogue, via: str, koff: np.ndarray, lanes=None):
         """Emit the wide kernel on the flat operand A[b, alen] whose row k starts at koff[k] (see
-        `linear.wide_dense`); returns C[b, n, m]."""
+        `linear.wide_dense`), vectorized `lanes` wide (default: the target's); returns C[b, n, m]."""
         c = self.costs
-        lanes = c.wide_lanes
+        lanes = lanes or c.wide_lanes
         ell = pack_tiled_ell(ep.weight.reshape(n, k), ep.bias, c.wide_rows, 1)
         dense_us, sparse_us = cost.wide(c, batch * m, k, n, ell)
         choice = cost.choose(c, dense_us, sparse_us, ep.density, "wide")
@@ -256,7 +256,13 @@ class KernelRewrite:
         depthwise = groups == channels == out_c and weight.shape[1] == 1 and dil == (1, 1)
         k, mcols = channels * kh * kw, oh * ow
         mpad = padded(mcols, self.costs.wide_lanes)
-        as_reshape = (kh, kw) == (1, 1) and stride == (1, 1) and pad == (0, 0, 0, 0) and mpad == mcols
+        # a 1×1 conv reads its input in place when whole vectors (full or half width) tile the pixels
+        plain_lanes = next(
+            (w for w in (self.costs.wide_lanes, self.costs.wide_lanes // 2) if mcols % w == 0), None
+        )
+        as_reshape = (
+            (kh, kw) == (1, 1) and stride == (1, 1) and pad == (0, 0, 0, 0) and plain_lanes is not None
+        )
         direct = stride == (1, 1) and (kh, kw) != (1, 1) and self.costs.direct_conv
         if dil != (1, 1) and not (as_reshape or direct):
             return expr  # dilated and strided: TVM's generic lowering; decide() says so
@@ -273,7 +279,8 @@ class KernelRewrite:
         if as_reshape:
             a = relax.op.reshape(x, (batch, channels * mcols))
             via = f" (1×1 conv{_grouped(ep)})"
-            out = self._wide(name, a, k * mcols, batch, k, mcols, out_c, ep, via, rows_at(channels, mcols))
+            koff = rows_at(channels, mcols)
+            out = self._wide(name, a, k * mcols, batch, k, mcols, out_c, ep, via, koff, plain_lanes)
             return relax.op.reshape(out, (batch, out_c, oh, ow))
         if direct:
             return self._direct_conv(name, x, (kh, kw), pad, dil, (oh, ow), ep)

@@ -66,6 +66,16 @@ def test_conv_bn_relu6_matches_torch(kernel, stride, padding, dilation, via, spa
     assert via in decisions["0.weight"].kernel
 
 
+@pytest.mark.parametrize("size", [(8, 8), (12, 12)])  # 64 pixels: 32-wide vectors; 144: 16-wide
+@pytest.mark.parametrize("sparse", [False, True])
+def test_pointwise_conv_reads_its_input_in_place(size, sparse):
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Conv2d(5, 12, 1), nn.ReLU())
+    costs = KernelCosts(margin=0.0 if sparse else float("inf"))
+    decisions = compile_and_compare(model, torch.randn(2, 5, *size), sparsity=0.6, costs=costs)
+    assert decisions["0.weight"].kernel.endswith("(1×1 conv)")
+
+
 @pytest.mark.parametrize("empty", [False, True])
 def test_direct_conv_on_odd_sizes_and_empty_layers(empty):
     torch.manual_seed(4)
