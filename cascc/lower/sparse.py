@@ -364,6 +364,17 @@ class KernelRewrite:
             cand = Candidate(
                 "dense depthwise flat", func, (weight, bias, masks), shape, (batch, channels, *out_hw)
             )
+        elif stride == (2, 2) and out_hw[1] >= 16:
+            func = conv_kernels.depthwise_stride2(
+                batch, channels, height, width, kernel, pad, out_hw, ep.act, parallel=parallel
+            )
+            cand = Candidate(
+                "dense depthwise stride-2 deinterleaved",
+                func,
+                (weight, bias),
+                shape,
+                (batch, channels, *out_hw),
+            )
         else:
             func = conv_kernels.depthwise(
                 batch, channels, height, width, kernel, stride, pad, out_hw, ep.act, parallel=parallel

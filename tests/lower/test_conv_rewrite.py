@@ -76,6 +76,14 @@ def test_pointwise_conv_reads_its_input_in_place(size, sparse):
     assert decisions["0.weight"].kernel.endswith("(1×1 conv)")
 
 
+@pytest.mark.parametrize("width", [33, 40])  # 17 and 20 output columns: one full 16-wide chunk and a tail
+def test_strided_conv_im2col_on_wide_rows(width):
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 8, (3, 5), 2, (1, 2)))
+    decisions = compile_and_compare(model, torch.randn(2, 3, 10, width), sparsity=0.5)
+    assert all("im2col" in d.kernel for d in decisions.values())
+
+
 @pytest.mark.parametrize("empty", [False, True])
 def test_direct_conv_on_odd_sizes_and_empty_layers(empty):
     torch.manual_seed(4)
@@ -87,8 +95,8 @@ def test_direct_conv_on_odd_sizes_and_empty_layers(empty):
     assert all("direct" in decisions[n].kernel for n in ("0.weight", "2.weight"))
 
 
-@pytest.mark.parametrize("stride, kernel", [(1, 3), (2, 3), (1, 5)])
-@pytest.mark.parametrize("size", [(5, 5), (12, 9), (25, 5)])
+@pytest.mark.parametrize("stride, kernel", [(1, 3), (2, 3), (1, 5), (2, 5)])
+@pytest.mark.parametrize("size", [(5, 5), (12, 9), (25, 5), (9, 37)])  # 37 columns: 19 stride-2 outputs
 def test_depthwise_matches_torch(stride, kernel, size):
     torch.manual_seed(1)
     model = randomize_bn(
@@ -97,9 +105,9 @@ def test_depthwise_matches_torch(stride, kernel, size):
         )
     )
     decisions = compile_and_compare(model, torch.randn(1, 6, *size), sparsity=0.5)
-    assert decisions["0.weight"].kernel == (
-        "dense depthwise flat" if stride == 1 else "dense depthwise direct"
-    )
+    wide_s2 = stride == 2 and size[1] > 32
+    expected = "flat" if stride == 1 else "stride-2 deinterleaved" if wide_s2 else "direct"
+    assert decisions["0.weight"].kernel == f"dense depthwise {expected}"
     assert "zeros run dense" in decisions["0.weight"].reason
 
 

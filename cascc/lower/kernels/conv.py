@@ -35,13 +35,20 @@ def im2col(
     parallel: bool = True,
 ) -> tirx.PrimFunc:
     """A[b, (c, p, q), m] = Xpad[b, c, oh·s + p, ow·s + q] with m = oh·OW + ow; the columns m ≥ OH·OW are zero
-    (so the GEMM needs no tail). Every row of A is a plain (strided for s > 1) copy from the channel's tile."""
+    (so the GEMM needs no tail). Every row of A is a plain (strided for s > 1) copy from the channel's tile;
+    at column stride 2 with ≥ 16 output columns, 16 outputs come from one 32-wide load and a shuffle that
+    keeps the even elements (as in `depthwise_stride2`)."""
     kh, kw = kernel
     sh, sw = stride
     top, left = padding[0], padding[1]
     hp, wp = height + padding[0] + padding[2], width + padding[1] + padding[3]
     oh_, ow_ = out_hw
     m = oh_ * ow_
+    lanes = 16
+    deinterleave = sw == 2 and ow_ >= lanes
+    owc = -(-ow_ // lanes)
+    size = hp * wp + 2 * lanes * owc + 2 * lanes if deinterleave else hp * wp
+    evens = [2 * v for v in range(lanes)]
     tasks = T.parallel if parallel else T.serial
 
     # `fill` (the padding value, zero) is a second input on purpose: TVM's RewriteDataflowReshape analyses
@@ -56,13 +63,34 @@ def im2col(
         for task in tasks(batch * channels):
             b = task // channels
             c = task % channels
-            tile = T.alloc_local((hp * wp,), "float32")
-            _load_tile(tile, X, b, c, height, width, top, left, wp, hp * wp, fill[0])
+            tile = T.alloc_local((size,), "float32")
+            _load_tile(tile, X, b, c, height, width, top, left, wp, size, fill[0])
             for p in range(kh):
                 for q in range(kw):
                     for i in range(oh_):
-                        for j in T.vectorized(ow_):
-                            A[b, (c * kh + p) * kw + q, i * ow_ + j] = tile[(i * sh + p) * wp + j * sw + q]
+                        if deinterleave:
+                            for jc in range(owc):
+                                row = T.alloc_local((lanes,), "float32")
+                                row[T.Ramp(0, 1, lanes)] = T.Shuffle(
+                                    [
+                                        tile[T.Ramp((i * sh + p) * wp + 2 * jc * lanes + q, 1, lanes)],
+                                        tile[
+                                            T.Ramp((i * sh + p) * wp + 2 * jc * lanes + q + lanes, 1, lanes)
+                                        ],
+                                    ],
+                                    evens,
+                                )
+                                if jc * lanes + lanes <= ow_:
+                                    for v in T.vectorized(lanes):
+                                        A[b, (c * kh + p) * kw + q, i * ow_ + jc * lanes + v] = row[v]
+                                else:
+                                    for v in range(ow_ - jc * lanes):
+                                        A[b, (c * kh + p) * kw + q, i * ow_ + jc * lanes + v] = row[v]
+                        else:
+                            for j in T.vectorized(ow_):
+                                A[b, (c * kh + p) * kw + q, i * ow_ + j] = tile[
+                                    (i * sh + p) * wp + j * sw + q
+                                ]
                     for j in range(m_padded - m):
                         A[b, (c * kh + p) * kw + q, m + j] = fill[0]
 
@@ -282,3 +310,65 @@ def column_mask(height: int, width: int, kw: int, left: int, lanes: int = 16) ->
     j = np.arange(chunks * lanes) % width
     src = j[None, :] + np.arange(kw)[:, None] - left
     return ((src >= 0) & (src < width)).astype(np.float32)
+
+
+def depthwise_stride2(
+    batch: int,
+    channels: int,
+    height: int,
+    width: int,
+    kernel: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    out_hw: tuple[int, int],
+    act: str | None,
+    parallel: bool = True,
+    lanes: int = 16,
+) -> tirx.PrimFunc:
+    """Stride-2 depthwise conv for wide outputs: each tap loads 2·lanes contiguous inputs and keeps the even
+    ones with one shuffle, where `depthwise` reads every other element one by one (measured 1.6–1.9× on
+    48×48 and 96×96 images; slower below 16 output columns, where half the vector is wasted)."""
+    kh, kw = kernel
+    top, left = padding[0], padding[1]
+    hp, wp = height + padding[0] + padding[2], width + padding[1] + padding[3]
+    oh_, ow_ = out_hw
+    owc = -(-ow_ // lanes)
+    size = hp * wp + 2 * lanes * owc + 2 * lanes  # the last chunk's 2·lanes-wide reads stay inside
+    evens = [2 * v for v in range(lanes)]
+    tasks = T.parallel if parallel else T.serial
+
+    @T.prim_func
+    def kernel_(
+        X: T.Buffer((batch, channels, height, width), "float32"),
+        W: T.Buffer((channels, kh, kw), "float32"),
+        bias: T.Buffer((channels,), "float32"),
+        Y: T.Buffer((batch, channels, oh_, ow_), "float32"),
+    ):
+        T.func_attr(SCHEDULED)
+        for task in tasks(batch * channels):
+            b = task // channels
+            c = task % channels
+            tile = T.alloc_local((size,), "float32")
+            _load_tile(tile, X, b, c, height, width, top, left, wp, size, T.float32(0))
+            for i in range(oh_):
+                for jc in range(owc):
+                    acc = T.alloc_local((lanes,), "float32")
+                    for v in T.vectorized(lanes):
+                        acc[v] = bias[c]
+                    for p in T.unroll(kh):
+                        for q in T.unroll(kw):
+                            acc[T.Ramp(0, 1, lanes)] = acc[T.Ramp(0, 1, lanes)] + W[c, p, q] * T.Shuffle(
+                                [
+                                    tile[T.Ramp((2 * i + p) * wp + 2 * jc * lanes + q, 1, lanes)],
+                                    tile[T.Ramp((2 * i + p) * wp + 2 * jc * lanes + q + lanes, 1, lanes)],
+                                ],
+                                evens,
+                            )
+                    if jc * lanes + lanes <= ow_:
+                        for v in T.vectorized(lanes):
+                            Y[b, c, i, jc * lanes + v] = _activate(acc[v], act)
+                    else:
+                        for v in range(lanes):
+                            if jc * lanes + v < ow_:
+                                Y[b, c, i, jc * lanes + v] = _activate(acc[v], act)
+
+    return kernel_
