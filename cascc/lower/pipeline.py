@@ -85,8 +85,35 @@ def _layer_norm(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     return _call_rows(bb, func, f"cascc_layer_norm_{rows}x{width}_{eps:g}", x, rows_width, [gamma, beta])
 
 
+def _mean(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    """A mean over trailing axes (global average pooling) as cascc's row kernel; other means keep TVM's."""
+    from tvm.relax.transform.legalize_ops.statistical import _mean as tvm_mean
+
+    from .kernels.norm import row_mean
+
+    x = call.args[0]
+    try:
+        dims = [int(d) for d in x.ty.shape]
+        axes = sorted(int(a) % len(dims) for a in call.attrs.axis)
+    except (TypeError, AttributeError):
+        dims, axes = [], []
+    trailing = list(range(len(dims) - len(axes), len(dims)))
+    if not axes or axes != trailing or str(x.ty.dtype) != "float32":
+        return tvm_mean(bb, call)
+    width = int(np.prod([dims[a] for a in axes]))
+    rows = int(np.prod(dims[: len(dims) - len(axes)]))
+    symbol = f"cascc_mean_{rows}x{width}"
+    gv = bb.add_func(
+        row_mean(rows, width).with_attr("global_symbol", symbol).with_attr("op_pattern", OPAQUE), symbol
+    )
+    flat = bb.emit(relax.op.reshape(x, (rows, width)))
+    scale = relax.const(np.array([1.0 / width], np.float32))
+    out = bb.emit(relax.call_tir(gv, [flat, scale], relax.TensorType((rows,), "float32")))
+    return relax.op.reshape(out, call.ty.shape)
+
+
 # Ops cascc legalizes differently from TVM's defaults, and why (see each function).
-LEGALIZE = {"relax.nn.softmax": _softmax, "relax.nn.layer_norm": _layer_norm}
+LEGALIZE = {"relax.nn.softmax": _softmax, "relax.nn.layer_norm": _layer_norm, "relax.mean": _mean}
 
 
 def backend(name: str):

@@ -81,3 +81,32 @@ def test_other_layer_norms_keep_tvms_lowering():
     torch.manual_seed(4)
     compile_and_compare(nn.LayerNorm((6, 10)), torch.randn(2, 6, 10))  # two normalized axes
     compile_and_compare(nn.LayerNorm(20), torch.randn(3, 20))  # width not a multiple of 16
+
+
+class Mean(nn.Module):
+    def __init__(self, dims, keepdim):
+        super().__init__()
+        self.dims, self.keepdim = dims, keepdim
+
+    def forward(self, x):
+        return x.mean(dim=self.dims, keepdim=self.keepdim)
+
+
+@pytest.mark.parametrize(
+    "shape, dims, keepdim",
+    [
+        ((2, 6, 5, 5), (2, 3), True),
+        ((1, 64, 25, 5), (2, 3), False),
+        ((3, 40), (1,), False),
+        ((4, 17), (1,), True),
+    ],
+)
+def test_trailing_mean_matches_torch(shape, dims, keepdim):
+    torch.manual_seed(5)
+    compile_and_compare(Mean(dims, keepdim), torch.randn(*shape) + 2)
+
+
+def test_other_means_keep_tvms_lowering():
+    torch.manual_seed(6)
+    compile_and_compare(Mean((1,), False), torch.randn(2, 6, 5))  # not the trailing axis
+    compile_and_compare(nn.AdaptiveAvgPool2d(1), torch.randn(1, 4, 3, 3))

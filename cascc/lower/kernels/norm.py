@@ -171,3 +171,36 @@ def softmax(rows: int, width: int, parallel: bool = False) -> tirx.PrimFunc:
                         Y[task * group + g, ch * lanes + v] = Y[task * group + g, ch * lanes + v] * part[g, 0]
 
     return kernel
+
+
+def row_mean(rows: int, width: int) -> tirx.PrimFunc:
+    """Y[r] = scale · Σ X[r, :] (scale = 1 / width: a mean, e.g. global average pooling over H·W), any width:
+    LANES-wide partial sums, a scalar loop over the tail. `scale` is an input (not a constant) for the same
+    reason as softmax's `fill`."""
+    lanes = LANES
+    chunks, tail = divmod(width, lanes)
+    group = row_group(rows)
+
+    @T.prim_func
+    def kernel(
+        X: T.Buffer((rows, width), "float32"),
+        scale: T.Buffer((1,), "float32"),
+        Y: T.Buffer((rows,), "float32"),
+    ):
+        T.func_attr(SCHEDULED)
+        for task in range(rows // group):
+            part = T.alloc_local((group, lanes), "float32")
+            for g in T.unroll(group):
+                for v in T.vectorized(lanes):
+                    part[g, v] = T.float32(0)
+            for ch in range(chunks):
+                for g in T.unroll(group):
+                    for v in T.vectorized(lanes):
+                        part[g, v] = part[g, v] + X[task * group + g, ch * lanes + v]
+            for g in T.unroll(group):
+                for v in range(tail):
+                    part[g, v] = part[g, v] + X[task * group + g, chunks * lanes + v]
+                _tree(part, g, _add)
+                Y[task * group + g] = part[g, 0] * scale[0]
+
+    return kernel
