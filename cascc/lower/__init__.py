@@ -104,7 +104,7 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
         target.costs, names, cores=int(spec.get("num-cores", 1)), keep_candidates=measure
     )
     mod = rewrite(mod)
-    mod = schedule(mod, tvm_target, target.schedule_rules, target.backend)
+    mod = schedule(mod, tvm_target, target.schedule_rules, target.backend, target.kernels)
     try:
         executable = tvm.compile(mod, target=tvm_target, relax_pipeline=finish(tvm_target, target.backend))
     except Exception as exc:

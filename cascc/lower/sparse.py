@@ -102,7 +102,8 @@ class KernelRewrite:
         name = self._name(weight)
         if rows < self.costs.wide_min_batch:
             return self._narrow(name, x, rows, k, n, ep)
-        mpad = padded(rows, self.costs.wide_lanes)
+        lanes = self.costs.wide_lanes
+        mpad = rows if rows >= lanes else lanes  # below one vector the operand is padded to one
         xt = relax.op.permute_dims(x, [1, 0])
         if mpad != rows:
             xt = relax.op.nn.pad(xt, [0, 0, 0, mpad - rows])
@@ -256,9 +257,9 @@ class KernelRewrite:
         depthwise = groups == channels == out_c and weight.shape[1] == 1 and dil == (1, 1)
         k, mcols = channels * kh * kw, oh * ow
         mpad = padded(mcols, self.costs.wide_lanes)
-        # a 1×1 conv reads its input in place when whole vectors (full or half width) tile the pixels
+        # a 1×1 conv reads its input in place when its pixels fill at least one vector (full or half width)
         plain_lanes = next(
-            (w for w in (self.costs.wide_lanes, self.costs.wide_lanes // 2) if mcols % w == 0), None
+            (w for w in (self.costs.wide_lanes, self.costs.wide_lanes // 2) if mcols >= w), None
         )
         as_reshape = (
             (kh, kw) == (1, 1) and stride == (1, 1) and pad == (0, 0, 0, 0) and plain_lanes is not None

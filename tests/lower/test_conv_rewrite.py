@@ -45,7 +45,7 @@ def randomize_bn(model):
     [
         (3, 1, 1, 1, "direct"),
         (3, 2, 1, 1, "im2col"),
-        (1, 1, 0, 1, "im2col"),  # 63 pixels: not a whole number of vectors, so not a plain reshape
+        (1, 1, 0, 1, "1×1 conv"),  # 63 pixels: the last 32-wide chunk is pulled back to end at pixel 63
         (1, 1, 1, 1, "im2col"),
         (1, 2, 0, 1, "im2col"),
         ((5, 3), 1, (2, 0), 1, "direct"),
@@ -66,7 +66,7 @@ def test_conv_bn_relu6_matches_torch(kernel, stride, padding, dilation, via, spa
     assert via in decisions["0.weight"].kernel
 
 
-@pytest.mark.parametrize("size", [(8, 8), (12, 12)])  # 64 pixels: 32-wide vectors; 144: 16-wide
+@pytest.mark.parametrize("size", [(8, 8), (12, 12), (5, 5)])  # 64, 144, 25 (16-wide) pixels
 @pytest.mark.parametrize("sparse", [False, True])
 def test_pointwise_conv_reads_its_input_in_place(size, sparse):
     torch.manual_seed(6)
@@ -74,6 +74,12 @@ def test_pointwise_conv_reads_its_input_in_place(size, sparse):
     costs = KernelCosts(margin=0.0 if sparse else float("inf"))
     decisions = compile_and_compare(model, torch.randn(2, 5, *size), sparsity=0.6, costs=costs)
     assert decisions["0.weight"].kernel.endswith("(1×1 conv)")
+
+
+def test_pointwise_conv_below_one_vector_goes_through_im2col():
+    torch.manual_seed(6)
+    decisions = compile_and_compare(nn.Sequential(nn.Conv2d(5, 12, 1)), torch.randn(1, 5, 3, 3), sparsity=0.6)
+    assert "im2col" in decisions["0.weight"].kernel
 
 
 @pytest.mark.parametrize("width", [33, 40])  # 17 and 20 output columns: one full 16-wide chunk and a tail

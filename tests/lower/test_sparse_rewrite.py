@@ -36,7 +36,7 @@ def run_lowered(lowered, x):
 
 
 @pytest.mark.parametrize("sparse", [True, False])
-@pytest.mark.parametrize("batch", [1, 7])
+@pytest.mark.parametrize("batch", [1, 7, 20, 45])  # narrow; wide below one vector, and with a pulled-back chunk
 def test_rewritten_model_matches_torch(batch, sparse):
     from cascc.lower import lower
 

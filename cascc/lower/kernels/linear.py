@@ -143,8 +143,8 @@ def wide_dense(
     tokens), so the kernel vectorizes over m and broadcasts R weights per k (XNNPACK-style GEMM).
 
     A is flat per image (`alen` floats); operand row k starts at koff[k] — k · M for an im2col'd or 1×1
-    operand, or the tap's offset in a padded image for a direct convolution. Every row must hold whole
-    `lanes`-wide chunks past m (zeros or don't-cares); C is written exactly, so no slice follows.
+    operand, or the tap's offset in a padded image for a direct convolution. With m < lanes every row must
+    hold a whole `lanes`-wide chunk (zeros or don't-cares); C is written exactly, so no slice follows.
     """
     tiles = -(-n // rows)
     mt = -(-m // lanes)
@@ -164,7 +164,7 @@ def wide_dense(
         for task in tasks(batch * tiles * mt):
             b = task // (tiles * mt)
             t = (task // mt) % tiles
-            m0 = (task % mt) * lanes
+            m0 = _chunk_start(task % mt, lanes, m)
             acc = T.alloc_local((rows, lanes), "float32")
             _init_tile(acc, bias, t, rows, lanes)
             for ko in range(k // ku):
@@ -212,7 +212,7 @@ def wide_sparse(
         for task in tasks(batch * tiles * mt):
             b = task // (tiles * mt)
             t = (task // mt) % tiles
-            m0 = (task % mt) * lanes
+            m0 = _chunk_start(task % mt, lanes, m)
             acc = T.alloc_local((rows, lanes), "float32")
             _init_tile(acc, bias, t, rows, lanes)
             for s in range(ptr[t], ptr[t + 1]):
@@ -223,6 +223,13 @@ def wide_sparse(
                 _store_row(C, acc, b, r, order[t * rows + r], m0, n, m, lanes, act)
 
     return kernel
+
+
+def _chunk_start(chunk, lanes: int, m: int):
+    """First column of a chunk. With m ≥ lanes the last chunk is pulled back to end at m (it recomputes some
+    columns of the one before, identically), so no chunk reads or writes past column m: the operand needs no
+    padding after its last row and every store is a full vector."""
+    return T.min(chunk * lanes, m - lanes) if m >= lanes else chunk * lanes
 
 
 def k_unroll(k: int) -> int:

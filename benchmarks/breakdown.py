@@ -1,0 +1,123 @@
+"""Per-kernel time breakdown of one cascc build: where an inference's time goes.
+
+The VM calls every kernel through an instrument hook; before each call the hook re-runs that kernel on its
+real arguments `--repeat` times and keeps the median, so each row is the kernel's warm-cache time and the
+rows add up to roughly the model's latency minus the VM's own dispatch cost (the `vm.builtin.*` rows are
+bookkeeping calls timed the same way).
+
+    python benchmarks/breakdown.py dscnn --density 0.1
+    python benchmarks/breakdown.py mlp --density 1 0.1 --top 10
+
+Prints a table per build and writes breakdown_<model>.json to --out (default benchmarks/results/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def main() -> None:
+    from models import MODELS
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", choices=list(MODELS))
+    ap.add_argument("--density", nargs="+", type=float, default=[1.0, 0.1])
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--top", type=int, default=25, help="rows printed per build (the JSON keeps all)")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = ap.parse_args()
+    builds = {f"d={d:g}": breakdown(args.model, d, args.batch, args.repeat) for d in args.density}
+    for label, rows in builds.items():
+        print(table(f"{args.model} batch {args.batch} {label}", rows, args.top))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"breakdown_{args.model}.json"
+    path.write_text(json.dumps({"model": args.model, "batch": args.batch, "builds": builds}, indent=1))
+    print(f"wrote {path}")
+
+
+def breakdown(name: str, density: float, batch: int, repeat: int) -> list[dict]:
+    """One row per kernel symbol: calls per inference, total µs, and the layer decision where there is one."""
+    import torch
+    import tvm
+    from cascc.targets import TARGETS
+    from models import MODELS
+    from tvm import relax
+
+    from cascc import passes
+    from cascc.frontends.torch import from_module
+    from cascc.lower import lower
+
+    torch.manual_seed(0)
+    module, example = MODELS[name](batch)
+    program = from_module(module, example, source=f"benchmarks/models.py:{name}")
+    if density < 1.0:
+        program = passes.run(program, [("prune.magnitude", {"sparsity": round(1 - density, 6)})])
+    lowered = lower(program, TARGETS["x86"])
+    vm = relax.VirtualMachine(lowered.executable, tvm.cpu())
+    total: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+
+    def instrument(func, symbol, before, _ret, *call_args):
+        if before:
+            func(*call_args)
+            samples = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                func(*call_args)
+                samples.append(time.perf_counter() - start)
+            total[symbol] += statistics.median(samples) * 1e6
+            calls[symbol] += 1
+        return 0
+
+    inputs = [tvm.runtime.tensor(t.numpy()) for t in example]
+    vm.set_instrument(instrument)
+    vm["main"](*inputs)
+    kernels = {_symbol(d.layer): d for d in lowered.decisions}
+    rows = []
+    for symbol, us in sorted(total.items(), key=lambda kv: -kv[1]):
+        decision = next((d for prefix, d in kernels.items() if symbol.startswith(prefix + "_")), None)
+        rows.append(
+            {
+                "kernel": symbol,
+                "calls": calls[symbol],
+                "us": round(us, 2),
+                "layer": decision.layer if decision else None,
+                "choice": decision.kernel if decision else None,
+                "density": round(decision.density, 3) if decision else None,
+            }
+        )
+    return rows
+
+
+def _symbol(layer: str) -> str:
+    return "cascc_" + "".join(ch if ch.isalnum() else "_" for ch in layer)
+
+
+def table(title: str, rows: list[dict], top: int) -> str:
+    whole = sum(r["us"] for r in rows)
+    lines = [
+        f"\n{title}: {whole:.1f} µs in {sum(r['calls'] for r in rows)} calls",
+        "",
+        "| kernel | calls | µs | share | layer choice |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows[:top]:
+        choice = f"{r['choice']} (density {r['density']})" if r["choice"] else ""
+        lines.append(f"| {r['kernel']} | {r['calls']} | {r['us']:.1f} | {r['us'] / whole:.0%} | {choice} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
