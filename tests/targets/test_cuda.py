@@ -120,3 +120,26 @@ def test_gpu_csr_kernel_matches_numpy(density, batch):
     out = tvm.runtime.empty((batch, n), "float32", dev)
     lib["main"](*args, out)
     np.testing.assert_allclose(out.numpy(), np.maximum(x @ weight.T + bias, 0), rtol=1e-5, atol=1e-5)
+
+
+def test_rows_ops_keep_tvms_gpu_lowering():
+    """Softmax, layer norm and pooling get cascc's CPU row kernels on CPU targets; on CUDA they must stay with
+    TVM's lowering (scheduled by dlight's GPU rules), or the build would carry unbound CPU loops."""
+    import torch
+    from torch import nn
+
+    from cascc.frontends.torch import from_module
+    from cascc.lower import lower
+    from cascc.targets import TARGETS
+
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.LayerNorm(32)
+
+        def forward(self, x):
+            return torch.softmax(self.norm(x), dim=-1).mean(dim=1)
+
+    lowered = lower(from_module(Head().eval(), (torch.randn(2, 16, 32),)), TARGETS["cuda"])
+    kernels = {k for m in lowered.device_code() if m["kind"] == "cuda" for k in m["kernels"]}
+    assert {"fast_softmax_kernel", "layer_norm_kernel", "mean_kernel"} <= kernels  # all three run on the GPU
