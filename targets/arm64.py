@@ -20,6 +20,7 @@ TARGET = Target(
         sparse_rows=8,
         wide_rows=4,
         wide_lanes=16,
+        wide_dense_tile=(4, 16),
         dense_ns_per_weight=0.5,
         gather_ns_per_lane=2.0,
         broadcast_ns_per_lane=0.6,

@@ -200,12 +200,14 @@ class KernelRewrite:
             )
 
         def dense() -> Candidate:
-            packed = pack_dense(ep.weight.reshape(n, k), ep.bias, c.wide_rows)
+            rows, dense_lanes = c.wide_dense_tile if n >= c.wide_dense_tile[0] else (c.wide_rows, lanes)
+            dense_lanes = min(dense_lanes, lanes)  # the operand was laid out for `lanes`-wide chunks
+            packed = pack_dense(ep.weight.reshape(n, k), ep.bias, rows)
             func = wide_dense(
-                batch, k, m, n, c.wide_rows, lanes, alen, ep.act, parallel=self._parallel(dense_us)
+                batch, k, m, n, rows, dense_lanes, alen, ep.act, parallel=self._parallel(dense_us)
             )
             return Candidate(
-                f"dense wide {c.wide_rows}-row{via}",
+                f"dense wide {rows}-row{via}",
                 func,
                 (packed.weights, koff, packed.bias),
                 (batch, alen),
