@@ -285,9 +285,9 @@ class KernelRewrite:
             koff = rows_at(channels, mcols)
             out = self._wide(name, a, k * mcols, batch, k, mcols, out_c, ep, via, koff, plain_lanes)
             return relax.op.reshape(out, (batch, out_c, oh, ow))
-        if direct:
+        if direct and (dil != (1, 1) or self._direct_pays(batch, k, (oh, ow), width + pad[1] + pad[3], ep)):
             return self._direct_conv(name, x, (kh, kw), pad, dil, (oh, ow), ep)
-        copy_us = 4 * batch * k * mpad * 0.25 / 1e3  # ~0.25 ns per byte written
+        copy_us = self._copy_us(batch * k * mpad)
         im2col = conv_kernels.im2col(
             batch,
             channels,
@@ -322,7 +322,7 @@ class KernelRewrite:
         # rows below the image so the last tap's last chunk (`lanes` wide) stays inside its channel's plane
         reach = (kh - 1) * dil[0] * wp + (kw - 1) * dil[1] + padded(m, self.costs.wide_lanes)
         hp = max(height + pad[0] + pad[2], -(-reach // wp))
-        pad_us = 4 * batch * channels * hp * wp * 0.25 / 1e3  # ~0.25 ns per byte written
+        pad_us = self._copy_us(batch * channels * hp * wp)
         planes = conv_kernels.pad_planes(
             batch, channels, height, width, pad[0], pad[1], (hp, wp), parallel=self._parallel(pad_us)
         )
@@ -338,7 +338,7 @@ class KernelRewrite:
         out = self._wide(name, a, channels * hp * wp, batch, k, m, out_c, ep, via, koff)
         if wp == ow:
             return relax.op.reshape(out, (batch, out_c, oh, ow))
-        copy_us = 4 * batch * out_c * m * 0.25 / 1e3
+        copy_us = self._copy_us(batch * out_c * m)
         crop = conv_kernels.crop_planes(batch, out_c, oh, wp, ow, parallel=self._parallel(copy_us))
         gv = _add(self.bb, crop, f"{_symbol(name)}_crop")
         return relax.call_tir(gv, [out, fill], relax.TensorType((batch, out_c, oh, ow), "float32"))
@@ -391,6 +391,24 @@ class KernelRewrite:
         if self.keep_candidates:
             self.candidates[name] = {"dense": cand}
         return self._call(cand, name, False, x)
+
+    def _direct_pays(self, batch, k, out_hw, wp, ep: Epilogue) -> bool:
+        """Direct conv computes OH·Wp columns with no copy; im2col computes OH·OW after copying K·OH·OW
+        floats. Direct wins unless the border columns cost more than the copy (small images, e.g. 8×8 with
+        Wp = 10: 25% more columns), judged with the kernel (dense or sparse) the layer will get."""
+        c = self.costs
+        n = ep.weight.shape[0]
+        ell = pack_tiled_ell(ep.weight.reshape(n, k), ep.bias, c.wide_rows, 1)
+        oh, ow = out_hw
+
+        def kernel_us(m: int) -> float:  # the predicted time of the kernel the layer will get
+            dense_us, sparse_us = cost.wide(c, batch * m, k, n, ell)
+            return sparse_us if cost.choose(c, dense_us, sparse_us, ep.density, "").sparse else dense_us
+
+        return kernel_us(oh * wp) <= kernel_us(oh * ow) + self._copy_us(batch * k * oh * ow)
+
+    def _copy_us(self, floats: int) -> float:
+        return 4 * floats * self.costs.copy_ns_per_byte / 1e3
 
     # ---- shared --------------------------------------------------------------------------------------------
 

@@ -90,6 +90,17 @@ def test_strided_conv_im2col_on_wide_rows(width):
     assert all("im2col" in d.kernel for d in decisions.values())
 
 
+def test_small_images_weigh_border_columns_against_the_im2col_copy():
+    """On an 8×8 image the direct kernel computes 10 columns per row for 8 outputs: a dense layer's extra
+    MACs cost more than im2col's copy, a 90%-sparse layer's do not."""
+    torch.manual_seed(8)
+    model = nn.Sequential(nn.Conv2d(64, 64, 3, padding=1))
+    dense = compile_and_compare(model, torch.randn(1, 64, 8, 8), costs=KernelCosts(margin=float("inf")))
+    assert "im2col" in dense["0.weight"].kernel
+    sparse = compile_and_compare(model, torch.randn(1, 64, 8, 8), sparsity=0.9)
+    assert sparse["0.weight"].kernel.startswith("sparse") and "direct" in sparse["0.weight"].kernel
+
+
 @pytest.mark.parametrize("empty", [False, True])
 def test_direct_conv_on_odd_sizes_and_empty_layers(empty):
     torch.manual_seed(4)
