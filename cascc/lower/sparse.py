@@ -359,15 +359,40 @@ class KernelRewrite:
         bias = ep.bias if ep.bias is not None else np.zeros(channels, np.float32)
         weight = ep.weight.reshape(channels, *kernel)
         same = stride == (1, 1) and out_hw == (height, width)
+        out_shape = (batch, channels, *out_hw)
         if same and height * width <= self.costs.depthwise_same_max_pixels:
-            func = conv_kernels.depthwise_same(
-                batch, channels, height, width, kernel, (pad[0], pad[1]), ep.act, parallel=parallel
-            )
             masks = conv_kernels.column_mask(height, width, kernel[1], pad[1])
-            cand = Candidate(
-                "dense depthwise flat", func, (weight, bias, masks), shape, (batch, channels, *out_hw)
-            )
-        elif stride == (2, 2) and out_hw[1] >= 16:
+            nnz = int(np.count_nonzero(weight))
+            # sparse: each stored tap, plus per channel about one tap's worth of tile and store work
+            sparse_us = self.costs.depthwise_ns_per_mac * batch * height * width * (nnz + channels) / 1e3
+            choice = cost.choose(self.costs, work_us, sparse_us, ep.density, "depthwise taps")
+
+            def sparse() -> Candidate:
+                ptr, *taps = conv_kernels.depthwise_taps(weight, width)
+                func = conv_kernels.depthwise_same_sparse(
+                    batch,
+                    channels,
+                    height,
+                    width,
+                    kernel,
+                    (pad[0], pad[1]),
+                    len(taps[0]),
+                    ep.act,
+                    parallel=self._parallel(sparse_us),
+                )
+                return Candidate(
+                    "sparse depthwise flat taps", func, (ptr, *taps, bias, masks), shape, out_shape
+                )
+
+            def dense() -> Candidate:
+                func = conv_kernels.depthwise_same(
+                    batch, channels, height, width, kernel, (pad[0], pad[1]), ep.act, parallel=parallel
+                )
+                return Candidate("dense depthwise flat", func, (weight, bias, masks), shape, out_shape)
+
+            chosen = self._choose(name, ep, choice, sparse, dense)
+            return self._call(chosen, name, choice.sparse, x)
+        if stride == (2, 2) and out_hw[1] >= 16:
             func = conv_kernels.depthwise_stride2(
                 batch, channels, height, width, kernel, pad, out_hw, ep.act, parallel=parallel
             )
@@ -386,7 +411,9 @@ class KernelRewrite:
                 "dense depthwise direct", func, (weight, bias), shape, (batch, channels, *out_hw)
             )
         density = ep.density
-        reason = "unmasked" if density == 1.0 else "no sparse depthwise kernel yet: zeros run dense"
+        reason = (
+            "unmasked" if density == 1.0 else "no sparse kernel for this depthwise form yet: zeros run dense"
+        )
         self.decisions[name] = Decision(name, density, cand.kernel, reason, round(work_us, 3))
         if self.keep_candidates:
             self.candidates[name] = {"dense": cand}

@@ -123,9 +123,24 @@ def test_depthwise_matches_torch(stride, kernel, size):
     )
     decisions = compile_and_compare(model, torch.randn(1, 6, *size), sparsity=0.5)
     wide_s2 = stride == 2 and size[1] > 32
-    expected = "flat" if stride == 1 else "stride-2 deinterleaved" if wide_s2 else "direct"
-    assert decisions["0.weight"].kernel == f"dense depthwise {expected}"
-    assert "zeros run dense" in decisions["0.weight"].reason
+    expected = "sparse depthwise flat taps" if stride == 1 else "dense depthwise "
+    expected += "" if stride == 1 else "stride-2 deinterleaved" if wide_s2 else "direct"
+    assert decisions["0.weight"].kernel == expected
+    if stride == 2:
+        assert "zeros run dense" in decisions["0.weight"].reason
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.7, 0.95, 1.0])  # 1.0: every tap zero, only the bias is left
+def test_sparse_depthwise_taps_match_torch(sparsity):
+    torch.manual_seed(9)
+    model = randomize_bn(
+        nn.Sequential(nn.Conv2d(8, 8, 3, 1, 1, groups=8, bias=False), nn.BatchNorm2d(8), nn.ReLU6())
+    )
+    if sparsity == 1.0:
+        nn.init.zeros_(model[0].weight)
+    x = torch.randn(2, 8, 25, 5) * 4
+    decisions = compile_and_compare(model, x, sparsity=min(sparsity, 0.95), costs=KernelCosts(margin=0.0))
+    assert decisions["0.weight"].kernel == "sparse depthwise flat taps"
 
 
 def test_flat_depthwise_keeps_wrapped_columns_out():

@@ -98,11 +98,12 @@ def test_manifest_says_which_kernel_each_layer_got_and_why(compiled):
     assert list(rows) == ["stem.weight", "conv1.weight", "conv2.weight", "dw.weight", "head.weight"]
     for row in rows.values():
         assert row["nonzero"] == row["weights"] - int(0.7 * row["weights"] + 0.5)
-    for name in ("stem.weight", "conv1.weight", "conv2.weight"):  # conv → im2col + wide GEMM kernels
+    for name in ("stem.weight", "conv1.weight", "conv2.weight"):  # conv → wide GEMM kernels
         row = rows[name]
         assert "wide" in row["kernel"] and "conv" in row["kernel"] and "predicted" in row["reason"]
         assert row["dense_us"] > 0 and row["sparse_us"] > 0
     assert rows["head.weight"].get("dense_us", 0) > 0  # linear: narrow kernels, both predictions kept
-    # a masked depthwise conv runs dense and says so
-    assert rows["dw.weight"]["kernel"] == "dense depthwise flat"
-    assert rows["dw.weight"]["reason"] == "no sparse depthwise kernel yet: zeros run dense"
+    # a 70%-masked depthwise conv runs its nonzero taps only, with both predictions
+    assert rows["dw.weight"]["kernel"] == "sparse depthwise flat taps"
+    assert "depthwise taps predicted" in rows["dw.weight"]["reason"]
+    assert rows["dw.weight"]["dense_us"] > rows["dw.weight"]["sparse_us"] > 0

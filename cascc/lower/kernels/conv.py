@@ -372,3 +372,95 @@ def depthwise_stride2(
                                 Y[b, c, i, jc * lanes + v] = _activate(acc[v], act)
 
     return kernel_
+
+
+def depthwise_same_sparse(
+    batch: int,
+    channels: int,
+    height: int,
+    width: int,
+    kernel: tuple[int, int],
+    padding: tuple[int, int],
+    taps: int,
+    act: str | None,
+    parallel: bool = True,
+    lanes: int = 16,
+) -> tirx.PrimFunc:
+    """`depthwise_same` over each channel's nonzero taps only (CSR over channels: tap_ptr, and per tap its
+    value, its offset p·W + q in the channel's tile and its column q for the wrap mask). A channel without
+    taps writes act(bias) without building its tile."""
+    kh, kw = kernel
+    top, left = padding
+    hw = height * width
+    chunks = -(-hw // lanes)
+    lead = top * width + left
+    size = lead + chunks * lanes + (kh - 1 - top) * width + (kw - 1 - left)
+    tasks = T.parallel if parallel else T.serial
+
+    @T.prim_func
+    def kernel_(
+        X: T.Buffer((batch, channels, height, width), "float32"),
+        tap_ptr: T.Buffer((channels + 1,), "int32"),
+        tap_value: T.Buffer((taps,), "float32"),
+        tap_offset: T.Buffer((taps,), "int32"),
+        tap_column: T.Buffer((taps,), "int32"),
+        bias: T.Buffer((channels,), "float32"),
+        colmask: T.Buffer((kw, chunks * lanes), "float32"),
+        Y: T.Buffer((batch, channels, height, width), "float32"),
+    ):
+        T.func_attr(SCHEDULED)
+        Xf = T.decl_buffer((batch * channels * hw,), "float32", data=X.data)
+        Yf = T.decl_buffer((batch * channels * hw,), "float32", data=Y.data)
+        for task in tasks(batch * channels):
+            c = task % channels
+            if tap_ptr[c] == tap_ptr[c + 1]:
+                for f in T.vectorized(hw):
+                    Yf[task * hw + f] = _activate(bias[c], act)
+            else:
+                tile = T.alloc_local((size,), "float32")
+                for f in T.vectorized(lead):
+                    tile[f] = T.float32(0)
+                for f in T.vectorized(size - lead - hw):
+                    tile[lead + hw + f] = T.float32(0)
+                for f in T.vectorized(hw):
+                    tile[lead + f] = Xf[task * hw + f]
+                for ch in range(chunks):
+                    acc = T.alloc_local((lanes,), "float32")
+                    for v in T.vectorized(lanes):
+                        acc[v] = bias[c]
+                    for s in range(tap_ptr[c], tap_ptr[c + 1]):
+                        for v in T.vectorized(lanes):
+                            acc[v] = acc[v] + T.Select(
+                                colmask[tap_column[s], ch * lanes + v] > T.float32(0),
+                                tap_value[s] * tile[ch * lanes + v + tap_offset[s]],
+                                T.float32(0),
+                            )
+                    if ch * lanes + lanes <= hw:
+                        for v in T.vectorized(lanes):
+                            Yf[task * hw + ch * lanes + v] = _activate(acc[v], act)
+                    else:
+                        for v in range(lanes):
+                            if ch * lanes + v < hw:
+                                Yf[task * hw + ch * lanes + v] = _activate(acc[v], act)
+
+    return kernel_
+
+
+def depthwise_taps(weight: "np.ndarray", width: int) -> tuple["np.ndarray", ...]:
+    """CSR of a depthwise weight [C, kh, kw] over channels: (ptr, value, offset p·W + q, column q); at least
+    one (zero) tap is stored so the buffers are never empty."""
+    import numpy as np
+
+    channels, kh, kw = weight.shape
+    c, p, q = np.nonzero(weight)
+    ptr = np.zeros(channels + 1, np.int32)
+    np.add.at(ptr, c + 1, 1)
+    ptr = np.cumsum(ptr).astype(np.int32)
+    value, offset, column = (
+        weight[c, p, q].astype(np.float32),
+        (p * width + q).astype(np.int32),
+        q.astype(np.int32),
+    )
+    if not len(value):
+        value, offset, column = np.zeros(1, np.float32), np.zeros(1, np.int32), np.zeros(1, np.int32)
+    return ptr, value, offset, column
