@@ -8,7 +8,8 @@ Each layer (see `patterns.py`, with its bias, BatchNorm and ReLU/ReLU6 epilogue 
   tiled-ELL sparse or packed dense. Their operand is flat with a start offset per reduction row, so a
   1×1 conv is a plain reshape, a stride-1 k×k conv reads taps of the padded image in place (direct, no
   im2col), and a strided conv goes through im2col;
-- depthwise conv2d: a direct kernel (dense: no sparse depthwise kernel yet, and the decision says so);
+- depthwise conv2d: direct kernels; stride-1 same-size ones on small images also in a sparse form over the
+  nonzero taps (other forms run their zeros dense, and the decision says so);
 - other grouped convs: the full block-diagonal weight, whose zeros between groups the sparse kernels skip.
 
 Strided dilated convs stay with TVM's generic lowering. Every rewrite records a Decision.
