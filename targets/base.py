@@ -39,6 +39,10 @@ class KernelCosts:
     # launching a parallel loop costs ~4 µs even on one thread: kernels predicted below this run serially
     parallel_min_us: float = 60.0
     depthwise_ns_per_mac: float = 0.12
+    # the sparse depthwise kernel in dense-tap units: 1.7 per stored tap + 3 per channel (fitted on 64×25×5,
+    # 72×24×24 and 96×12×12 at densities 0.1–0.5: sparse pays off below ~27% with the margin)
+    depthwise_sparse_tap: float = 1.7
+    depthwise_sparse_channel: float = 3.0
     # stride-1 same-size depthwise convs up to this many pixels use the flat kernel (faster on small images,
     # 5% slower than the zero-bordered grid on 48×48: measured)
     depthwise_same_max_pixels: int = 1024

@@ -364,8 +364,9 @@ class KernelRewrite:
         if same and height * width <= self.costs.depthwise_same_max_pixels:
             masks = conv_kernels.column_mask(height, width, kernel[1], pad[1])
             nnz = int(np.count_nonzero(weight))
-            # sparse: each stored tap, plus per channel about one tap's worth of tile and store work
-            sparse_us = self.costs.depthwise_ns_per_mac * batch * height * width * (nnz + channels) / 1e3
+            # sparse, in dense taps: each stored tap, plus per channel the tile and store work (fitted)
+            taps = self.costs.depthwise_sparse_tap * nnz + self.costs.depthwise_sparse_channel * channels
+            sparse_us = self.costs.depthwise_ns_per_mac * batch * height * width * taps / 1e3
             choice = cost.choose(self.costs, work_us, sparse_us, ep.density, "depthwise taps")
 
             def sparse() -> Candidate:

@@ -103,7 +103,8 @@ def test_manifest_says_which_kernel_each_layer_got_and_why(compiled):
         assert "wide" in row["kernel"] and "conv" in row["kernel"] and "predicted" in row["reason"]
         assert row["dense_us"] > 0 and row["sparse_us"] > 0
     assert rows["head.weight"].get("dense_us", 0) > 0  # linear: narrow kernels, both predictions kept
-    # a 70%-masked depthwise conv runs its nonzero taps only, with both predictions
-    assert rows["dw.weight"]["kernel"] == "sparse depthwise flat taps"
-    assert "depthwise taps predicted" in rows["dw.weight"]["reason"]
-    assert rows["dw.weight"]["dense_us"] > rows["dw.weight"]["sparse_us"] > 0
+    # a masked depthwise conv weighs its nonzero taps against the dense kernel and keeps both predictions
+    dw = rows["dw.weight"]
+    assert "depthwise taps predicted" in dw["reason"] and dw["dense_us"] > 0 and dw["sparse_us"] > 0
+    sparse_pays = dw["dense_us"] >= 1.25 * dw["sparse_us"]
+    assert dw["kernel"] == ("sparse depthwise flat taps" if sparse_pays else "dense depthwise flat")
