@@ -14,8 +14,6 @@ from .kernels.norm import LANES
 from .schedules import apply_rules, check_scheduled
 from .schedules.generic import MIN_PARALLEL_WORK
 
-OPAQUE = 8  # relax OpPatternKind.kOpaque: FuseOps leaves hand-written kernels alone
-
 
 def to_relax(exported: torch.export.ExportedProgram) -> tvm.IRModule:  # noqa: F821
     """Import a (masked) core-ATen program into Relax with the weights as constants."""
@@ -63,15 +61,18 @@ def _rows(x: relax.Expr, axes: list[int]) -> tuple[int, int] | None:
 
 
 def _call_rows(
-    bb: relax.BlockBuilder, func, symbol: str, x: relax.Expr, rows_width, params: list
+    bb: relax.BlockBuilder, func, symbol: str, x: relax.Expr, rows_width, params: list, reduced_to=None
 ) -> relax.Expr:
-    """Call a row kernel on x viewed as [rows, width], then view the result in x's shape."""
+    """Call a row kernel on x viewed as [rows, width], then view the result in x's shape; a reducing kernel
+    (one value per row) is viewed in the shape `reduced_to` instead."""
+    from .sparse import add_kernel
+
     rows, width = rows_width
-    symbol = "".join(ch if ch.isalnum() else "_" for ch in symbol)
-    gv = bb.add_func(func.with_attr("global_symbol", symbol).with_attr("op_pattern", OPAQUE), symbol)
+    gv = add_kernel(bb, func, "".join(ch if ch.isalnum() else "_" for ch in symbol))
     flat = bb.emit(relax.op.reshape(x, (rows, width)))
-    out = bb.emit(relax.call_tir(gv, [flat, *params], relax.TensorType((rows, width), "float32")))
-    return relax.op.reshape(out, x.ty.shape)
+    out_shape = (rows, width) if reduced_to is None else (rows,)
+    out = bb.emit(relax.call_tir(gv, [flat, *params], relax.TensorType(out_shape, "float32")))
+    return relax.op.reshape(out, x.ty.shape if reduced_to is None else reduced_to)
 
 
 def _layer_norm(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
@@ -107,14 +108,9 @@ def _mean(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
         return tvm_mean(bb, call)
     width = int(np.prod([dims[a] for a in axes]))
     rows = int(np.prod(dims[: len(dims) - len(axes)]))
-    symbol = f"cascc_mean_{rows}x{width}"
-    gv = bb.add_func(
-        row_mean(rows, width).with_attr("global_symbol", symbol).with_attr("op_pattern", OPAQUE), symbol
-    )
-    flat = bb.emit(relax.op.reshape(x, (rows, width)))
     scale = relax.const(np.array([1.0 / width], np.float32))
-    out = bb.emit(relax.call_tir(gv, [flat, scale], relax.TensorType((rows,), "float32")))
-    return relax.op.reshape(out, call.ty.shape)
+    symbol = f"cascc_mean_{rows}x{width}"
+    return _call_rows(bb, row_mean(rows, width), symbol, x, (rows, width), [scale], reduced_to=call.ty.shape)
 
 
 # Ops cascc legalizes differently from TVM's defaults, and why (see each function).

@@ -104,7 +104,7 @@ class KernelRewrite:
         if rows < self.costs.wide_min_batch:
             return self._narrow(name, x, rows, k, n, ep)
         lanes = self.costs.wide_lanes
-        mpad = rows if rows >= lanes else lanes  # below one vector the operand is padded to one
+        mpad = max(rows, lanes)  # below one vector the operand is padded to one
         xt = relax.op.permute_dims(x, [1, 0])
         if mpad != rows:
             xt = relax.op.nn.pad(xt, [0, 0, 0, mpad - rows])
@@ -237,7 +237,7 @@ class KernelRewrite:
         func = batched_matmul(
             batch, rows, k, n, self.costs.wide_rows, lanes, parallel=self._parallel(work_us)
         )
-        gv = _add(self.bb, func, f"cascc_batched_matmul_{batch}x{rows}x{k}x{n}")
+        gv = add_kernel(self.bb, func, f"cascc_batched_matmul_{batch}x{rows}x{k}x{n}")
         return relax.call_tir(gv, [a, b], relax.TensorType((batch, rows, n), "float32"))
 
     # ---- conv2d --------------------------------------------------------------------------------------------
@@ -301,7 +301,7 @@ class KernelRewrite:
             mpad,
             parallel=self._parallel(copy_us),
         )
-        gv = _add(self.bb, im2col, f"{_symbol(name)}_im2col")
+        gv = add_kernel(self.bb, im2col, f"{_symbol(name)}_im2col")
         a = relax.call_tir(
             gv, [x, relax.const(np.zeros(1, np.float32))], relax.TensorType((batch, k, mpad), "float32")
         )
@@ -327,7 +327,7 @@ class KernelRewrite:
         planes = conv_kernels.pad_planes(
             batch, channels, height, width, pad[0], pad[1], (hp, wp), parallel=self._parallel(pad_us)
         )
-        gv = _add(self.bb, planes, f"{_symbol(name)}_pad")
+        gv = add_kernel(self.bb, planes, f"{_symbol(name)}_pad")
         fill = relax.const(np.zeros(1, np.float32))
         xp = relax.call_tir(gv, [x, fill], relax.TensorType((batch, channels, hp, wp), "float32"))
         a = relax.op.reshape(xp, (batch, channels * hp * wp))
@@ -341,7 +341,7 @@ class KernelRewrite:
             return relax.op.reshape(out, (batch, out_c, oh, ow))
         copy_us = self._copy_us(batch * out_c * m)
         crop = conv_kernels.crop_planes(batch, out_c, oh, wp, ow, parallel=self._parallel(copy_us))
-        gv = _add(self.bb, crop, f"{_symbol(name)}_crop")
+        gv = add_kernel(self.bb, crop, f"{_symbol(name)}_crop")
         return relax.call_tir(gv, [out, fill], relax.TensorType((batch, out_c, oh, ow), "float32"))
 
     def _depthwise(self, name, x, shape, kernel, stride, pad, out_hw, ep: Epilogue):
@@ -467,7 +467,7 @@ class KernelRewrite:
         return chosen
 
     def _call(self, cand: Candidate, name: str, sparse: bool, activation):
-        gv = _add(self.bb, cand.func, f"{_symbol(name)}_{'sparse' if sparse else 'dense'}")
+        gv = add_kernel(self.bb, cand.func, f"{_symbol(name)}_{'sparse' if sparse else 'dense'}")
         args = [activation, *map(relax.const, cand.consts)]
         return relax.call_tir(gv, args, relax.TensorType(cand.out_shape, "float32"))
 
@@ -475,7 +475,7 @@ class KernelRewrite:
 OPAQUE = 8  # relay/relax OpPatternKind.kOpaque: FuseOps leaves the kernel alone
 
 
-def _add(bb: relax.BlockBuilder, func: tvm.tirx.PrimFunc, symbol: str) -> tvm.ir.GlobalVar:
+def add_kernel(bb: relax.BlockBuilder, func: tvm.tirx.PrimFunc, symbol: str) -> tvm.ir.GlobalVar:
     """Add a kernel under a unique symbol (TVMScript names every generated function `kernel`), unfusable."""
     return bb.add_func(func.with_attr("global_symbol", symbol).with_attr("op_pattern", OPAQUE), symbol)
 

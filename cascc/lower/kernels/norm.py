@@ -25,6 +25,18 @@ def _tree(part, g, op):
     part[g, 0] = op(part[g, 0], part[g, 1])
 
 
+@T.macro
+def _row_sums(part, X, task, group, chunks, lanes):
+    """part[g, v] = Σ over the first chunks·lanes columns of row task·group + g, lane by lane."""
+    for g in T.unroll(group):
+        for v in T.vectorized(lanes):
+            part[g, v] = T.float32(0)
+    for ch in range(chunks):
+        for g in T.unroll(group):
+            for v in T.vectorized(lanes):
+                part[g, v] = part[g, v] + X[task * group + g, ch * lanes + v]
+
+
 def _add(a, b):
     return a + b
 
@@ -60,13 +72,7 @@ def layer_norm(rows: int, width: int, eps: float, parallel: bool = False) -> tir
         for task in tasks(rows // group):
             part = T.alloc_local((group, lanes), "float32")
             mean = T.alloc_local((group,), "float32")
-            for g in T.unroll(group):
-                for v in T.vectorized(lanes):
-                    part[g, v] = T.float32(0)
-            for ch in range(chunks):
-                for g in T.unroll(group):
-                    for v in T.vectorized(lanes):
-                        part[g, v] = part[g, v] + X[task * group + g, ch * lanes + v]
+            _row_sums(part, X, task, group, chunks, lanes)
             for g in T.unroll(group):
                 _tree(part, g, _add)
                 mean[g] = part[g, 0] / T.float32(width)
@@ -190,13 +196,7 @@ def row_mean(rows: int, width: int) -> tirx.PrimFunc:
         T.func_attr(SCHEDULED)
         for task in range(rows // group):
             part = T.alloc_local((group, lanes), "float32")
-            for g in T.unroll(group):
-                for v in T.vectorized(lanes):
-                    part[g, v] = T.float32(0)
-            for ch in range(chunks):
-                for g in T.unroll(group):
-                    for v in T.vectorized(lanes):
-                        part[g, v] = part[g, v] + X[task * group + g, ch * lanes + v]
+            _row_sums(part, X, task, group, chunks, lanes)
             for g in T.unroll(group):
                 for v in range(tail):
                     part[g, v] = part[g, v] + X[task * group + g, chunks * lanes + v]
