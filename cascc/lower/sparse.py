@@ -88,6 +88,7 @@ class KernelRewrite:
         self.names = {key: deque(layer_names) for key, layer_names in names.items()}
         self.cores = cores
         self.decisions: dict[str, Decision] = {}
+        self._packed: tuple[Epilogue, TiledEll] | None = None  # the last layer's wide packing
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
         return rewrite_layers(self, mod, self._batched_matmul)
@@ -173,7 +174,7 @@ class KernelRewrite:
         `linear.wide_dense`), vectorized `lanes` wide (default: the target's); returns C[b, n, m]."""
         c = self.costs
         lanes = lanes or c.wide_lanes
-        ell = pack_tiled_ell(ep.weight.reshape(n, k), ep.bias, c.wide_rows, 1)
+        ell = self._wide_packing(ep, n, k)
         dense_us, sparse_us = cost.wide(c, batch * m, k, n, ell)
         choice = cost.choose(c, dense_us, sparse_us, ep.density, "wide")
 
@@ -427,7 +428,7 @@ class KernelRewrite:
         Wp = 10: 25% more columns), judged with the kernel (dense or sparse) the layer will get."""
         c = self.costs
         n = ep.weight.shape[0]
-        ell = pack_tiled_ell(ep.weight.reshape(n, k), ep.bias, c.wide_rows, 1)
+        ell = self._wide_packing(ep, n, k)
         oh, ow = out_hw
 
         def kernel_us(m: int) -> float:  # the predicted time of the kernel the layer will get
@@ -435,6 +436,12 @@ class KernelRewrite:
             return sparse_us if cost.choose(c, dense_us, sparse_us, ep.density, "").sparse else dense_us
 
         return kernel_us(oh * wp) <= kernel_us(oh * ow) + self._copy_us(batch * k * oh * ow)
+
+    def _wide_packing(self, ep: Epilogue, n: int, k: int) -> TiledEll:
+        """The layer's wide tiled-ELL packing, packed once: `_direct_pays` and `_wide` both need it."""
+        if self._packed is None or self._packed[0] is not ep:
+            self._packed = (ep, pack_tiled_ell(ep.weight.reshape(n, k), ep.bias, self.costs.wide_rows, 1))
+        return self._packed[1]
 
     def _copy_us(self, floats: int) -> float:
         return 4 * floats * self.costs.copy_ns_per_byte / 1e3
