@@ -6,6 +6,10 @@ machine. Before timing, each cascc build's output is checked against torch eager
 
     python benchmarks/latency.py                       # all models, densities 1/.5/.2/.1/.05, batch 1 and 32
     python benchmarks/latency.py --models mlp --batches 1 --densities 1 0.1
+    python benchmarks/latency.py --models mlp --block 1x8 --out benchmarks/results/block1x8
+
+Masks come from magnitude pruning at the same sparsity in every layer (`prune.magnitude`), or with --block
+from block magnitude pruning (`prune.block`: whole ROWSxCOLS blocks).
 
 Writes a markdown table and JSON to --out (default benchmarks/results/).
 """
@@ -42,6 +46,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--block", help="prune whole ROWSxCOLS blocks (prune.block), e.g. 1x8 or 4x1")
     args = ap.parse_args()
 
     import torch
@@ -73,7 +78,7 @@ def bench_model(name, factory, batch, args, bandwidth):
     runners, builds = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for density in sorted(set(args.densities), reverse=True):
-            steps = [] if density >= 1.0 else [("prune.magnitude", {"sparsity": round(1 - density, 6)})]
+            steps = [] if density >= 1.0 else [pruning_step(1 - density, args.block)]
             pruned = passes.run(program, steps)
             for mode in ("dense",) if density >= 1.0 else ("sparse", "dense"):
                 label = f"cascc {mode} d={density:g}"
@@ -113,6 +118,11 @@ def bench_model(name, factory, batch, args, bandwidth):
             }
         )
     return rows
+
+
+def pruning_step(sparsity: float, block: str | None):
+    options = {"sparsity": round(sparsity, 6)}
+    return ("prune.block", {**options, "block": block}) if block else ("prune.magnitude", options)
 
 
 def compile_build(program, mode, path, threads, **costs):
@@ -188,6 +198,7 @@ def write(rows, args, bandwidth):
         "cpu_count": os.cpu_count(),
         "bandwidth_GBps": bandwidth / 1e9,
         "rounds": args.rounds,
+        "pruning": f"prune.block {args.block}" if args.block else "prune.magnitude",
     }
     (args.out / "latency.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     header = [
@@ -223,8 +234,11 @@ def write(rows, args, bandwidth):
         ]
         lines.append("| " + " | ".join(cells) + " |")
         table.add_row(*cells)
+    pruning = (
+        f"whole {args.block} blocks pruned by magnitude" if args.block else "magnitude pruning per layer"
+    )
     note = (
-        f"\n{args.threads} threads; medians of {args.rounds} interleaved rounds; `× vs ORT` = onnxruntime "
+        f"\n{pruning}; {args.threads} threads; medians of {args.rounds} interleaved rounds; `× vs ORT` = onnxruntime "
         f"latency / cascc latency (>1 is faster); bound = bytes moved at {bandwidth / 1e9:.1f} GB/s.\n"
     )
     (args.out / "latency.md").write_text("\n".join(lines) + "\n" + note)

@@ -6,6 +6,7 @@ Then compiles MODEL for x86 and for arm64 with the same recipe, runs the arm64 l
 artifact's sample input and checks its outputs against the x86 library run here and against torch.
 
     python scripts/arm64_emulation.py examples/digits.py:cnn --sparsity 0.8 [--cpu cortex-a72]
+    python scripts/arm64_emulation.py benchmarks/models.py:mlp --sparsity 0.9 --criterion block --block 1x4
 
 Host needs (Debian): gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static mmdebstrap. Timings under
 emulation mean nothing for the board (~20× slower); this checks correctness only.
@@ -103,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("model", help="file.py:factory, .pt2 or .onnx")
     ap.add_argument("--sparsity", type=float, default=0.0)
     ap.add_argument("--allocator", default="uniform")
+    ap.add_argument(
+        "--criterion", default="magnitude", help="pruning criterion, as `cascc compile --criterion`"
+    )
+    ap.add_argument("--block", default="4x1", help="ROWSxCOLS for --criterion block")
     ap.add_argument("--cpu", default="cortex-a72", help="-mcpu of the arm64 build and qemu's CPU model")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "cascc" / "arm64-userland")
     args = ap.parse_args(argv)
@@ -119,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     rootfs = userland(args.cache)
     timings["userland (cached after the first run)"] = time.perf_counter() - start
-    recipe = cascc.Recipe(sparsity=args.sparsity, allocator=args.allocator)
+    recipe = cascc.Recipe(
+        sparsity=args.sparsity, allocator=args.allocator, criterion=args.criterion, block=args.block
+    )
     with tempfile.TemporaryDirectory(prefix="cascc-arm64-") as tmp:
         work = Path(tmp)
         start = time.perf_counter()

@@ -13,15 +13,20 @@ class KernelCosts:
     """Per-target cost model for linear kernels, fitted to single-thread medians on a reference CPU.
 
     dense: ns per (K · padded N) weight pass, paid once per batch tile (weights are streamed again for
-    every `dense_batch_tile` rows of x). sparse: ns per stored slot lane (padding included), per row of x;
-    gathering x by per-lane column costs more than broadcasting a shared column (r×1 blocks).
+    every `dense_batch_tile` rows of x). sparse: ns per stored weight (padding included), per row of x, for
+    each narrow format: tiled ELL gathering x by per-lane column (`sparse_rows` rows per tile), tiled ELL
+    broadcasting the column a tile's rows share (r×1 blocks; per tile height), and 1×C blocks read as
+    one vector of x (per block width, with the tile height that ran fastest). The narrow constants are
+    about twice the warm-cache times of a 1024×1024 layer (x86: gather 0.25, broadcast 0.048/0.058/0.098,
+    blocks 0.068/0.097 ns), as the dense one is, so the choice among them keeps the measured order.
     """
 
     dense_ns_per_weight: float = 0.1
     dense_batch_tile: int = 4
     dense_tile: int = 64
     gather_ns_per_lane: float = 0.5
-    broadcast_ns_per_lane: float = 0.15
+    broadcast_ns_per_lane: tuple[tuple[int, float], ...] = ((16, 0.1), (8, 0.12), (4, 0.2))  # (rows, ns)
+    block_ns_per_lane: tuple[tuple[int, int, float], ...] = ((8, 4, 0.14), (4, 8, 0.2))  # (width, rows, ns)
     sparse_rows: int = 16
     sparse_unroll: int = 4
     # wide operand (conv pixels, tokens, batch ≥ wide_min_batch): ns per MAC (dense) or per stored weight

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from cascc.targets import KernelCosts
 
-from .kernels.formats import TiledEll, padded
+from .kernels.formats import TiledEll, block_lanes, ell_lanes, padded
 
 
 @dataclass(frozen=True)
@@ -24,12 +26,45 @@ def batch_tile(costs: KernelCosts, batch: int) -> int:
     return next(t for t in range(min(costs.dense_batch_tile, batch), 0, -1) if batch % t == 0)
 
 
-def narrow(costs: KernelCosts, batch: int, k: int, n: int, packed: TiledEll) -> tuple[float, float]:
-    """(dense, sparse) µs for a narrow operand: weights streamed once per batch tile vs per-row tiled ELL."""
+def narrow_dense(costs: KernelCosts, batch: int, k: int, n: int) -> float:
+    """µs of the packed dense kernel on a narrow operand: weights streamed once per batch tile."""
     passes = -(-batch // batch_tile(costs, batch))
-    dense = costs.dense_ns_per_weight * k * padded(n, costs.dense_tile) * passes / 1e3
-    per_lane = costs.broadcast_ns_per_lane if packed.shared else costs.gather_ns_per_lane
-    return dense, per_lane * batch * packed.slots * packed.rows / 1e3
+    return costs.dense_ns_per_weight * k * padded(n, costs.dense_tile) * passes / 1e3
+
+
+@dataclass(frozen=True)
+class NarrowFormat:
+    """One sparse packing of a narrow layer: "gather" or "broadcast" tiled ELL, or 1×`width` "block" rows."""
+
+    kind: str
+    rows: int
+    width: int
+    us: float
+
+    @property
+    def label(self) -> str:
+        if self.kind == "block":
+            return f"BSR 1×{self.width} ({self.rows}-row tiles)"
+        return f"tiled-ELL {self.rows}-row {'r×1 broadcast' if self.kind == 'broadcast' else 'gather'}"
+
+
+def narrow_formats(costs: KernelCosts, batch: int, weight: np.ndarray) -> list[NarrowFormat]:
+    """Every sparse format the target offers for a narrow layer, with its predicted µs (stored weights,
+    padding included, counted without packing), fastest first."""
+    u, rows, us = costs.sparse_unroll, costs.sparse_rows, batch / 1e3  # µs per ns·row
+    formats = [
+        NarrowFormat("gather", rows, 1, us * costs.gather_ns_per_lane * ell_lanes(weight, rows, u, False))
+    ]
+    formats += [
+        NarrowFormat("broadcast", r, 1, us * ns * ell_lanes(weight, r, u, True))
+        for r, ns in costs.broadcast_ns_per_lane
+    ]
+    formats += [
+        NarrowFormat("block", r, c, us * ns * block_lanes(weight, r, c))
+        for c, r, ns in costs.block_ns_per_lane
+        if c <= weight.shape[1]
+    ]
+    return sorted(formats, key=lambda f: f.us)
 
 
 def wide(costs: KernelCosts, m: int, k: int, n: int, packed: TiledEll) -> tuple[float, float]:

@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-from cascc.lower.kernels.formats import pack_dense, pack_tiled_ell
+from cascc.lower.kernels.formats import block_lanes, ell_lanes, pack_block_rows, pack_dense, pack_tiled_ell
 
 DENSITIES = [1.0, 0.5, 0.1, 0.02, 0.0]
 
 
-def masked_weight(rng, n, k, density, block_rows=1):
+def masked_weight(rng, n, k, density, block_rows=1, block_cols=1):
     w = rng.standard_normal((n, k)).astype(np.float32)
-    keep = rng.random((-(-n // block_rows), k)) < density
-    keep = np.repeat(keep, block_rows, axis=0)[:n]
+    keep = rng.random((-(-n // block_rows), -(-k // block_cols))) < density
+    keep = np.repeat(np.repeat(keep, block_rows, axis=0), block_cols, axis=1)[:n, :k]
     return w * keep
 
 
@@ -45,6 +45,52 @@ def test_block_rows_are_packed_shared():
     assert p.shared and p.cols.ndim == 1
     np.testing.assert_array_equal(unpack_ell(p, 40), w)
     assert not pack_tiled_ell(masked_weight(rng, 64, 40, 0.2), None, 16, 4).shared
+
+
+def unpack_blocks(p, k):
+    """Rebuild the dense matrix from a 1×C block packing (the test's own reading of the format)."""
+    w = np.zeros((len(p.order), k), np.float32)
+    for t in range(len(p.ptr) - 1):
+        for s in range(p.ptr[t], p.ptr[t + 1]):
+            for r in range(p.rows):
+                row = p.order[t * p.rows + r]
+                w[row, p.cols[s, r] : p.cols[s, r] + p.width] += p.data[s, r]
+    return w
+
+
+@pytest.mark.parametrize("density", DENSITIES)
+@pytest.mark.parametrize("n, k, width", [(37, 19, 8), (64, 8, 8), (9, 45, 4), (5, 4, 4)])
+def test_block_packing_round_trips(n, k, width, density):
+    rng = np.random.default_rng(0)
+    w = masked_weight(rng, n, k, density)
+    p = pack_block_rows(w, None, rows=4, width=width)
+    np.testing.assert_array_equal(unpack_blocks(p, k)[:n], w)
+    assert p.nnz == np.count_nonzero(w) and p.data.size == block_lanes(w, 4, width)
+    assert p.cols.min(initial=0) >= 0 and p.cols.max(initial=0) + width <= k  # windows stay inside the row
+
+
+def test_block_packing_stores_one_block_per_grid_block():
+    rng = np.random.default_rng(4)
+    w = masked_weight(rng, 32, 43, 0.2, block_cols=8)  # the last grid block is 3 wide: window pulled back
+    p = pack_block_rows(w, None, rows=4, width=8)
+    grid_blocks = (np.pad(w, ((0, 0), (0, 5))).reshape(32, 6, 8) != 0).any(axis=2).sum()
+    stored = p.data.any(axis=2)  # the rest is padding
+    assert stored.sum() == grid_blocks
+    assert set(p.cols[stored]) <= {0, 8, 16, 24, 32, 35}  # grid starts, the last one pulled back to 43 - 8
+    np.testing.assert_array_equal(unpack_blocks(p, 43), w)
+
+
+@pytest.mark.parametrize("rows", [4, 8, 16])
+def test_shared_packing_covers_partial_blocks(rows):
+    """A tile whose rows differ in a few columns (a block cut short) still packs shared, storing zeros."""
+    rng = np.random.default_rng(6)
+    w = masked_weight(rng, 48, 30, 0.2, block_rows=rows)
+    w[1, np.flatnonzero(w[1])[:2]] = 0  # row 1 loses two weights its block-mates keep
+    p = pack_tiled_ell(w, None, rows=rows, unroll=4, shared=True)
+    assert p.shared and p.data.size == ell_lanes(w, rows, 4, True)
+    np.testing.assert_array_equal(unpack_ell(p, 30)[:48], w)
+    assert not pack_tiled_ell(w, None, rows=rows, unroll=4).shared  # auto: no longer identical columns
+    assert ell_lanes(w, rows, 4, False) == pack_tiled_ell(w, None, rows, 4, shared=False).data.size
 
 
 def test_rows_sorted_by_length_cut_padding():
@@ -126,6 +172,50 @@ def test_sparse_kernel_matches_numpy(build, batch, density):
         func = tiled_ell_linear(batch, k, len(p.ptr) - 1, 16, slots, 4, p.shared, act)
         y = build(func, x, data, cols, p.ptr, p.bias, p.order, out=(batch, p.bias.size))
         assert_close(y[:, :n], reference(x, w, b, act))
+
+
+@pytest.mark.parametrize("density", DENSITIES)
+@pytest.mark.parametrize("batch", [1, 7, 32])
+@pytest.mark.parametrize("width, rows", [(8, 4), (4, 8)])
+def test_block_kernel_matches_numpy(build, batch, density, width, rows):
+    from cascc.lower.kernels.linear import block_rows_linear
+
+    rng = np.random.default_rng(20 + batch)
+    n, k = 45, 70  # a padded last tile; the last grid block is partial, its window pulled back
+    w, b = masked_weight(rng, n, k, density, block_cols=width), rng.standard_normal(n).astype(np.float32)
+    w[3] = 0  # an all-zero row
+    x = rng.standard_normal((batch, k)).astype(np.float32)
+    p = pack_block_rows(w, b, rows=rows, width=width)
+    slots = max(p.slots, 1)
+    data = np.zeros((slots, rows, width), np.float32)
+    data[: p.slots] = p.data
+    cols = np.zeros((slots, rows), np.int32)
+    cols[: p.slots] = p.cols
+    for act in (None, "relu", "relu6"):
+        func = block_rows_linear(batch, k, len(p.ptr) - 1, rows, slots, width, act)
+        y = build(func, x, data, cols, p.ptr, p.bias, p.order, out=(batch, p.bias.size))
+        assert_close(y[:, :n], reference(x, w, b, act))
+
+
+def test_block_kernel_on_unstructured_weight(build):
+    """1×C blocks are exact on any mask: windows hold the unmasked weights and zeros."""
+    from cascc.lower.kernels.linear import block_rows_linear
+
+    rng = np.random.default_rng(8)
+    w = masked_weight(rng, 30, 61, 0.15)
+    x = rng.standard_normal((1, 61)).astype(np.float32)
+    p = pack_block_rows(w, None, rows=4, width=8)
+    y = build(
+        block_rows_linear(1, 61, len(p.ptr) - 1, 4, p.slots, 8, None),
+        x,
+        p.data,
+        p.cols,
+        p.ptr,
+        p.bias,
+        p.order,
+        out=(1, 32),
+    )
+    assert_close(y[:, :30], reference(x, w, 0.0, None))
 
 
 @pytest.mark.parametrize("density", [1.0, 0.1, 0.0])

@@ -105,3 +105,50 @@ def test_measure_refuses_targets_that_cannot_run_here():
 
     with pytest.raises(OptionError, match="cannot run this target"):
         lower(mlp_program(1, 0.5), TARGETS["arm64"], measure=True)
+
+
+@pytest.mark.parametrize(
+    "criterion, kernel",
+    [
+        (("prune.block", {"block": "1x8"}), "sparse BSR 1×8"),
+        (("prune.block", {"block": "4x1"}), "sparse tiled-ELL 4-row r×1 broadcast"),
+        (("prune.magnitude", {}), "sparse tiled-ELL 16-row gather"),
+    ],
+)
+def test_narrow_format_follows_the_mask_structure(criterion, kernel):
+    """Per layer, the cost model picks the format the mask's structure makes cheapest, and it still matches
+    torch (block pruning may leave one partial block per layer: shared and 1×C packings store its zeros)."""
+    from cascc.lower import lower
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 192), nn.ReLU(), nn.Linear(192, 10))
+    program = from_module(model, (torch.randn(1, 256),))
+    step, options = criterion
+    program = passes.run(program, [(step, {"sparsity": 0.9, **options})])
+    lowered = lower(program, dataclasses.replace(TARGETS["x86"], costs=KernelCosts()))
+    assert lowered.decisions[0].kernel.startswith(kernel), lowered.decisions[0]
+    assert kernel.removeprefix("sparse ") in lowered.decisions[0].reason
+    x = np.random.default_rng(0).standard_normal((1, 256)).astype(np.float32)
+    expected = program.module()(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(run_lowered(lowered, x), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "criterion, index", [(("prune.block", {"block": "1x8"}), np.int16), (("prune.magnitude", {}), np.int32)]
+)
+def test_column_indices_are_int16_where_loaded_one_at_a_time(criterion, index):
+    """1×C blocks and broadcast columns load one index at a time: int16 where K fits; per-lane gathers
+    (vector index loads, slower as int16) and nothing else keep int32."""
+    from cascc.lower.pipeline import to_relax
+    from cascc.lower.sparse import KernelRewrite, scalar_index, weight_key
+
+    torch.manual_seed(0)
+    program = from_module(nn.Sequential(nn.Linear(96, 64)), (torch.randn(1, 96),))
+    step, options = criterion
+    program = passes.run(program, [(step, {"sparsity": 0.9, **options})])
+    names = {weight_key(program.masked_weights()[n].numpy()): [n] for n in program.masks}
+    rewrite = KernelRewrite(KernelCosts(margin=0.0), names, keep_candidates=True)
+    rewrite(to_relax(program.with_weights(program.masked_weights()).exported))
+    cols = rewrite.candidates["0.weight"]["sparse"].consts[1]
+    assert cols.dtype == index
+    assert scalar_index(32768) is np.int16 and scalar_index(32769) is np.int32

@@ -10,7 +10,13 @@ and the Relax rewrite slices them off.
   same columns (r×1 blocks) the column index is stored once per slot (`shared`) and x is broadcast instead
   of gathered. Otherwise rows are first sorted by their count of nonzeros, so a tile holds rows of equal
   length and the padding all but vanishes (at 10% density, 1024 columns: 18% padding unsorted, 2% sorted);
-  `order[p]` is the output row packed at position p, and the kernels store through it.
+  `order[p]` is the output row packed at position p, and the kernels store through it. With `shared=True`
+  a tile's slots are the union of its rows' columns (a row lacking one stores a zero): r×1 blocks whose
+  count was cut short in one block still pack shared.
+- `BlockRows`: BSR with 1×C blocks. A row's nonzeros are covered by C-wide windows of columns on the grid
+  g·C (the last window pulled back to end at column K), and a window's C weights are stored together, so the
+  kernel reads C contiguous x with one vector load per block. Rows are sorted and dealt as in `TiledEll`,
+  and grouped in tiles of R rows that advance one block per slot.
 """
 
 from __future__ import annotations
@@ -67,23 +73,26 @@ class TiledEll:
         return self.data.shape[0]
 
 
-def pack_tiled_ell(w: np.ndarray, bias: np.ndarray | None, rows: int, unroll: int) -> TiledEll:
-    """Pack a masked weight matrix (zeros are pruned) into the tiled-ELL layout described above."""
+def pack_tiled_ell(
+    w: np.ndarray, bias: np.ndarray | None, rows: int, unroll: int, shared: bool | None = None
+) -> TiledEll:
+    """Pack a masked weight matrix (zeros are pruned) into the tiled-ELL layout described above; `shared`
+    None packs shared only where every tile's rows have identical columns."""
     n, k = w.shape
     npad = padded(n, rows)
-    full = np.zeros((npad, k), np.float32)
-    full[:n] = w
-    nonzero = (full != 0).reshape(npad // rows, rows, k)
-    shared = bool((nonzero == nonzero[:, :1, :]).all())
+    full = _padded_rows(w, npad)
+    if shared is None:
+        nonzero = (full != 0).reshape(npad // rows, rows, k)
+        shared = bool((nonzero == nonzero[:, :1, :]).all())
     order = np.arange(npad, dtype=np.int32)
     if not shared:
         order = balanced_order(np.count_nonzero(full, axis=1), rows)
     tiles = full[order].reshape(npad // rows, rows, k)
     nonzero = tiles != 0
-    per_row = nonzero.sum(axis=2)  # [NT, R]
-    slots = np.array([padded(int(m), unroll) for m in per_row.max(axis=1)], np.int64)
-    ptr = np.zeros(len(slots) + 1, np.int32)
-    ptr[1:] = np.cumsum(slots)
+    if shared:
+        nonzero = np.broadcast_to(nonzero.any(axis=1, keepdims=True), nonzero.shape)
+    slots = np.array([padded(int(m), unroll) for m in nonzero.sum(axis=2).max(axis=1)], np.int64)
+    ptr = _offsets(slots)
     total = int(ptr[-1])
     data = np.zeros((total, rows), np.float32)
     cols = np.zeros((total,) if shared else (total, rows), np.int32)
@@ -97,7 +106,99 @@ def pack_tiled_ell(w: np.ndarray, bias: np.ndarray | None, rows: int, unroll: in
             else:
                 cols[base : base + len(idx), r] = idx
     bias_packed = _pad_bias(bias, n, npad)[order]
-    return TiledEll(data, cols, ptr, bias_packed, order, n, int(nonzero.sum()))
+    return TiledEll(data, cols, ptr, bias_packed, order, n, int(np.count_nonzero(tiles)))
+
+
+def ell_lanes(w: np.ndarray, rows: int, unroll: int, shared: bool) -> int:
+    """Stored lanes (slots × rows, padding included) of `pack_tiled_ell(w, …, shared=shared)`, without
+    packing: what the cost model weighs."""
+    nonzero = _padded_rows(w, padded(w.shape[0], rows)) != 0
+    if shared:
+        per_tile = nonzero.reshape(-1, rows, w.shape[1]).any(axis=1).sum(axis=1)
+    else:
+        per_tile = _tile_max(nonzero.sum(axis=1), rows)
+    return rows * int(sum(padded(int(m), unroll) for m in per_tile))
+
+
+@dataclass(frozen=True, eq=False)
+class BlockRows:
+    data: np.ndarray  # [S, R, C] float32: slot s of a tile holds one block of each of its R rows
+    cols: np.ndarray  # [S, R] int32, first column of each block's window
+    ptr: np.ndarray  # [NT + 1] int32, slot offsets per tile
+    bias: np.ndarray  # [NT * R], in packed order
+    order: np.ndarray  # [NT * R] int32, output row of each packed position
+    n: int
+    nnz: int
+
+    @property
+    def rows(self) -> int:
+        return self.data.shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.data.shape[2]
+
+    @property
+    def slots(self) -> int:
+        return self.data.shape[0]
+
+
+def pack_block_rows(w: np.ndarray, bias: np.ndarray | None, rows: int, width: int) -> BlockRows:
+    """Pack a masked weight matrix into 1×`width` blocks (K ≥ width), tiles of `rows` rows (see above)."""
+    n, k = w.shape
+    npad = padded(n, rows)
+    full = _padded_rows(w, npad)
+    occupied = _occupied_blocks(full, width)  # [npad, G]
+    order = balanced_order(occupied.sum(axis=1), rows)
+    occupied = occupied[order]
+    ptr = _offsets(occupied.sum(axis=1).reshape(-1, rows).max(axis=1))
+    starts = window_starts(k, width)
+    data = np.zeros((int(ptr[-1]), rows, width), np.float32)
+    cols = np.zeros((int(ptr[-1]), rows), np.int32)
+    for p, row in enumerate(order):
+        blocks = np.flatnonzero(occupied[p])
+        slot = ptr[p // rows] + np.arange(len(blocks))
+        window = starts[blocks, None] + np.arange(width)  # [B, C] columns each stored block covers
+        own = (window >= blocks[:, None] * width) & (window < (blocks[:, None] + 1) * width)
+        data[slot, p % rows] = np.where(own, full[row, window], 0)
+        cols[slot, p % rows] = starts[blocks]
+    return BlockRows(data, cols, ptr, _pad_bias(bias, n, npad)[order], order, n, int(np.count_nonzero(w)))
+
+
+def block_lanes(w: np.ndarray, rows: int, width: int) -> int:
+    """Stored weights (blocks × width, padding included) of `pack_block_rows`, without packing."""
+    occupied = _occupied_blocks(_padded_rows(w, padded(w.shape[0], rows)), width)
+    return rows * width * int(_tile_max(occupied.sum(axis=1), rows).sum())
+
+
+def window_starts(k: int, width: int) -> np.ndarray:
+    """First column of the window of each 1×width block on the grid (the last one ends at column k)."""
+    return np.minimum(np.arange(-(-k // width)) * width, k - width).astype(np.int32)
+
+
+def _occupied_blocks(full: np.ndarray, width: int) -> np.ndarray:
+    """[rows, G]: whether row r has a nonzero in grid block g (columns g·width … g·width + width − 1)."""
+    n, k = full.shape
+    cells = np.zeros((n, padded(k, width)), bool)
+    cells[:, :k] = full != 0
+    return cells.reshape(n, -1, width).any(axis=2)
+
+
+def _tile_max(per_row: np.ndarray, rows: int) -> np.ndarray:
+    """Slots per tile of sorted, dealt rows: the longest row of each tile."""
+    return per_row[balanced_order(per_row, rows)].reshape(-1, rows).max(axis=1)
+
+
+def _offsets(slots: np.ndarray) -> np.ndarray:
+    ptr = np.zeros(len(slots) + 1, np.int32)
+    ptr[1:] = np.cumsum(slots)
+    return ptr
+
+
+def _padded_rows(w: np.ndarray, npad: int) -> np.ndarray:
+    full = np.zeros((npad, w.shape[1]), np.float32)
+    full[: w.shape[0]] = w
+    return full
 
 
 def balanced_order(row_nnz: np.ndarray, rows: int) -> np.ndarray:
