@@ -28,6 +28,7 @@ TARGET = Target(
         block_ns_per_lane=((4, 8, 0.7),),
         wide_dense_ns_per_mac=0.06,
         wide_sparse_ns_per_mac=0.18,
+        wide_shared_ns_per_mac=0.12,
     ),
     notes={"install": "apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross"},
 )

@@ -70,7 +70,16 @@ def narrow_formats(costs: KernelCosts, batch: int, weight: np.ndarray) -> list[N
 def wide(costs: KernelCosts, m: int, k: int, n: int, packed: TiledEll) -> tuple[float, float]:
     """(dense, sparse) µs for a wide operand of m columns (pixels × images, tokens)."""
     dense = costs.wide_dense_ns_per_mac * m * k * padded(n, costs.wide_rows) / 1e3
-    return dense, costs.wide_sparse_ns_per_mac * m * packed.slots * packed.rows / 1e3
+    per_lane = costs.wide_shared_ns_per_mac if packed.shared else costs.wide_sparse_ns_per_mac
+    return dense, per_lane * m * packed.slots * packed.rows / 1e3
+
+
+def wide_shared_pays(costs: KernelCosts, weight: np.ndarray) -> bool:
+    """Whether the wide tiled ELL should share a column per tile: cheaper per stored weight, but a tile then
+    stores the union of its rows' columns (r×1 blocks: no more than per row; unstructured: far more)."""
+    rows = costs.wide_rows
+    per_row = costs.wide_sparse_ns_per_mac * ell_lanes(weight, rows, 1, False)
+    return costs.wide_shared_ns_per_mac * ell_lanes(weight, rows, 1, True) < per_row
 
 
 def choose(costs: KernelCosts, dense_us: float, sparse_us: float, density: float, fmt: str) -> Choice:

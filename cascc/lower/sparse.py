@@ -207,8 +207,6 @@ class KernelRewrite:
 
         def sparse() -> Candidate:
             data, cols = _nonempty(ell, 1)
-            if ell.shared:
-                cols = np.repeat(cols[:, None], ell.rows, axis=1)
             offsets = np.ascontiguousarray(koff[cols]).astype(scalar_index(alen))
             func = wide_sparse(
                 batch,
@@ -221,9 +219,10 @@ class KernelRewrite:
                 ep.act,
                 parallel=self._parallel(sparse_us),
                 index_dtype=str(offsets.dtype),
+                shared=ell.shared,
             )
             return Candidate(
-                f"sparse wide tiled-ELL {ell.rows}-row{via}",
+                f"sparse wide tiled-ELL {ell.rows}-row{' r×1 broadcast' if ell.shared else ''}{via}",
                 func,
                 (data, offsets, ell.ptr, ell.bias, ell.order),
                 (batch, alen),
@@ -467,9 +466,12 @@ class KernelRewrite:
         return kernel_us(oh * wp) <= kernel_us(oh * ow) + self._copy_us(batch * k * oh * ow)
 
     def _wide_packing(self, ep: Epilogue, n: int, k: int) -> TiledEll:
-        """The layer's wide tiled-ELL packing, packed once: `_direct_pays` and `_wide` both need it."""
+        """The layer's wide tiled-ELL packing (shared columns where the cost model prices them lower), packed
+        once: `_direct_pays` and `_wide` both need it."""
         if self._packed is None or self._packed[0] is not ep:
-            self._packed = (ep, pack_tiled_ell(ep.weight.reshape(n, k), ep.bias, self.costs.wide_rows, 1))
+            weight, rows = ep.weight.reshape(n, k), self.costs.wide_rows
+            shared = cost.wide_shared_pays(self.costs, weight)
+            self._packed = (ep, pack_tiled_ell(weight, ep.bias, rows, 1, shared=shared))
         return self._packed[1]
 
     def _copy_us(self, floats: int) -> float:

@@ -12,13 +12,14 @@ from cascc.frontends.torch import from_module
 from cascc.targets import TARGETS, KernelCosts
 
 
-def compile_and_compare(model, x, *, sparsity=0.0, costs=None):
+def compile_and_compare(model, x, *, sparsity=0.0, costs=None, criterion=("prune.magnitude", {})):
     import tvm
     from tvm import relax
 
     from cascc.lower import lower
 
-    program = passes.run(from_module(model.eval(), (x,)), [("prune.magnitude", {"sparsity": sparsity})])
+    step, options = criterion
+    program = passes.run(from_module(model.eval(), (x,)), [(step, {"sparsity": sparsity, **options})])
     target = TARGETS["x86"] if costs is None else dataclasses.replace(TARGETS["x86"], costs=costs)
     lowered = lower(program, target)
     vm = relax.VirtualMachine(lowered.executable, tvm.cpu())
@@ -64,6 +65,20 @@ def test_conv_bn_relu6_matches_torch(kernel, stride, padding, dilation, via, spa
     decisions = compile_and_compare(model, torch.randn(2, 5, 9, 7), sparsity=0.6, costs=costs)
     assert decisions["0.weight"].kernel.startswith("sparse wide" if sparse else "dense wide")
     assert via in decisions["0.weight"].kernel
+
+
+@pytest.mark.parametrize("block, shared", [("8x1", True), ("1x8", False)])
+def test_conv_with_row_blocks_shares_columns(block, shared):
+    """A conv pruned in r×1 blocks gets the wide kernel that shares each slot's operand vector across the
+    tile's rows; other masks keep per-row columns. Both match torch."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(16, 32, 3, 1, 1), nn.ReLU(), nn.Conv2d(32, 24, 1))
+    decisions = compile_and_compare(
+        model, torch.randn(1, 16, 12, 12), sparsity=0.8, criterion=("prune.block", {"block": block})
+    )
+    for layer in ("0.weight", "2.weight"):
+        assert decisions[layer].kernel.startswith("sparse wide")
+        assert ("r×1 broadcast" in decisions[layer].kernel) == shared
 
 
 @pytest.mark.parametrize("size", [(8, 8), (12, 12), (5, 5)])  # 64, 144, 25 (16-wide) pixels

@@ -326,3 +326,33 @@ def test_wide_kernels_match_numpy(build, k, density):
             out=(2, n, m),
         )
         assert_close(got, want)
+
+
+@pytest.mark.parametrize("density", [1.0, 0.3, 0.0])
+def test_wide_shared_column_kernel_matches_numpy(build, density):
+    """r×1 blocks (one cut short) through the wide kernel that loads a slot's operand vector once."""
+    from cascc.lower.kernels.linear import wide_sparse
+
+    rng = np.random.default_rng(30)
+    n, k, m, mpad = 20, 27, 45, 64  # a padded last tile, a pulled-back last chunk
+    w, b = masked_weight(rng, n, k, density, block_rows=8), rng.standard_normal(n).astype(np.float32)
+    w[9, np.flatnonzero(w[9])[:1]] = 0
+    a = np.zeros((2, k, mpad), np.float32)
+    a[:, :, :m] = rng.standard_normal((2, k, m))
+    want = np.einsum("nk,bkm->bnm", w, a[:, :, :m]) + b[None, :, None]
+    q = pack_tiled_ell(w, b, rows=8, unroll=1, shared=True)
+    data = np.zeros((max(q.slots, 1), 8), np.float32)
+    data[: q.slots] = q.data
+    cols = np.zeros(max(q.slots, 1), np.int32)
+    cols[: q.slots] = q.cols * mpad
+    got = build(
+        wide_sparse(2, m, n, 8, len(cols), 32, k * mpad, None, shared=True),
+        a.reshape(2, -1),
+        data,
+        cols,
+        q.ptr,
+        q.bias,
+        q.order,
+        out=(2, n, m),
+    )
+    assert_close(got, want)
