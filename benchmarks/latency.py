@@ -238,7 +238,7 @@ def write(rows, args, bandwidth):
         f"whole {args.block} blocks pruned by magnitude" if args.block else "magnitude pruning per layer"
     )
     note = (
-        f"\n{pruning}; {args.threads} threads; medians of {args.rounds} interleaved rounds; `× vs ORT` = onnxruntime "
+        f"\n{pruning}; {args.threads} thread{'s' if args.threads != 1 else ''}; medians of {args.rounds} interleaved rounds; `× vs ORT` = onnxruntime "
         f"latency / cascc latency (>1 is faster); bound = bytes moved at {bandwidth / 1e9:.1f} GB/s.\n"
     )
     (args.out / "latency.md").write_text("\n".join(lines) + "\n" + note)

@@ -153,3 +153,14 @@ def test_column_indices_are_int16_where_loaded_one_at_a_time(criterion, index):
     cols = rewrite.candidates["0.weight"]["sparse"].consts[1]
     assert cols.dtype == index
     assert scalar_index(32768) is np.int16 and scalar_index(32769) is np.int32
+
+
+@pytest.mark.parametrize("m, lanes", [(2048, 32), (1000, 32), (20, 32), (45, 32), (64, 16)])
+def test_operand_pitch_is_an_odd_number_of_cache_lines(m, lanes):
+    """Wide operands never get a pitch of an even number of 64-byte lines (a multiple of 4 KB at worst),
+    which maps the rows a sparse tile reads at one column into a few L1 sets."""
+    from cascc.lower.sparse import operand_pitch
+
+    pitch = operand_pitch(m, lanes)
+    assert pitch >= max(m, lanes) and pitch % 16 == 0 and (pitch // 16) % 2 == 1
+    assert pitch - max(m, lanes) < 32  # at most one line more than the next whole line
