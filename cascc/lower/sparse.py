@@ -35,7 +35,7 @@ from cascc.targets import KernelCosts
 from . import cost
 from .decision import Decision
 from .kernels import conv as conv_kernels
-from .kernels.formats import BlockRows, TiledEll, pack_block_rows, pack_dense, pack_tiled_ell, padded
+from .kernels.formats import RowTiles, TiledEll, pack_block_rows, pack_dense, pack_tiled_ell, padded
 from .kernels.linear import (
     batched_matmul,
     block_rows_linear,
@@ -578,7 +578,7 @@ def narrow_sparse(
     return func, (data, cols, packed.ptr, packed.bias, packed.order)
 
 
-def _nonempty(packed: TiledEll | BlockRows, min_slots: int, index=np.int32) -> tuple[np.ndarray, np.ndarray]:
+def _nonempty(packed: RowTiles, min_slots: int, index=np.int32) -> tuple[np.ndarray, np.ndarray]:
     """Data and column arrays (columns as `index`) with at least `min_slots` slots (an all-zero layer still
     needs buffers)."""
     slots = max(packed.slots, min_slots)

@@ -51,10 +51,12 @@ def pack_dense(w: np.ndarray, bias: np.ndarray | None, tile: int) -> PackedDense
 
 
 @dataclass(frozen=True, eq=False)
-class TiledEll:
-    data: np.ndarray  # [S, R] float32
-    cols: np.ndarray  # [S, R] int32, or [S] when shared
-    ptr: np.ndarray  # [NT + 1] int32, slot offsets per tile (multiples of U)
+class RowTiles:
+    """What every sparse packing holds: tiles of R output rows that advance one slot at a time."""
+
+    data: np.ndarray  # [S, R, …] float32
+    cols: np.ndarray  # int32 column indices (per format)
+    ptr: np.ndarray  # [NT + 1] int32, slot offsets per tile
     bias: np.ndarray  # [NT * R], in packed order
     order: np.ndarray  # [NT * R] int32, output row of each packed position (≥ n: a padded row)
     n: int
@@ -65,12 +67,16 @@ class TiledEll:
         return self.data.shape[1]
 
     @property
-    def shared(self) -> bool:
-        return self.cols.ndim == 1
-
-    @property
     def slots(self) -> int:
         return self.data.shape[0]
+
+
+class TiledEll(RowTiles):
+    """data [S, R]; cols [S, R], or [S] when shared; tile offsets are multiples of the unroll U."""
+
+    @property
+    def shared(self) -> bool:
+        return self.cols.ndim == 1
 
 
 def pack_tiled_ell(
@@ -120,27 +126,13 @@ def ell_lanes(w: np.ndarray, rows: int, unroll: int, shared: bool) -> int:
     return rows * int(sum(padded(int(m), unroll) for m in per_tile))
 
 
-@dataclass(frozen=True, eq=False)
-class BlockRows:
-    data: np.ndarray  # [S, R, C] float32: slot s of a tile holds one block of each of its R rows
-    cols: np.ndarray  # [S, R] int32, first column of each block's window
-    ptr: np.ndarray  # [NT + 1] int32, slot offsets per tile
-    bias: np.ndarray  # [NT * R], in packed order
-    order: np.ndarray  # [NT * R] int32, output row of each packed position
-    n: int
-    nnz: int
-
-    @property
-    def rows(self) -> int:
-        return self.data.shape[1]
+class BlockRows(RowTiles):
+    """data [S, R, C]: slot s of a tile holds one block of each of its R rows; cols [S, R], the first column
+    of each block's window."""
 
     @property
     def width(self) -> int:
         return self.data.shape[2]
-
-    @property
-    def slots(self) -> int:
-        return self.data.shape[0]
 
 
 def pack_block_rows(w: np.ndarray, bias: np.ndarray | None, rows: int, width: int) -> BlockRows:
