@@ -51,7 +51,7 @@ class NarrowFormat:
 def narrow_formats(costs: KernelCosts, batch: int, weight: np.ndarray) -> list[NarrowFormat]:
     """Every sparse format the target offers for a narrow layer, with its predicted µs (stored weights,
     padding included, counted without packing), fastest first."""
-    u, rows, us = costs.sparse_unroll, costs.sparse_rows, batch / 1e3  # µs per ns·row
+    u, rows, us = costs.sparse_unroll, costs.sparse_rows, batch / 1e3  # ns per row of x → µs per batch
     formats = [
         NarrowFormat("gather", rows, 1, us * costs.gather_ns_per_lane * ell_lanes(weight, rows, u, False))
     ]

@@ -54,6 +54,11 @@ def _evens(tile, start, lanes: int):
     )
 
 
+def _padded_grid(height: int, width: int, padding) -> tuple[int, int]:
+    """(Hp, Wp): the image's size with its zero border (padding = top, left, bottom, right)."""
+    return height + padding[0] + padding[2], width + padding[1] + padding[3]
+
+
 def _flat_tile(height: int, width: int, kernel, padding, lanes: int) -> tuple[int, int, int, int]:
     """(pixels, chunks, lead, size) of the flat per-channel tile of `depthwise_same`: the image at `lead`,
     zeros around it so every tap of every lanes-wide chunk reads inside."""
@@ -83,7 +88,7 @@ def im2col(
     kh, kw = kernel
     sh, sw = stride
     top, left = padding[0], padding[1]
-    hp, wp = height + padding[0] + padding[2], width + padding[1] + padding[3]
+    hp, wp = _padded_grid(height, width, padding)
     oh_, ow_ = out_hw
     m = oh_ * ow_
     lanes = 16
@@ -209,7 +214,7 @@ def depthwise(
     kh, kw = kernel
     sh, sw = stride
     top, left = padding[0], padding[1]
-    hp, wp = height + padding[0] + padding[2], width + padding[1] + padding[3]
+    hp, wp = _padded_grid(height, width, padding)
     oh_, ow_ = out_hw
     flat = (sh, sw) == (1, 1)
     chunks = -(-(oh_ * wp) // lanes)
@@ -345,7 +350,7 @@ def depthwise_stride2(
     48×48 and 96×96 images; slower below 16 output columns, where half the vector is wasted)."""
     kh, kw = kernel
     top, left = padding[0], padding[1]
-    hp, wp = height + padding[0] + padding[2], width + padding[1] + padding[3]
+    hp, wp = _padded_grid(height, width, padding)
     oh_, ow_ = out_hw
     owc = -(-ow_ // lanes)
     size = hp * wp + 2 * lanes * owc + 2 * lanes  # the last chunk's 2·lanes-wide reads stay inside
