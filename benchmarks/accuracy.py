@@ -132,11 +132,10 @@ def run(job: Job, dense_dir: str) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from cascc.passes.evaluate import evaluate
-
     from cascc import frontends, passes
     from cascc.data import load
     from cascc.frontends.torch import save_pt2
+    from cascc.passes.evaluate import evaluate
 
     task = TASKS[job.task]
     start = time.perf_counter()

@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import pytest
+from support import model_ref
 
 import cascc
 from cascc.artifact import open_artifact, write_npz
 from cascc.errors import ArtifactError, OptionError
-from support import model_ref
 
 
 @pytest.fixture(scope="module")

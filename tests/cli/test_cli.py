@@ -48,9 +48,8 @@ def test_unknown_target(tmp_path):
 
 
 def test_compile_pt2_and_run_cli(tmp_path):
-    import torch
-
     import models
+    import torch
 
     module, args = models.mlp()
     path = tmp_path / "mlp.pt2"

@@ -7,10 +7,10 @@ import re
 
 import pytest
 import torch
-from cascc.passes import analysis, connectivity
 
 from cascc import passes
 from cascc.ir import layers
+from cascc.passes import analysis, connectivity
 
 
 def chain_reference(masks):

@@ -6,13 +6,13 @@ import warnings
 
 import pytest
 import torch
-from cascc.passes import analysis, connectivity
-from cascc.passes.density import ALLOCATORS, AllocationWarning, allocate, kept_budget
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cascc import passes
 from cascc.ir import Layer, LayerKind, layers
+from cascc.passes import analysis, connectivity
+from cascc.passes.density import ALLOCATORS, AllocationWarning, allocate, kept_budget
 
 MODELS = ["mlp_program", "cnn_program", "separable_program"]
 ALLOCATIONS = [

@@ -1,10 +1,10 @@
 import pytest
 import torch
-from cascc.passes.prune import keep_top
 
 from cascc import passes
 from cascc.errors import CasccError, OptionError, PassFailed
 from cascc.ir import layers
+from cascc.passes.prune import keep_top
 
 
 def round_half_up(x: float) -> int:

@@ -2,12 +2,12 @@
 
 import pytest
 import torch
-from cascc.passes import probe
-from cascc.passes.reparam import _patches
 
 from cascc import passes
 from cascc.data import load
 from cascc.ir import layers
+from cascc.passes import probe
+from cascc.passes.reparam import _patches
 
 
 def test_sparse_init_uses_each_units_in_degree(lenet_program):

@@ -4,10 +4,10 @@ import warnings
 
 import pytest
 import torch
-from cascc.passes import connectivity
 
 from cascc import passes
 from cascc.ir import layers
+from cascc.passes import connectivity
 
 
 def outputs(program, inputs):
