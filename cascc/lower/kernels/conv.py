@@ -12,12 +12,38 @@ from tvm.script import tirx as T
 
 from .linear import SCHEDULED, _activate
 
+# LLVM's vector lane count is 16-bit: one vector over a whole plane (tens of thousands of pixels) aborts
+# inside LLVM ("scalable size"), and past 65535 lanes the count wraps and leaves most of the plane unwritten.
+# Fills and copies of plane-sized extents therefore go in CHUNK-wide vectors plus a static tail.
+CHUNK = 16
+
+
+@T.macro
+def _fill(buf, start, count, value):
+    """buf[start + f] = value for f < count (count a Python int), in CHUNK-wide vector stores."""
+    for f in range(count // CHUNK):
+        for v in T.vectorized(CHUNK):
+            buf[start + f * CHUNK + v] = value
+    if count % CHUNK != 0:
+        for v in T.vectorized(count % CHUNK):
+            buf[start + count // CHUNK * CHUNK + v] = value
+
+
+@T.macro
+def _copy(dst, dst_start, src, src_start, count):
+    """dst[dst_start + f] = src[src_start + f] for f < count (count a Python int), in CHUNK-wide vectors."""
+    for f in range(count // CHUNK):
+        for v in T.vectorized(CHUNK):
+            dst[dst_start + f * CHUNK + v] = src[src_start + f * CHUNK + v]
+    if count % CHUNK != 0:
+        for v in T.vectorized(count % CHUNK):
+            dst[dst_start + count // CHUNK * CHUNK + v] = src[src_start + count // CHUNK * CHUNK + v]
+
 
 @T.macro
 def _load_tile(tile, X, b, c, height, width, top, left, wp, size, fill):
     """tile[(i + top)·Wp + j + left] = X[b, c, i, j]; every other element of the tile = fill."""
-    for f in T.vectorized(size):
-        tile[f] = fill
+    _fill(tile, 0, size, fill)
     for i in range(height):
         for j in T.vectorized(width):
             tile[(i + top) * wp + j + left] = X[b, c, i, j]
@@ -26,12 +52,9 @@ def _load_tile(tile, X, b, c, height, width, top, left, wp, size, fill):
 @T.macro
 def _load_flat_tile(tile, Xf, base, hw, lead, size):
     """tile[lead + f] = Xf[base + f] for one channel's hw pixels, zeros before and after (up to size)."""
-    for f in T.vectorized(lead):
-        tile[f] = T.float32(0)
-    for f in T.vectorized(size - lead - hw):
-        tile[lead + hw + f] = T.float32(0)
-    for f in T.vectorized(hw):
-        tile[lead + f] = Xf[base + f]
+    _fill(tile, 0, lead, T.float32(0))
+    _fill(tile, lead + hw, size - lead - hw, T.float32(0))
+    _copy(tile, lead, Xf, base, hw)
 
 
 @T.macro
@@ -421,8 +444,7 @@ def depthwise_same_sparse(
         for task in tasks(batch * channels):
             c = task % channels
             if tap_ptr[c] == tap_ptr[c + 1]:
-                for f in T.vectorized(hw):
-                    Yf[task * hw + f] = _activate(bias[c], act)
+                _fill(Yf, task * hw, hw, _activate(bias[c], act))
             else:
                 tile = T.alloc_local((size,), "float32")
                 _load_flat_tile(tile, Xf, task * hw, hw, lead, size)
