@@ -55,10 +55,14 @@ class Program:
     frontend: str = "torch"
     seed: int = 0
     history: tuple[PassRecord, ...] = ()
+    # linear weights the source module holds as [in, out] (GPT-2's Conv1D, addmm(b, x, W)): the program
+    # stores them as [out, in] like every other linear, and `load_into` transposes them back
+    transposed: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not isinstance(self.masks, MappingProxyType):
             object.__setattr__(self, "masks", MappingProxyType(dict(self.masks)))
+        object.__setattr__(self, "transposed", frozenset(self.transposed))
 
     @property
     def weights(self) -> Mapping[str, torch.Tensor]:
@@ -66,10 +70,13 @@ class Program:
         return self.exported.state_dict
 
     def masked_weights(self) -> dict[str, torch.Tensor]:
-        """Every parameter and buffer with its mask applied (masked entries exactly zero)."""
+        """Every parameter and buffer with its mask applied (masked entries exactly zero). A tied weight is
+        listed under each of its names, all masked alike."""
+        state = self.weights
+        mask_of = {id(state[name]): mask for name, mask in self.masks.items()}
         return {
-            name: tensor.detach() * self.masks[name] if name in self.masks else tensor.detach()
-            for name, tensor in self.weights.items()
+            name: tensor.detach() * mask_of[id(tensor)] if id(tensor) in mask_of else tensor.detach()
+            for name, tensor in state.items()
         }
 
     def module(self) -> torch.nn.Module:
@@ -84,7 +91,10 @@ class Program:
         with torch.no_grad():
             for name, tensor in copied.state_dict(keep_vars=True).items():
                 if name in masked:
-                    tensor.copy_(masked[name])
+                    value = masked[name]
+                    tensor.copy_(
+                        value.t() if name in self.transposed and value.shape != tensor.shape else value
+                    )
         return copied
 
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
@@ -127,14 +137,65 @@ def replace_state(ep: ExportedProgram, updates: Mapping[str, torch.Tensor]) -> E
 
 
 def from_exported(ep: ExportedProgram, *, source: str, frontend: str, seed: int = 0) -> Program:
-    """Wrap a core-ATen ExportedProgram, reading its static input/output signature from the graph."""
+    """Wrap a core-ATen ExportedProgram, reading its static input/output signature from the graph.
+    Linear weights stored [in, out] are stored [out, in] (`store_linear_weights_out_in`)."""
+    ep, transposed = store_linear_weights_out_in(ep)
     sig = ep.graph_signature
     nodes = {n.name: n for n in ep.graph.nodes}
     inputs = tuple(_spec(name, nodes[name].meta.get("val")) for name in sig.user_inputs)
     out_node = next(n for n in ep.graph.nodes if n.op == "output")
     out_vals = [a.meta.get("val") if isinstance(a, torch.fx.Node) else None for a in out_node.args[0]]
     outputs = tuple(_spec(f"output_{i}", val) for i, val in enumerate(out_vals[: len(sig.user_outputs)]))
-    return Program(exported=ep, inputs=inputs, outputs=outputs, source=source, frontend=frontend, seed=seed)
+    return Program(
+        exported=ep,
+        inputs=inputs,
+        outputs=outputs,
+        source=source,
+        frontend=frontend,
+        seed=seed,
+        transposed=transposed,
+    )
+
+
+def store_linear_weights_out_in(ep: ExportedProgram) -> tuple[ExportedProgram, frozenset[str]]:
+    """A copy of `ep` in which every 2-D parameter that a matmul reads as [in, out] (no transpose between
+    the parameter and the matmul: GPT-2's Conv1D, ONNX MatMul/Gemm with transB=0) is stored as [out, in]
+    and read through an `aten.t`, so every pass and kernel sees one linear layout; and the names moved."""
+    params = ep.graph_signature.inputs_to_parameters
+    moved = []
+    for node in ep.graph.nodes:
+        if node.op == "call_function" and node.target in MATMUL_OPS:
+            traced = _trace_param(node.args[-1], params, count_transposes=True)
+            if traced is None or traced[1] % 2 or ep.state_dict[traced[0]].dim() != 2 or traced[0] in moved:
+                continue
+            moved.append(traced[0])
+    if not moved:
+        return ep, frozenset()
+    graph = copy.deepcopy(ep.graph)
+    placeholders = {params[n.name]: n for n in graph.nodes if n.op == "placeholder" and n.name in params}
+    first_op = next(n for n in graph.nodes if n.op != "placeholder")
+    state = dict(ep.state_dict)
+    for name in moved:
+        node, old = placeholders[name], state[name]
+        state[name] = torch.nn.Parameter(old.detach().t().contiguous(), requires_grad=old.requires_grad)
+        with graph.inserting_before(first_op):
+            view = graph.call_function(aten.t.default, (node,))
+        node.replace_all_uses_with(view, delete_user_cb=lambda user, view=view: user is not view)
+        view.meta = dict(node.meta)
+        node.meta["val"] = node.meta["val"].fake_mode.from_tensor(state[name], static_shapes=True)
+    root = torch.fx.GraphModule(ep.graph_module, graph)
+    rebuilt = ExportedProgram(
+        root=root,
+        graph=root.graph,
+        graph_signature=ep.graph_signature,
+        state_dict=state,
+        range_constraints=ep.range_constraints,
+        module_call_graph=ep.module_call_graph,
+        example_inputs=ep.example_inputs,
+        constants=ep.constants,
+        verifiers=[ep.verifier],
+    )
+    return rebuilt, frozenset(moved)
 
 
 def _spec(name: str, val: Any) -> TensorSpec:
@@ -167,7 +228,8 @@ class Layer:
     `fan_out` the number of output units (out_features / out_channels). `producers` names the layers whose
     output units feed this layer's input, traced through elementwise, norm, pool, reshape and residual adds;
     `from_input` says a graph input reaches this layer's input that way too, and `to_output` that this
-    layer's output reaches a graph output without passing another layer.
+    layer's output reaches a graph output without passing another layer. A weight read by several nodes
+    (tied) is one layer: `node` is its first use, `tied_nodes` the others.
     """
 
     name: str
@@ -188,6 +250,7 @@ class Layer:
     producers: tuple[str, ...] = ()
     from_input: bool = False
     to_output: bool = False
+    tied_nodes: tuple[str, ...] = ()  # further nodes reading this same weight (tied parameters)
 
     @property
     def unit_axis(self) -> int:
@@ -257,7 +320,6 @@ def layers(program: Program) -> list[Layer]:
         **ep.graph_signature.inputs_to_buffers,
         **ep.graph_signature.inputs_to_lifted_tensor_constants,
     }
-    found: dict[str, Layer] = {}  # node name -> layer
     by_node: dict[torch.fx.Node, Layer] = {}
     for node in ep.graph.nodes:
         layer = _as_layer(node, params, ep.state_dict)
@@ -278,11 +340,18 @@ def layers(program: Program) -> list[Layer]:
             else None,
             from_input=from_input or layer.kind is LayerKind.EMBEDDING,
         )
-        found[node.name] = layer
         by_node[node] = layer
+    # a tied weight (GPT-2's embedding and LM head) is one prunable layer, listed at its first use
+    uses: dict[str, list[torch.fx.Node]] = {}
+    for node, layer in by_node.items():
+        uses.setdefault(layer.name, []).append(node)
     return [
-        dataclasses.replace(layer, to_output=_reaches_output(node, by_node))
-        for node, layer in by_node.items()
+        dataclasses.replace(
+            by_node[nodes[0]],
+            to_output=any(_reaches_output(node, by_node) for node in nodes),
+            tied_nodes=tuple(node.name for node in nodes[1:]),
+        )
+        for nodes in uses.values()
     ]
 
 
@@ -335,16 +404,30 @@ def _as_layer(
     return None
 
 
-def _trace_param(arg: Any, params: Mapping[str, str]) -> str | None:
-    """The parameter FQN behind `arg`, seen through permute/t/view; None if it is not a parameter."""
+def _trace_param(arg: Any, params: Mapping[str, str], count_transposes: bool = False):
+    """The parameter FQN behind `arg`, seen through permute/t/view; None if it is not a parameter. With
+    `count_transposes`, (name, how many of those views swap the last two axes)."""
+    transposes = 0
     while isinstance(arg, torch.fx.Node):
         if arg.op == "placeholder":
-            return params.get(arg.name)
+            name = params.get(arg.name)
+            return (name, transposes) if count_transposes and name is not None else name
         if arg.op == "call_function" and arg.target in WEIGHT_VIEW_OPS:
+            transposes += _swaps_last_axes(arg)
             arg = arg.args[0]
             continue
         return None
     return None
+
+
+def _swaps_last_axes(node: torch.fx.Node) -> bool:
+    if node.target == aten.t.default:
+        return True
+    if node.target == aten.permute.default:
+        dims = list(node.args[1])
+        n = len(dims)
+        return n >= 2 and [d % n for d in dims[-2:]] == [n - 1, n - 2]
+    return False
 
 
 def _activation_input(node: torch.fx.Node) -> torch.fx.Node | None:

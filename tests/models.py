@@ -122,3 +122,43 @@ def gpu_mlp() -> tuple[nn.Module, tuple[torch.Tensor]]:
     """1024-4096-10: a hidden layer big enough that, sparse, its CSR kernel beats the dense GPU matmul."""
     torch.manual_seed(0)
     return relu_mlp(1024, 4096, 10), (torch.randn(2, 1024),)
+
+
+class Conv1D(nn.Module):
+    """A linear layer stored [in, out] and applied as addmm(b, x, W), as transformers' GPT-2 `Conv1D`."""
+
+    def __init__(self, out_features: int, in_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(in_features, out_features) / in_features**0.5)
+        self.bias = nn.Parameter(torch.randn(out_features) * 0.1)
+
+    def forward(self, x):
+        y = torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight)
+        return y.view(*x.shape[:-1], self.weight.shape[-1])
+
+
+class InOutMLP(nn.Module):
+    """Two [in, out] linears (one through Conv1D, one through a plain x @ W) and a standard nn.Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.up = Conv1D(64, 32)
+        self.down = nn.Parameter(torch.randn(64, 48) / 8)
+        self.head = nn.Linear(48, 10)
+
+    def forward(self, x):
+        return self.head(torch.relu(torch.relu(self.up(x)) @ self.down))
+
+
+class TiedLM(nn.Module):
+    """A token embedding whose weight is also the output projection (tied, as in GPT-2)."""
+
+    def __init__(self, vocab: int = 64, dim: int = 16):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.mix = nn.Linear(dim, dim)
+        self.lm_head = nn.Linear(dim, vocab, bias=False)
+        self.lm_head.weight = self.embed.weight
+
+    def forward(self, ids):
+        return self.lm_head(torch.relu(self.mix(self.embed(ids))))

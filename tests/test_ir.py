@@ -90,3 +90,65 @@ def test_linear_seen_through_bmm_against_an_expanded_weight():
     ]
     in_proj = layers(program)[0]
     assert (in_proj.fan_in, in_proj.fan_out) == (16, 48)
+
+
+def test_linear_weights_stored_in_out_become_out_in(tmp_path):
+    """GPT-2's Conv1D and a plain x @ W read their weight as [in, out]: the program stores them [out, in],
+    so fan-in and fan-out are the layer's, and the original module still takes the program's weights."""
+    from models import InOutMLP
+
+    from cascc import passes
+    from cascc.frontends.torch import from_module, load_pt2, save_pt2
+
+    torch.manual_seed(0)
+    model, x = InOutMLP().eval(), torch.randn(2, 5, 32)
+    program = from_module(model, (x,))
+    assert program.transposed == {"up.weight", "down"}
+    shapes = {ly.name: (ly.weight_shape, ly.fan_in, ly.fan_out) for ly in layers(program)}
+    assert shapes == {
+        "up.weight": ((64, 32), 32, 64),
+        "down": ((48, 64), 64, 48),
+        "head.weight": ((10, 48), 48, 10),
+    }
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x), model(x))
+    pruned = passes.run(program, [("prune.magnitude", {"sparsity": 0.8})])
+    # the masked weights load back into the user's module, in its own [in, out] layout
+    restored = pruned.load_into(model)
+    assert restored.up.weight.shape == (32, 64)
+    assert torch.equal(restored.up.weight == 0, ~pruned.masks["up.weight"].t())
+    with torch.no_grad():
+        torch.testing.assert_close(restored(x), pruned.module()(x))
+    reloaded = load_pt2(save_pt2(pruned, tmp_path / "p.pt2"))
+    assert reloaded.transposed == pruned.transposed and set(reloaded.masks) == set(pruned.masks)
+
+
+def test_tied_weights_are_one_prunable_layer():
+    """An embedding tied to the LM head is one layer, counted once by the sparsity budget."""
+    from models import TiedLM
+
+    from cascc import passes
+    from cascc.frontends.torch import from_module
+
+    torch.manual_seed(0)
+    model = TiedLM().eval()
+    ids = torch.randint(0, 64, (2, 7))
+    program = from_module(model, (ids,))
+    found = layers(program)
+    assert [ly.name for ly in found].count("lm_head.weight") == 1
+    tied = next(ly for ly in found if ly.name == "lm_head.weight")
+    assert tied.kind is LayerKind.EMBEDDING and len(tied.tied_nodes) == 1
+    pruned = passes.run(program, [("prune.magnitude", {"sparsity": 0.9})])
+    sizes = {ly.name: ly.size for ly in found}
+    kept = {name: int(pruned.masks[name].sum()) for name in sizes}
+    assert sum(sizes.values()) == 64 * 16 + 16 * 16  # the tied weight counted once
+    assert sum(kept.values()) == sum(sizes.values()) - round(0.9 * sum(sizes.values()))
+    for name, size in sizes.items():  # uniform: every layer, the tied one too, near 10% density
+        assert abs(kept[name] / size - 0.1) < 0.01, (name, kept[name] / size)
+    # both names of the tied weight are masked alike, whichever order a module lists them in
+    masked = pruned.masked_weights()
+    assert torch.equal(masked["embed.weight"], masked["lm_head.weight"])
+    restored = pruned.load_into(model)
+    assert torch.equal(restored.embed.weight, masked["lm_head.weight"])
+    with torch.no_grad():
+        torch.testing.assert_close(restored(ids), pruned.module()(ids))

@@ -142,6 +142,7 @@ def load_pt2(path: Path, *, seed: int = 0) -> Program:
         program,
         masks={name: program.weights[name] != 0 for name in meta["masked"]},
         history=tuple(PassRecord(r["name"], r["options"]) for r in meta["history"]),
+        transposed=program.transposed | set(meta.get("transposed", ())),
     )
 
 
@@ -154,7 +155,11 @@ def save_pt2(program: Program, path: Path) -> Path:
     if path.suffix.lower() != ".pt2":
         raise ModelLoadError(path, "the output must be a .pt2 file", "name it e.g. pruned.pt2")
     exported = program.with_weights({n: w for n, w in program.masked_weights().items() if n in program.masks})
-    meta = {"masked": sorted(program.masks), "history": [r.to_json() for r in program.history]}
+    meta = {
+        "masked": sorted(program.masks),
+        "history": [r.to_json() for r in program.history],
+        "transposed": sorted(program.transposed),
+    }
     with atomic_file(path) as tmp:
         torch.export.save(exported.exported, tmp, extra_files={CASCC_EXTRA: json.dumps(meta, sort_keys=True)})
     return path
