@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from . import selftesting as selftests
 from .digest import file_sha256
 from .errors import ArtifactError, OptionError
 from .ir import Program, TensorSpec, density, layers
@@ -29,10 +30,6 @@ MANIFEST = "manifest.json"
 LIBRARY = "model.so"
 SELFTEST = "selftest.npz"
 FORMAT_VERSION = 1
-# Self-test tolerance: TVM and torch reorder fp32 sums differently; 1e-4 relative is far above that noise
-# and far below any real miscompilation.
-SELFTEST_RTOL = 1e-4
-SELFTEST_ATOL = 1e-5
 
 
 def versions() -> dict[str, str]:
@@ -138,26 +135,27 @@ def write(
     program: Program,
     lowered: Any,
     *,
-    reference: Callable[[Program], Any] | None = None,
     force: bool = False,
     evaluation: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the artifact directory atomically and return its manifest.
 
-    The self-test pair is the program's example input and the output of torch eager on the masked model,
-    an independent reference for the compiled code.
+    The self-test cases are the program's example input and a second input of the same kind, each with
+    the output of torch eager on the masked model, an independent reference for the compiled code; their
+    tolerance follows the network's accumulation depth and each output's scale (`cascc.selftesting`).
     """
     inputs = [t.numpy() for t in program.example_inputs()]
-    expected = reference(program) if reference else _torch_outputs(program, inputs)
+    cases = [inputs, selftests.second_input(program, inputs)]
+    expected = [_torch_outputs(program, case) for case in cases]
+    tol = selftests.tolerance(selftests.accumulation_depth(program), expected)
+    arrays = {}
+    for c, (xs, ys) in enumerate(zip(cases, expected)):
+        prefix = f"case{c}_" if c else ""  # case 0 keeps the plain names `run` and `bench` read
+        arrays.update({f"{prefix}input_{i}": x for i, x in enumerate(xs)})
+        arrays.update({f"{prefix}output_{i}": y for i, y in enumerate(ys)})
     with atomic_directory(out, force=force) as tmp:
         lowered.export(tmp / LIBRARY)
-        write_npz(
-            tmp / SELFTEST,
-            {
-                **{f"input_{i}": x for i, x in enumerate(inputs)},
-                **{f"output_{i}": y for i, y in enumerate(expected)},
-            },
-        )
+        write_npz(tmp / SELFTEST, arrays)
         manifest = {
             "format": FORMAT_VERSION,
             "versions": versions(),
@@ -171,7 +169,7 @@ def write(
             "source": {"model": program.source, "frontend": program.frontend, "seed": program.seed},
             "passes": [r.to_json() for r in program.history],
             "layers": layer_table(program, lowered.decisions),
-            "selftest": {"file": SELFTEST, "rtol": SELFTEST_RTOL, "atol": SELFTEST_ATOL},
+            "selftest": {"file": SELFTEST, "cases": len(cases), **tol.to_json()},
             "files": {
                 name: {"bytes": (tmp / name).stat().st_size, "sha256": file_sha256(tmp / name)}
                 for name in (LIBRARY, SELFTEST)
@@ -210,10 +208,22 @@ class Artifact:
     def inputs(self) -> tuple[TensorSpec, ...]:
         return tuple(TensorSpec(s["name"], tuple(s["shape"]), s["dtype"]) for s in self.manifest["inputs"])
 
-    def selftest_data(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def selftest_data(self, case: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(inputs, torch-eager outputs) of one stored self-test case; case 0 is the example input."""
+        prefix = f"case{case}_" if case else ""
         with np.load(self.path / SELFTEST, allow_pickle=False) as data:
             n_in, n_out = len(self.manifest["inputs"]), len(self.manifest["outputs"])
-            return [data[f"input_{i}"] for i in range(n_in)], [data[f"output_{i}"] for i in range(n_out)]
+            return (
+                [data[f"{prefix}input_{i}"] for i in range(n_in)],
+                [data[f"{prefix}output_{i}"] for i in range(n_out)],
+            )
+
+    @property
+    def tolerance(self) -> selftests.Tolerance:
+        facts = self.manifest["selftest"]
+        return selftests.Tolerance(
+            float(facts["rtol"]), tuple(float(a) for a in facts["atol"]), int(facts["accumulation_depth"])
+        )
 
 
 def open_artifact(path: Path) -> Artifact:

@@ -341,7 +341,9 @@ def _analysis_table(report) -> None:
     "--output", "-o", "output_file", type=click.Path(path_type=Path), help="Save outputs (.npy or .npz)."
 )
 @click.option(
-    "--selftest", is_flag=True, help="Run the stored sample input and compare with the torch reference."
+    "--selftest",
+    is_flag=True,
+    help="Run the stored sample, a second stored input and the sample again; compare with torch eager.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def run_cmd(
@@ -361,14 +363,17 @@ def run_cmd(
             "max_rel_error": result.max_rel_error,
             "rtol": result.rtol,
             "atol": result.atol,
+            "calls": result.calls,
+            "failed_call": result.failed_call,
         }
         if as_json:
             click.echo(json.dumps(payload))
         else:
-            verdict = "[green]passed[/]" if result.passed else "[red]FAILED[/]"
+            verdict = "[green]passed[/]" if result.passed else f"[red]FAILED[/] on the {result.failed_call}"
             out.print(
-                f"self-test {verdict}: max |error| {result.max_abs_error:.2e} "
-                f"(tolerance rtol {result.rtol:g}, atol {result.atol:g}) against torch eager"
+                f"self-test {verdict}: {result.calls} calls, max |error| {result.max_abs_error:.2e}, "
+                f"{result.max_rel_error:.2g} of the tolerance (rtol {result.rtol:.2g}, atol ≤ "
+                f"{result.atol:.2g}, from the network's accumulation depth) against torch eager"
             )
         if not result.passed:
             sys.exit(EXIT_CHECK_FAILED)

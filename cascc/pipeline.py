@@ -14,6 +14,7 @@ from . import artifact as artifacts
 from .errors import ArtifactError, OptionError
 from .ir import Program
 from .recipe import Recipe
+from .selftesting import CALLS, SelfTest, judge
 
 Stage = Callable[[str], None]
 
@@ -205,36 +206,14 @@ def _session(art: artifacts.Artifact, threads: int | None = None):
     return Session(art.library, art.manifest["target"]["device"], sha256=sha, threads=threads)
 
 
-@dataclass(frozen=True)
-class SelfTest:
-    """Outcome of running an artifact on its stored sample input against the stored torch output."""
-
-    passed: bool
-    max_abs_error: float
-    max_rel_error: float
-    rtol: float
-    atol: float
-
-
 def selftest(path: str | Path) -> SelfTest:
-    """Run the artifact on its sample input and compare with the torch-eager output stored at compile time."""
+    """Run the artifact on its sample input, its second stored input and the sample again, each against
+    the torch-eager output stored at compile time, at the artifact's tolerance (`cascc.selftesting`)."""
     art = artifacts.open_artifact(Path(path))
-    inputs, expected = art.selftest_data()
-    return _judge(art, _session(art).run(inputs), expected)
-
-
-def _judge(art: artifacts.Artifact, got: Sequence[np.ndarray], expected: Sequence[np.ndarray]) -> SelfTest:
-    """Outputs against the stored torch-eager reference, at the artifact's self-test tolerance."""
-    tol = art.manifest["selftest"]
-    rtol, atol = float(tol["rtol"]), float(tol["atol"])
-    abs_err = max(float(np.max(np.abs(g - e))) if g.size else 0.0 for g, e in zip(got, expected))
-    rel_err = max(
-        float(np.max(np.abs(g - e) / (np.abs(e) + atol))) if g.size else 0.0 for g, e in zip(got, expected)
-    )
-    passed = len(got) == len(expected) and all(
-        g.shape == e.shape and np.allclose(g, e, rtol=rtol, atol=atol) for g, e in zip(got, expected)
-    )
-    return SelfTest(passed, abs_err, rel_err, rtol, atol)
+    session = _session(art)
+    cases = [art.selftest_data(case) for case in range(int(art.manifest["selftest"]["cases"]))]
+    got = [session.run(cases[case][0]) for case, _ in CALLS]
+    return judge(got, [cases[case][1] for case, _ in CALLS], art.tolerance, [label for _, label in CALLS])
 
 
 BASELINES = ("onnxruntime", "torch")
@@ -308,7 +287,7 @@ def _bench_remote(
     inputs, expected = art.selftest_data()
     number = 10
     run = measure(remote, art.library, art.manifest["target"]["device"], inputs, rounds=rounds, number=number)
-    check = _judge(art, run.outputs, expected)
+    check = judge([run.outputs], [expected], art.tolerance, ["sample input"])
     if not check.passed:
         raise ArtifactError(
             art.library,
