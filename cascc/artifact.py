@@ -23,13 +23,12 @@ import numpy as np
 
 from . import selftesting as selftests
 from .digest import file_sha256
-from .errors import ArtifactError, OptionError
+from .errors import ArtifactError, OptionError, first_paragraph
 from .ir import Program, TensorSpec, density, layers
+from .manifest_schema import FORMAT_VERSION, LIBRARY, SELFTEST, validate
 
 MANIFEST = "manifest.json"
-LIBRARY = "model.so"
-SELFTEST = "selftest.npz"
-FORMAT_VERSION = 1
+MAX_MANIFEST_BYTES = 64 << 20
 
 
 def versions() -> dict[str, str]:
@@ -77,18 +76,98 @@ def atomic_file(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def atomic_directory(out: Path, *, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling directory; on success it replaces `out`, on failure it is removed."""
+def _is_artifact(path: Path) -> bool:
+    """Whether `path` is a directory holding a cascc manifest (the only kind `--force` may replace)."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(manifest, dict) and "format" in manifest and isinstance(manifest.get("files"), dict)
+
+
+def _backups(out: Path) -> list[Path]:
+    return sorted(out.parent.glob(f".{out.name}.old.*"))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(out: Path) -> list[str]:
+    """Undo what a killed `compile -o out` left: a backup of the previous artifact is put back where `out`
+    is missing, and temporary build folders of processes no longer running are removed. Returns what was
+    done, one line each, for the caller to report."""
     out = Path(out)
-    if out.exists() and not force:
-        raise OptionError(
-            out, "the output directory already exists", "pass --force to replace it, or choose another -o"
-        )
-    if out.exists() and not out.is_dir():
-        raise OptionError(out, "exists and is not a directory", "choose another -o")
+    done = []
+    if out.parent.is_dir():
+        backups = [b for b in _backups(out) if not _pid_alive(_pid_of(b))]
+        if backups and not out.exists() and _is_artifact(backups[-1]):
+            backups[-1].rename(out)
+            done.append(f"restored the previous artifact at {out} from {backups[-1].name}")
+            backups = backups[:-1]
+        for leftover in backups + [
+            t for t in out.parent.glob(f".{out.name}.tmp.*") if not _pid_alive(_pid_of(t))
+        ]:
+            shutil.rmtree(leftover, ignore_errors=True)
+            done.append(f"removed {leftover.name}, left by a killed build")
+    return done
+
+
+def _pid_of(path: Path) -> int:
+    """The pid in `.NAME.tmp.PID.XXXX` / `.NAME.old.PID` (0, never alive, if unreadable)."""
+    for part in reversed(path.name.split(".")):
+        if part.isdigit():
+            return int(part)
+    return 0
+
+
+def check_output(out: Path, *, force: bool = False, inputs: Sequence[Path] = ()) -> None:
+    """Refuse an output directory before any work starts: one that exists without --force, one that
+    --force may not replace (anything but a cascc artifact, or a folder holding an input), a path under
+    a file, or a parent that cannot be written."""
+    out = Path(out)
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise OptionError(
+                out, "the output directory already exists", "pass --force to replace it, or choose another -o"
+            )
+        if out.is_symlink() or not out.is_dir():
+            raise OptionError(out, "exists and is not a directory", "choose another -o")
+        if not _is_artifact(out):
+            raise OptionError(
+                out,
+                "is not a cascc artifact (no cascc manifest.json), and --force replaces only artifacts",
+                "choose an empty or new -o directory; remove the folder yourself if it really should go",
+            )
+        resolved = out.resolve()
+        held = [p for p in inputs if resolved in Path(p).resolve().parents]
+        if held:
+            raise OptionError(out, f"holds an input of this command ({held[0]})", "choose another -o")
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OptionError(out, f"{parent} is a file, so the directory cannot be made", "choose another -o")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OptionError(out, f"{parent} is not writable", "choose a -o you can write to")
+
+
+@contextlib.contextmanager
+def atomic_directory(out: Path, *, force: bool = False, inputs: Sequence[Path] = ()) -> Iterator[Path]:
+    """Yield a temporary sibling directory; on success it replaces `out`, on failure it is removed.
+
+    Replacing keeps an artifact at `out` as long as possible: the old one is renamed to a backup, the new
+    one renamed into place, then the backup deleted; `recover` puts a backup back if a kill came between."""
+    out = Path(out)
+    check_output(out, force=force, inputs=inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.{os.getpid()}.", dir=out.parent))
     try:
         yield tmp
     except BaseException:
@@ -96,6 +175,7 @@ def atomic_directory(out: Path, *, force: bool = False) -> Iterator[Path]:
         raise
     old = None
     if out.exists():
+        check_output(out, force=force, inputs=inputs)  # still an artifact after the build
         old = out.with_name(f".{out.name}.old.{os.getpid()}")
         out.rename(old)
     os.chmod(tmp, _default_mode(0o777))  # mkdtemp creates 0700
@@ -137,6 +217,7 @@ def write(
     *,
     force: bool = False,
     evaluation: Mapping[str, Any] | None = None,
+    protect: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """Write the artifact directory atomically and return its manifest.
 
@@ -153,7 +234,7 @@ def write(
         prefix = f"case{c}_" if c else ""  # case 0 keeps the plain names `run` and `bench` read
         arrays.update({f"{prefix}input_{i}": x for i, x in enumerate(xs)})
         arrays.update({f"{prefix}output_{i}": y for i, y in enumerate(ys)})
-    with atomic_directory(out, force=force) as tmp:
+    with atomic_directory(out, force=force, inputs=protect) as tmp:
         lowered.export(tmp / LIBRARY)
         write_npz(tmp / SELFTEST, arrays)
         manifest = {
@@ -180,6 +261,7 @@ def write(
             manifest["target"]["device_code"] = device_modules
         if evaluation is not None:
             manifest["evaluation"] = dict(evaluation)
+        validate(json.loads(json.dumps(manifest)), str(out / MANIFEST))  # the writer keeps to the schema
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
@@ -211,44 +293,101 @@ class Artifact:
     def selftest_data(self, case: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """(inputs, torch-eager outputs) of one stored self-test case; case 0 is the example input."""
         prefix = f"case{case}_" if case else ""
-        with np.load(self.path / SELFTEST, allow_pickle=False) as data:
-            n_in, n_out = len(self.manifest["inputs"]), len(self.manifest["outputs"])
-            return (
-                [data[f"{prefix}input_{i}"] for i in range(n_in)],
-                [data[f"{prefix}output_{i}"] for i in range(n_out)],
-            )
+        specs = [("input", s) for s in self.manifest["inputs"]] + [
+            ("output", s) for s in self.manifest["outputs"]
+        ]
+        arrays = {"input": [], "output": []}
+        try:
+            with np.load(self.path / SELFTEST, allow_pickle=False) as data:
+                for i, (kind, spec) in enumerate(specs):
+                    k = i if kind == "input" else i - len(self.manifest["inputs"])
+                    value = data[f"{prefix}{kind}_{k}"]
+                    if kind == "input" and (
+                        list(value.shape) != spec["shape"] or str(value.dtype) != spec["dtype"]
+                    ):
+                        raise ValueError(
+                            f"{kind}_{k} is {value.dtype}{list(value.shape)}, not the signature's"
+                        )
+                    arrays[kind].append(value)
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
+            raise ArtifactError(
+                self.path / SELFTEST,
+                f"unusable self-test data ({first_paragraph(exc, 200)})",
+                "recompile the artifact",
+            ) from exc
+        return arrays["input"], arrays["output"]
+
+    @property
+    def digest(self) -> str:
+        """sha256 of manifest.json: it lists every file's sha256, so it pins the whole artifact."""
+        return manifest_digest(self.path)
 
     @property
     def tolerance(self) -> selftests.Tolerance:
-        facts = self.manifest["selftest"]
-        return selftests.Tolerance(
-            float(facts["rtol"]), tuple(float(a) for a in facts["atol"]), int(facts["accumulation_depth"])
-        )
+        """The self-test tolerance, recomputed from the recorded accumulation depth (range-checked) and the
+        stored (hashed) expected outputs, so an edited rtol or atol in the manifest changes nothing."""
+        cases = range(int(self.manifest["selftest"]["cases"]))
+        depth = int(self.manifest["selftest"]["accumulation_depth"])
+        return selftests.tolerance(depth, [self.selftest_data(c)[1] for c in cases])
 
 
-def open_artifact(path: Path) -> Artifact:
-    """Read the manifest and check every listed file's size and sha256 before anything is loaded."""
+def manifest_digest(path: Path) -> str:
+    return "sha256:" + file_sha256(Path(path) / MANIFEST)
+
+
+def open_artifact(path: Path, *, expect_digest: str | None = None) -> Artifact:
+    """Check the artifact before anything in it is used: the manifest's digest (when `expect_digest` pins
+    it), its schema, that it lists exactly the artifact's files as plain files inside the directory (no
+    extra files, no links), and every file's size and sha256."""
     path = Path(path)
     manifest_path = path / MANIFEST
     if not path.is_dir():
         raise ArtifactError(path, "no such artifact directory", "pass the -o directory of `cascc compile`")
-    if not manifest_path.is_file():
+    if not manifest_path.is_file() or manifest_path.is_symlink():
         raise ArtifactError(
             path, f"no {MANIFEST} in the directory", "pass a directory written by `cascc compile`"
         )
+    if expect_digest is not None:
+        digest = manifest_digest(path)
+        if digest != _normal_digest(expect_digest):
+            raise ArtifactError(
+                manifest_path,
+                f"its digest is {digest}, not the expected {_normal_digest(expect_digest)}: this is not "
+                "the artifact you pinned",
+                "use the artifact whose digest `cascc compile` printed, or update the pinned digest",
+            )
+    if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise ArtifactError(manifest_path, "the manifest is implausibly large", "recompile the artifact")
     try:
-        manifest = json.loads(manifest_path.read_text())
-        files = manifest["files"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ArtifactError(manifest_path, f"unreadable manifest ({exc})", "recompile the artifact") from exc
-    for name, facts in files.items():
+        manifest = json.loads(manifest_path.read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ArtifactError(
+            manifest_path, f"unreadable manifest ({type(exc).__name__})", "recompile the artifact"
+        ) from exc
+    validate(manifest, str(manifest_path))
+    present = {entry.name for entry in path.iterdir()} - {MANIFEST}
+    extra = sorted(present - set(manifest["files"]))
+    if extra:
+        raise ArtifactError(
+            path,
+            f"holds files its manifest does not list: {', '.join(extra[:5])}",
+            "use the directory exactly as `cascc compile` wrote it",
+        )
+    for name, facts in manifest["files"].items():
         file = path / name
-        if not file.is_file():
-            raise ArtifactError(file, "listed in the manifest but missing", "recompile the artifact")
-        if file_sha256(file) != facts["sha256"]:
+        if file.is_symlink() or not file.is_file():
+            raise ArtifactError(
+                file, "listed in the manifest but missing or not a plain file", "recompile the artifact"
+            )
+        if file.stat().st_size != facts["bytes"] or file_sha256(file) != facts["sha256"]:
             raise ArtifactError(
                 file,
-                "sha256 does not match the manifest: the file was changed after compilation",
+                "size or sha256 does not match the manifest: the file was changed after compilation",
                 "recompile the artifact; never edit its files",
             )
     return Artifact(path, manifest)
+
+
+def _normal_digest(text: str) -> str:
+    text = text.strip().lower()
+    return text if text.startswith("sha256:") else f"sha256:{text}"

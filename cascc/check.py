@@ -90,9 +90,18 @@ def load_budgets(path: Path) -> dict[str, Any]:
     return table
 
 
-def check(path: str | Path, budgets: Mapping[str, Any], *, threads: int | None = None) -> list[Gate]:
-    """Measure the artifact at `path` against every budget given (keys as in BUDGET_KEYS)."""
-    art = artifacts.open_artifact(Path(path))
+def check(
+    path: str | Path,
+    budgets: Mapping[str, Any],
+    *,
+    threads: int | None = None,
+    model: str | None = None,
+    expect_digest: str | None = None,
+) -> list[Gate]:
+    """Measure the artifact at `path` against every budget given (keys as in BUDGET_KEYS). `model` is the
+    artifact's source model, which the torch baseline and `max_class_drop` need (never read from the
+    manifest)."""
+    art = artifacts.open_artifact(Path(path), expect_digest=expect_digest)
     wanted = {k: v for k, v in budgets.items() if v is not None}
     gates_asked = {"max_size", "max_latency", "max_latency_ratio", "min_accuracy", "max_class_drop"} & set(
         wanted
@@ -109,13 +118,15 @@ def check(path: str | Path, budgets: Mapping[str, Any], *, threads: int | None =
         limit = parse_size(wanted["max_size"])
         gates.append(Gate("max_size", size / 1e6, limit / 1e6, "MB", size <= limit, f"{size:,} bytes"))
     if "max_latency" in wanted or "max_latency_ratio" in wanted:
-        gates += _latency_gates(path, wanted, threads)
+        gates += _latency_gates(path, wanted, threads, model, expect_digest)
     if "min_accuracy" in wanted or "max_class_drop" in wanted:
-        gates += _accuracy_gates(art, wanted)
+        gates += _accuracy_gates(art, wanted, model)
     return gates
 
 
-def _latency_gates(path, wanted: Mapping[str, Any], threads: int | None) -> list[Gate]:
+def _latency_gates(
+    path, wanted: Mapping[str, Any], threads: int | None, model: str | None, expect_digest: str | None
+) -> list[Gate]:
     from .pipeline import bench
 
     baseline = wanted.get("baseline", "onnxruntime")
@@ -128,6 +139,8 @@ def _latency_gates(path, wanted: Mapping[str, Any], threads: int | None) -> list
         baselines=(baseline,) if ratio_asked else (),
         rpc=wanted.get("rpc"),
         key=wanted.get("key"),
+        model=model,
+        expect_digest=expect_digest,
     )
     median_ms = result["runners"]["cascc"]["median_us"] / 1e3
     gates = []
@@ -160,7 +173,7 @@ def _latency_gates(path, wanted: Mapping[str, Any], threads: int | None) -> list
     return gates
 
 
-def _accuracy_gates(art: artifacts.Artifact, wanted: Mapping[str, Any]) -> list[Gate]:
+def _accuracy_gates(art: artifacts.Artifact, wanted: Mapping[str, Any], model: str | None) -> list[Gate]:
     from .data import load
 
     data = load(wanted["data"])
@@ -174,7 +187,7 @@ def _accuracy_gates(art: artifacts.Artifact, wanted: Mapping[str, Any]) -> list[
             Gate("min_accuracy", accuracy, limit, "", accuracy >= limit, f"{len(labels)} test samples")
         )
     if "max_class_drop" in wanted:
-        dense = _predict_dense(art, data.x_test)[: len(labels)]
+        dense = _predict_dense(art, data.x_test, model)[: len(labels)]
         drops = {}
         for c in np.unique(labels):
             chosen = labels == c
@@ -215,14 +228,15 @@ def _predict_artifact(art: artifacts.Artifact, x) -> np.ndarray:
     return np.concatenate(outputs).reshape(-1, outputs[0].shape[-1]).argmax(axis=1)
 
 
-def _predict_dense(art: artifacts.Artifact, x) -> np.ndarray:
+def _predict_dense(art: artifacts.Artifact, x, model: str | None) -> np.ndarray:
     """The source model before any pass, in torch eager: the reference for per-class drops."""
     import torch
 
     from . import frontends
+    from .pipeline import needs_model
 
-    source = art.manifest["source"]
-    program = frontends.load(source["model"], seed=int(source["seed"]))
+    ref = needs_model(model, "--max-class-drop", "--model")
+    program = frontends.load(ref, seed=int(art.manifest["source"]["seed"]))
     module = program.module()
     with torch.no_grad():
         outputs = [module(torch.from_numpy(batch)).numpy() for batch in _batches(x, art.inputs[0])]

@@ -176,7 +176,7 @@ def compile_cmd(
             stage=lambda msg: status.update(f"{msg}…"),
         )
     if as_json:
-        click.echo(json.dumps(result.manifest, indent=2, sort_keys=True))
+        click.echo(json.dumps({**result.manifest, "digest": result.digest}, indent=2, sort_keys=True))
         return
     _layer_table(result.manifest)
     if "evaluation" in result.manifest:
@@ -188,6 +188,9 @@ def compile_cmd(
     size = sum(f["bytes"] for f in result.manifest["files"].values())
     out.print(f"{kept:,} of {total:,} prunable weights kept (density {kept / max(total, 1):.3f})")
     out.print(f"wrote [bold]{escape(str(output))}[/] ({size / 1024:.1f} KiB) for target {target}")
+    out.print(
+        f"manifest digest {result.digest} (pin it with --expect-digest)", highlight=False, soft_wrap=True
+    )
 
 
 def _layer_table(manifest: dict[str, Any]) -> None:
@@ -249,8 +252,13 @@ def prune_cmd(model: str, output: Path, seed: int, **recipe: Any) -> None:
 )
 @INPUT_SHAPE
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed (for factories).")
+@click.option(
+    "--model",
+    metavar="MODEL",
+    help="With an artifact DIR as SOURCE: the model it was compiled from (never read from its manifest).",
+)
 def export_onnx_cmd(
-    source: str, output: Path, sparse_initializers: bool, input_shapes: tuple, seed: int
+    source: str, output: Path, sparse_initializers: bool, input_shapes: tuple, seed: int, model: str | None
 ) -> None:
     """Write SOURCE (an artifact DIR, file.py:factory, .pt2 or .onnx) as ONNX, masked weights zeroed."""
     from .pipeline import export_onnx
@@ -262,6 +270,7 @@ def export_onnx_cmd(
             sparse_initializers=sparse_initializers,
             input_shapes=dict(input_shapes) or None,
             seed=seed,
+            model=model,
         )
     size = output.stat().st_size
     out.print(
@@ -328,6 +337,20 @@ def _analysis_table(report) -> None:
     out.print(f"[bold {colour}]{report.status}[/]: {escape(report.summary)}")
 
 
+EXPECT_DIGEST = click.option(
+    "--expect-digest",
+    metavar="SHA256",
+    help="Refuse the artifact unless its manifest digest is this (printed by `cascc compile`): pins "
+    "exactly which build a CI run accepts.",
+)
+MODEL_OPTION = click.option(
+    "--model",
+    metavar="MODEL",
+    help="The artifact's source model (file.py:factory, .pt2, .onnx), for what needs it (a baseline, "
+    "--max-class-drop, export of an artifact); cascc never imports the model an artifact's manifest names.",
+)
+
+
 @main.command("run")
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.option(
@@ -345,9 +368,15 @@ def _analysis_table(report) -> None:
     is_flag=True,
     help="Run the stored sample, a second stored input and the sample again; compare with torch eager.",
 )
+@EXPECT_DIGEST
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def run_cmd(
-    artifact: Path, input_file: Path | None, output_file: Path | None, selftest: bool, as_json: bool
+    artifact: Path,
+    input_file: Path | None,
+    output_file: Path | None,
+    selftest: bool,
+    expect_digest: str | None,
+    as_json: bool,
 ) -> None:
     """Run a compiled ARTIFACT directory with the TVM runtime."""
     import numpy as np
@@ -356,7 +385,7 @@ def run_cmd(
     from .artifact import open_artifact
 
     if selftest:
-        result = pipeline.selftest(artifact)
+        result = pipeline.selftest(artifact, expect_digest=expect_digest)
         payload = {
             "selftest": "pass" if result.passed else "fail",
             "max_abs_error": result.max_abs_error,
@@ -379,11 +408,11 @@ def run_cmd(
             sys.exit(EXIT_CHECK_FAILED)
         return
     inputs = (
-        pipeline.load_inputs(input_file, artifact)
+        pipeline.load_inputs(input_file, artifact, expect_digest=expect_digest)
         if input_file
-        else open_artifact(artifact).selftest_data()[0]
+        else open_artifact(artifact, expect_digest=expect_digest).selftest_data()[0]
     )
-    outputs = pipeline.run(artifact, inputs)
+    outputs = pipeline.run(artifact, inputs, expect_digest=expect_digest)
     if output_file:
         if len(outputs) == 1 and output_file.suffix == ".npy":
             np.save(output_file, outputs[0])
@@ -433,6 +462,8 @@ KEY_OPTION = click.option(
 )
 @RPC_OPTION
 @KEY_OPTION
+@MODEL_OPTION
+@EXPECT_DIGEST
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def bench_cmd(
     artifact: Path,
@@ -441,6 +472,8 @@ def bench_cmd(
     baselines: tuple[str, ...],
     rpc: str | None,
     key: str | None,
+    model: str | None,
+    expect_digest: str | None,
     as_json: bool,
 ) -> None:
     """Measure an ARTIFACT's latency on its sample input (median and p90), optionally against peers, here or
@@ -448,7 +481,16 @@ def bench_cmd(
     from .pipeline import bench
 
     with err.status("measuring…"):
-        result = bench(artifact, rounds=rounds, threads=threads, baselines=baselines, rpc=rpc, key=key)
+        result = bench(
+            artifact,
+            rounds=rounds,
+            threads=threads,
+            baselines=baselines,
+            rpc=rpc,
+            key=key,
+            model=model,
+            expect_digest=expect_digest,
+        )
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -493,12 +535,16 @@ def bench_cmd(
     type=click.Path(path_type=Path),
     help="Budget file with a [check] table (default: ./cascc.toml when it exists); options override it.",
 )
+@MODEL_OPTION
+@EXPECT_DIGEST
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the results as JSON.")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="Write a JUnit XML report.")
 def check_cmd(
     artifact: Path,
     config: Path | None,
     threads: int | None,
+    model: str | None,
+    expect_digest: str | None,
     json_path: Path | None,
     junit_path: Path | None,
     **options: Any,
@@ -510,7 +556,7 @@ def check_cmd(
     budgets = load_budgets(config) if config else (load_budgets(default) if default.is_file() else {})
     budgets.update({k: v for k, v in options.items() if v is not None})
     with err.status("checking…"):
-        gates = check(artifact, budgets, threads=threads)
+        gates = check(artifact, budgets, threads=threads, model=model, expect_digest=expect_digest)
     table = Table(title=f"cascc check {artifact}", title_justify="left")
     for col in ("budget", "measured", "limit", "verdict", "detail"):
         table.add_column(col)

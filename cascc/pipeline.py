@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import artifact as artifacts
-from .errors import ArtifactError, OptionError
+from .errors import ArtifactError, OptionError, PassWarning
 from .ir import Program
 from .recipe import Recipe
 from .selftesting import CALLS, SelfTest, judge
@@ -26,6 +27,7 @@ class CompileResult:
     program: Program
     path: Path
     manifest: dict[str, Any]
+    digest: str  # sha256 of manifest.json, which pins every file: pass it to --expect-digest
 
 
 def load_model(
@@ -84,12 +86,15 @@ def export_onnx(
     sparse_initializers: bool = False,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     seed: int = 0,
+    model: str | None = None,
 ) -> Program:
-    """Write a model (`file.py:factory`, `.pt2`, `.onnx`) or a compiled artifact's Program as ONNX."""
+    """Write a model (`file.py:factory`, `.pt2`, `.onnx`) or a compiled artifact's Program as ONNX; for an
+    artifact, `model` is its source model, given by the caller (never read from the manifest)."""
     from .onnx_export import export_onnx as write_onnx
 
     if Path(source).is_dir():
-        program = program_of_artifact(artifacts.open_artifact(Path(source)))
+        art = artifacts.open_artifact(Path(source))
+        program = program_of_artifact(art, needs_model(model, "exporting an artifact to ONNX", "--model"))
     else:
         from . import frontends
 
@@ -98,17 +103,31 @@ def export_onnx(
     return program
 
 
-def program_of_artifact(art: artifacts.Artifact) -> Program:
-    """Rebuild an artifact's Program: its source model, then the recorded passes it does not carry yet."""
+def needs_model(model: str | None, purpose: str, option: str) -> str:
+    """`model`, or a clear error: the source an artifact's manifest names is never imported, since anyone
+    who can edit the manifest could point it at any Python file."""
+    if model is None:
+        raise OptionError(
+            None,
+            f"{purpose} needs the artifact's source model, and cascc never imports the code an artifact's "
+            "manifest names",
+            f"pass the model the artifact was compiled from with {option} (e.g. {option} model.py:factory)",
+        )
+    return model
+
+
+def program_of_artifact(art: artifacts.Artifact, model: str) -> Program:
+    """Rebuild an artifact's Program from its source `model` (given by the caller), then the recorded passes
+    it does not carry yet."""
     from . import frontends, passes
 
-    source = art.manifest["source"]
+    seed = int(art.manifest["source"]["seed"])
     shapes = None
-    if source["frontend"] == "onnx":  # the compiled signature fixes any symbolic dimension, by position
+    if str(model).lower().endswith(".onnx"):  # the compiled signature fixes any symbolic dimension
         from .frontends.onnx import input_names
 
-        shapes = {name: spec.shape for name, spec in zip(input_names(Path(source["model"])), art.inputs)}
-    program = frontends.load(source["model"], seed=int(source["seed"]), input_shapes=shapes)
+        shapes = {name: spec.shape for name, spec in zip(input_names(Path(model)), art.inputs)}
+    program = frontends.load(model, seed=seed, input_shapes=shapes)
     recorded = [(p["name"], p["options"]) for p in art.manifest["passes"]]
     return passes.run(program, recorded[len(program.history) :])
 
@@ -165,6 +184,10 @@ def compile(
     say = stage or (lambda _msg: None)
     tgt = get_target(target, cpu=cpu)
     recipe = recipe or Recipe(sparsity=sparsity)
+    for line in artifacts.recover(Path(out)):
+        warnings.warn(line, PassWarning, stacklevel=2)
+    inputs = [] if isinstance(model, Program) else [Path(str(model).rpartition(":")[0] or str(model))]
+    artifacts.check_output(Path(out), force=force, inputs=inputs)  # before any of the costly work
     evaluation = None
     if finetune is None:
         program = sparsify(model, recipe, seed=seed, stage=say, input_shapes=input_shapes)
@@ -186,13 +209,17 @@ def compile(
     say(f"lowering for {tgt.name} with TVM")
     lowered = lower(program, tgt, measure=measure)
     say("writing the artifact")
-    manifest = artifacts.write(Path(out), program, lowered, force=force, evaluation=evaluation)
-    return CompileResult(program, Path(out), manifest)
+    manifest = artifacts.write(
+        Path(out), program, lowered, force=force, evaluation=evaluation, protect=inputs
+    )
+    return CompileResult(program, Path(out), manifest, artifacts.manifest_digest(Path(out)))
 
 
-def run(path: str | Path, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+def run(
+    path: str | Path, inputs: Sequence[np.ndarray], *, expect_digest: str | None = None
+) -> list[np.ndarray]:
     """Run an artifact on numpy inputs (checked against its signature) and return its outputs."""
-    art = artifacts.open_artifact(Path(path))
+    art = artifacts.open_artifact(Path(path), expect_digest=expect_digest)
     _check_inputs(art, inputs)
     return _session(art).run(inputs)
 
@@ -206,10 +233,10 @@ def _session(art: artifacts.Artifact, threads: int | None = None):
     return Session(art.library, art.manifest["target"]["device"], sha256=sha, threads=threads)
 
 
-def selftest(path: str | Path) -> SelfTest:
+def selftest(path: str | Path, *, expect_digest: str | None = None) -> SelfTest:
     """Run the artifact on its sample input, its second stored input and the sample again, each against
     the torch-eager output stored at compile time, at the artifact's tolerance (`cascc.selftesting`)."""
-    art = artifacts.open_artifact(Path(path))
+    art = artifacts.open_artifact(Path(path), expect_digest=expect_digest)
     session = _session(art)
     cases = [art.selftest_data(case) for case in range(int(art.manifest["selftest"]["cases"]))]
     got = [session.run(cases[case][0]) for case, _ in CALLS]
@@ -227,9 +254,12 @@ def bench(
     baselines: Sequence[str] = (),
     rpc: str | None = None,
     key: str | None = None,
+    model: str | None = None,
+    expect_digest: str | None = None,
 ) -> dict[str, Any]:
     """Median/p90 latency of an artifact on its sample input, optionally interleaved with onnxruntime and
-    torch eager running the same masked model (rebuilt from the manifest's factory and passes). With `rpc`
+    torch eager running the same masked model (rebuilt from its source factory `model` and the recorded
+    passes). With `rpc`
     (HOST:PORT of a TVM RPC server, or of a tracker when `key` names the device), the artifact runs and is
     timed on that remote device instead, after its self-test passed there."""
     import os
@@ -238,7 +268,7 @@ def bench(
 
     from .bench import measure
 
-    art = artifacts.open_artifact(Path(path))
+    art = artifacts.open_artifact(Path(path), expect_digest=expect_digest)
     if rpc is not None:
         return _bench_remote(art, rounds=rounds, rpc=rpc, key=key, baselines=baselines)
     if key is not None:
@@ -249,7 +279,7 @@ def bench(
     if baselines:
         from .baselines import onnxruntime_runner, torch_runner
 
-        module = _baseline_module(art)
+        module = _baseline_module(art, model)
         torch.set_num_threads(threads)
         example = [torch.from_numpy(x) for x in inputs]
         for name in baselines:
@@ -306,31 +336,33 @@ def _bench_remote(
     }
 
 
-def _baseline_module(art: artifacts.Artifact):
-    """The original nn.Module with the artifact's masks, rebuilt from its factory and recorded passes."""
+def _baseline_module(art: artifacts.Artifact, model: str | None):
+    """The original nn.Module with the artifact's masks, rebuilt from its factory `model` (given by the
+    caller, never read from the manifest) and the recorded passes."""
     from . import passes
     from .baselines import masked_module
     from .frontends import torch as torch_frontend
 
-    source = art.manifest["source"]
-    ref = str(source["model"])
+    ref = needs_model(model, "a baseline", "--model")
     head, sep, factory = ref.rpartition(":")
     if not (sep and head.endswith(".py")):
         raise OptionError(
             ref,
-            "a baseline needs the model's Python factory (file.py:factory), the artifact was "
-            "compiled from another format",
-            "compile from the factory, or drop --baseline",
+            "a baseline needs the model's Python factory (file.py:factory)",
+            "pass --model file.py:factory, or drop --baseline",
         )
-    module, example = torch_frontend.call_factory(Path(head), factory, seed=int(source["seed"]))
-    program = torch_frontend.from_module(module, example, source=ref, seed=int(source["seed"]))
+    seed = int(art.manifest["source"]["seed"])
+    module, example = torch_frontend.call_factory(Path(head), factory, seed=seed)
+    program = torch_frontend.from_module(module, example, source=ref, seed=seed)
     program = passes.run(program, [(p["name"], p["options"]) for p in art.manifest["passes"]])
     return masked_module(module, program)
 
 
-def load_inputs(path: str | Path, art_path: str | Path) -> list[np.ndarray]:
+def load_inputs(
+    path: str | Path, art_path: str | Path, *, expect_digest: str | None = None
+) -> list[np.ndarray]:
     """Inputs from a `.npy` (single-input models) or a `.npz` keyed by input name, in signature order."""
-    art = artifacts.open_artifact(Path(art_path))
+    art = artifacts.open_artifact(Path(art_path), expect_digest=expect_digest)
     file = Path(path)
     if not file.is_file():
         raise OptionError(file, "no such input file", "pass a .npy array or a .npz keyed by input name")

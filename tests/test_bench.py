@@ -29,7 +29,9 @@ def test_measure_orders_runners_by_their_real_cost():
 
 
 def test_bench_with_baselines(artifact):
-    result = cascc.pipeline.bench(artifact, rounds=3, threads=1, baselines=("onnxruntime", "torch"))
+    result = cascc.pipeline.bench(
+        artifact, rounds=3, threads=1, baselines=("onnxruntime", "torch"), model=model_ref("mlp")
+    )
     runners = result["runners"]
     assert set(runners) == {"cascc", "onnxruntime", "torch"}
     assert runners["cascc"]["ratio_to_cascc"] == 1.0
@@ -43,7 +45,7 @@ def test_baseline_is_the_same_masked_model(artifact):
     art = open_artifact(artifact)
     inputs, expected = art.selftest_data()
     with torch.no_grad():
-        got = _baseline_module(art)(torch.from_numpy(inputs[0])).numpy()
+        got = _baseline_module(art, model_ref("mlp"))(torch.from_numpy(inputs[0])).numpy()
     assert abs(got - expected[0]).max() < 1e-5
 
 
@@ -61,7 +63,27 @@ def test_baseline_needs_a_factory(tmp_path):
     torch.export.save(torch.export.export(module, args), path)
     cascc.compile(str(path), out=tmp_path / "art")
     with pytest.raises(OptionError, match="needs the model's Python factory"):
-        cascc.pipeline.bench(tmp_path / "art", rounds=3, baselines=("onnxruntime",))
+        cascc.pipeline.bench(tmp_path / "art", rounds=3, baselines=("onnxruntime",), model=str(path))
+
+
+def test_baseline_never_imports_the_manifests_model(artifact, tmp_path):
+    """The manifest's source.model is data anyone editing the artifact controls: a baseline without an
+    explicit --model is refused, and the file the manifest names is never executed."""
+    import shutil
+
+    from support import assert_clean_error, invoke
+
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.py"
+    evil.write_text(f"open({str(marker)!r}, 'w')\ndef mlp():\n    raise SystemExit(0)\n")
+    copy = tmp_path / "copy"
+    shutil.copytree(artifact, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["source"]["model"] = f"{evil}:mlp"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    code, text = invoke("bench", copy, "--rounds", "3", "--baseline", "torch")
+    assert_clean_error(code, text, 2, "--model")
+    assert not marker.exists()
 
 
 def test_missing_cross_compiler_is_a_clear_error(tmp_path, monkeypatch):

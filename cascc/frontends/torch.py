@@ -69,7 +69,7 @@ def call_factory(path: Path, factory: str, *, seed: int = 0) -> tuple[torch.nn.M
     sys.modules[module_name] = user
     try:
         spec.loader.exec_module(user)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a file that calls sys.exit() must not end cascc with its code
         raise ModelLoadError(
             path,
             f"importing the file raised {type(exc).__name__}: {first_paragraph(exc)}",
@@ -91,7 +91,7 @@ def call_factory(path: Path, factory: str, *, seed: int = 0) -> tuple[torch.nn.M
     torch.manual_seed(seed)
     try:
         result = fn()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise ModelLoadError(
             ref,
             f"the factory raised {type(exc).__name__}: {first_paragraph(exc)}",
@@ -114,18 +114,42 @@ def call_factory(path: Path, factory: str, *, seed: int = 0) -> tuple[torch.nn.M
 
 
 def load_pt2(path: Path, *, seed: int = 0) -> Program:
-    """Load a torch.export `.pt2` file (torch.export.save) and decompose it to core ATen."""
+    """Load a torch.export `.pt2` file (torch.export.save) and decompose it to core ATen.
+
+    The archive is untrusted: nothing in it is unpickled, a graph calling anything but registered
+    operators is refused before it runs, and cascc's own metadata is checked field by field."""
+    from .safe_pt2 import PickleRefused, foreign_targets, without_pickle
+
     if not path.is_file():
         raise ModelLoadError(path, "no such file", "check the path of the .pt2 file")
     extra = {CASCC_EXTRA: ""}
+    logged: list[str] = []
     try:
-        ep = torch.export.load(path, extra_files=extra)
-    except Exception as exc:
+        with without_pickle() as logged:
+            ep = torch.export.load(path, extra_files=extra)
+    except PickleRefused as exc:
         raise ModelLoadError(
             path,
-            f"not a readable torch.export archive: {first_paragraph(exc)}",
+            f"the archive needs Python unpickling to load ({exc}), which can run arbitrary code; cascc "
+            "never unpickles a model file",
+            "re-save it with torch.export.save from a plain-tensor model (no pickled weights, constants or "
+            "sample inputs)",
+        ) from exc
+    except Exception as exc:
+        # torch's own message may only point at the warnings it logged: show their cause instead
+        reason = logged[-1] if logged and "warnings above" in str(exc) else first_paragraph(exc)
+        raise ModelLoadError(
+            path,
+            f"not a readable torch.export archive: {first_paragraph(ValueError(reason), 300)}",
             "write it with torch.export.save(torch.export.export(model, args), path)",
         ) from exc
+    foreign = foreign_targets(ep.graph)
+    if foreign:
+        raise ModelLoadError(
+            path,
+            f"the graph calls {', '.join(foreign[:5])}, which are not registered operators",
+            "export the model with torch.export from a current torch; cascc runs ATen operators only",
+        )
     try:
         ep = ep.run_decompositions()
     except Exception as exc:
@@ -137,13 +161,48 @@ def load_pt2(path: Path, *, seed: int = 0) -> Program:
     program = _wrap(ep, str(path), seed)
     if not extra[CASCC_EXTRA]:
         return program
-    meta = json.loads(extra[CASCC_EXTRA])
+    masked, history, transposed = _cascc_metadata(path, extra[CASCC_EXTRA], program)
     return dataclasses.replace(
         program,
-        masks={name: program.weights[name] != 0 for name in meta["masked"]},
-        history=tuple(PassRecord(r["name"], r["options"]) for r in meta["history"]),
-        transposed=program.transposed | set(meta.get("transposed", ())),
+        masks={name: program.weights[name] != 0 for name in masked},
+        history=history,
+        transposed=program.transposed | transposed,
     )
+
+
+def _cascc_metadata(path: Path, text: str, program: Program):
+    """(masked names, history, transposed names) from a cascc-written .pt2's metadata, every field checked."""
+    from ..passes import PASSES
+
+    def bad(problem: str) -> ModelLoadError:
+        return ModelLoadError(
+            path, f"its cascc metadata ({CASCC_EXTRA}) {problem}", "re-create it with `cascc prune`"
+        )
+
+    try:
+        meta = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise bad(f"is not JSON ({first_paragraph(exc, 120)})") from exc
+    if not isinstance(meta, dict):
+        raise bad("is not a JSON object")
+    names = {key: meta.get(key, []) for key in ("masked", "transposed")}
+    for key, value in names.items():
+        if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+            raise bad(f"has a {key!r} that is not a list of names")
+        unknown = sorted(set(value) - set(program.weights))
+        if unknown:
+            raise bad(f"lists {key} weights the model does not have: {', '.join(unknown[:5])}")
+    records = meta.get("history", [])
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("name"), str) and isinstance(r.get("options"), dict)
+        for r in records
+    ):
+        raise bad("has a 'history' that is not a list of {name, options} records")
+    unknown = sorted({r["name"] for r in records} - set(PASSES))
+    if unknown:
+        raise bad(f"names passes this cascc does not have: {', '.join(unknown)}")
+    history = tuple(PassRecord(r["name"], r["options"]) for r in records)
+    return names["masked"], history, frozenset(names["transposed"])
 
 
 def save_pt2(program: Program, path: Path) -> Path:

@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import struct
 import tempfile
 from collections.abc import Sequence
@@ -92,16 +93,54 @@ def device_present(device: str) -> bool:
 
 
 def content_addressed(library: Path, sha256: str) -> Path:
-    """A path named by the library's hash. dlopen caches handles by path, so a library replaced in place
-    (`compile --force`) would otherwise keep running its old code inside one process."""
+    """A verified private copy of the library, named by its hash, to load in its place.
+
+    dlopen caches handles by path, so a library replaced in place (`compile --force`) would otherwise keep
+    running its old code inside one process. The copy lives in an owner-only directory that is checked
+    (owner, mode, not a link) before every use, and its sha256 is checked against `sha256` (the
+    manifest's) every time before it is loaded: a planted or replaced cached copy is never run."""
     cache = Path(tempfile.gettempdir()) / f"cascc-libs-{os.getuid()}"
-    cache.mkdir(mode=0o700, exist_ok=True)
-    target = cache / f"{sha256[:32]}.so"
-    if not target.exists():
-        tmp = cache / f".{sha256[:32]}.{os.getpid()}.tmp"
+    try:
+        cache.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    facts = os.lstat(cache)
+    if not stat.S_ISDIR(facts.st_mode) or facts.st_uid != os.getuid() or facts.st_mode & 0o077:
+        raise ArtifactError(
+            cache,
+            f"the library cache is not a private directory (owner uid {facts.st_uid}, mode "
+            f"{stat.filemode(facts.st_mode)}), so a library in it could have been planted",
+            "remove it; cascc recreates it owner-only (mode 0700)",
+        )
+    target = cache / f"{sha256}.so"
+    if target.exists() and _verified(target, sha256):
+        return target
+    handle, name = tempfile.mkstemp(prefix=f".{sha256[:16]}.", suffix=".tmp", dir=cache)
+    os.close(handle)
+    tmp = Path(name)
+    try:
         shutil.copyfile(library, tmp)
-        tmp.rename(target)
+        if file_sha256(tmp) != sha256:
+            raise ArtifactError(
+                library,
+                "its sha256 no longer matches the manifest: it changed after the artifact was verified",
+                "recompile the artifact; never edit its files",
+            )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
     return target
+
+
+def _verified(path: Path, sha256: str) -> bool:
+    """Whether `path` is a regular file of ours, writable by nobody else, holding exactly `sha256`."""
+    facts = os.lstat(path)
+    return (
+        stat.S_ISREG(facts.st_mode)
+        and facts.st_uid == os.getuid()
+        and not facts.st_mode & 0o022
+        and file_sha256(path) == sha256
+    )
 
 
 class Session:

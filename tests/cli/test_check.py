@@ -20,9 +20,15 @@ def artifact(tmp_path_factory):
     [
         (["--max-size", "5MB"], ["--max-size", "10KB"]),
         (["--max-latency", "1s"], ["--max-latency", "0.001us"]),
-        (["--max-latency-ratio", "1000"], ["--max-latency-ratio", "0.0001"]),
+        (
+            ["--max-latency-ratio", "1000", "--model", f"{EXAMPLES / 'digits.py'}:mlp"],
+            ["--max-latency-ratio", "0.0001", "--model", f"{EXAMPLES / 'digits.py'}:mlp"],
+        ),
         (["--min-accuracy", "0.9", "--data", "digits"], ["--min-accuracy", "1.0", "--data", "digits"]),
-        (["--max-class-drop", "0.5", "--data", "digits"], ["--max-class-drop", "0", "--data", "digits"]),
+        (
+            ["--max-class-drop", "0.5", "--data", "digits", "--model", f"{EXAMPLES / 'digits.py'}:mlp"],
+            ["--max-class-drop", "0", "--data", "digits", "--model", f"{EXAMPLES / 'digits.py'}:mlp"],
+        ),
     ],
     ids=["size", "latency", "latency-ratio", "accuracy", "class-drop"],
 )

@@ -35,6 +35,8 @@ def test_compile_onnx_and_selftest_then_export_back(tmp_path, cnn_onnx):
     assert code == 0 and "passed" in text
     back = tmp_path / "back.onnx"
     code, text = invoke("export-onnx", out, "-o", back, "--sparse-initializers")
+    assert_clean_error(code, text, 2, "--model")  # the manifest's source is never loaded on its own
+    code, text = invoke("export-onnx", out, "-o", back, "--sparse-initializers", "--model", cnn_onnx)
     assert code == 0, text
     model = onnx.load(back)
     assert len(model.graph.sparse_initializer) == 5
