@@ -170,6 +170,13 @@ def atomic_directory(out: Path, *, force: bool = False, inputs: Sequence[Path] =
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.{os.getpid()}.", dir=out.parent))
     try:
         yield tmp
+    except OSError as exc:  # a full disk or a folder that turned read-only mid-write
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OptionError(
+            out,
+            f"writing the artifact failed ({exc.strerror or exc})",
+            "free disk space or choose another -o",
+        ) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -6,6 +6,7 @@ Budgets come from options or from the `[check]` table of a `cascc.toml`.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -17,20 +18,22 @@ from xml.etree import ElementTree
 import numpy as np
 
 from . import artifact as artifacts
-from .errors import OptionError
+from .errors import OptionError, first_paragraph
 
-BUDGET_KEYS = (
-    "max_size",
-    "max_latency",
-    "max_latency_ratio",
-    "baseline",
-    "min_accuracy",
-    "rpc",
-    "key",
-    "max_class_drop",
-    "data",
-    "runs",
-)
+# the [check] keys a budget file may set, with the type and range each must have
+BUDGET_TYPES = {
+    "max_size": (str, int, float),
+    "max_latency": (str, int, float),
+    "max_latency_ratio": (int, float),
+    "baseline": (str,),
+    "min_accuracy": (int, float),
+    "rpc": (str,),
+    "key": (str,),
+    "max_class_drop": (int, float),
+    "data": (str,),
+    "runs": (int,),
+}
+BUDGET_KEYS = tuple(BUDGET_TYPES)
 SIZE_UNITS = {"b": 1, "kb": 1e3, "kib": 1024, "mb": 1e6, "mib": 1024**2, "gb": 1e9, "gib": 1024**3}
 TIME_UNITS = {"s": 1e3, "ms": 1.0, "us": 1e-3, "µs": 1e-3}
 
@@ -52,11 +55,28 @@ class Gate:
         return f"{verdict} {self.name}: {self.measured:.4g} {self.unit} (limit {relation} {self.limit:.4g} {self.unit})"
 
 
+NUMBER = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+
+
+def _budget_number(value: Any, what: str, example: str) -> float:
+    """A budget given as a plain number: finite and ≥ 0 (a TOML `true` or `inf` is not a budget)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise OptionError(
+            None, f"{what} {value!r} is not a finite, non-negative number", f"write e.g. {example}"
+        )
+    return float(value)
+
+
 def parse_size(text: str | float) -> float:
     """'2MB', '512KiB', 1000 → bytes."""
-    if isinstance(text, (int, float)):
-        return float(text)
-    found = re.fullmatch(r"\s*([\d.]+)\s*([a-zA-Z]*)\s*", text)
+    if not isinstance(text, str):
+        return _budget_number(text, "size", "2MB, 512KiB or 1000000")
+    found = re.fullmatch(rf"\s*{NUMBER}\s*([a-zA-Z]*)\s*", text)
     if not found or found[2].lower() not in SIZE_UNITS | {"": 1}:
         raise OptionError(
             None, f"size {text!r} is not a number with a unit", "write e.g. 2MB, 512KiB or 1000000"
@@ -66,27 +86,59 @@ def parse_size(text: str | float) -> float:
 
 def parse_latency(text: str | float) -> float:
     """'5ms', '250us', '0.01s', 5 → milliseconds."""
-    if isinstance(text, (int, float)):
-        return float(text)
-    found = re.fullmatch(r"\s*([\d.]+)\s*(s|ms|us|µs)?\s*", text)
+    if not isinstance(text, str):
+        return _budget_number(text, "latency", "5ms, 250us or 0.01s")
+    found = re.fullmatch(rf"\s*{NUMBER}\s*(s|ms|us|µs)?\s*", text)
     if not found:
         raise OptionError(None, f"latency {text!r} is not a time", "write e.g. 5ms, 250us or 0.01s")
     return float(found[1]) * TIME_UNITS[found[2] or "ms"]
 
 
+def _check_budget_values(path: Path, table: Mapping[str, Any]) -> None:
+    def bad(key: str, why: str) -> OptionError:
+        return OptionError(path, f"[check] {key} = {table[key]!r} {why}", "fix the value in the budget file")
+
+    for key, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, BUDGET_TYPES[key]):
+            names = " or ".join(t.__name__ for t in BUDGET_TYPES[key])
+            raise bad(key, f"is a {type(value).__name__}, expected {names}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise bad(key, "is not finite")
+    for key in ("min_accuracy", "max_class_drop"):
+        if key in table and not 0 <= table[key] <= 1:
+            raise bad(key, "is outside [0, 1]")
+    if "max_latency_ratio" in table and table["max_latency_ratio"] <= 0:
+        raise bad("max_latency_ratio", "is not positive")
+    if "runs" in table and not 3 <= table["runs"] <= 10_000:
+        raise bad("runs", "is outside 3–10000 (as --runs)")
+    if "baseline" in table and table["baseline"] not in ("onnxruntime", "torch"):
+        raise bad("baseline", "is not onnxruntime or torch")
+    for key in ("max_size", "max_latency"):
+        if key in table:
+            try:
+                (parse_size if key == "max_size" else parse_latency)(table[key])
+            except OptionError as exc:
+                raise bad(key, f"is not valid ({exc.problem})") from exc
+
+
 def load_budgets(path: Path) -> dict[str, Any]:
-    """The `[check]` table of a cascc.toml."""
+    """The `[check]` table of a cascc.toml, every key and value checked."""
     try:
-        table = tomllib.loads(Path(path).read_text()).get("check", {})
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        table = tomllib.loads(Path(path).read_bytes().decode("utf-8")).get("check", {})
+    except (OSError, ValueError, RecursionError) as exc:  # TOMLDecodeError, UnicodeDecodeError
         raise OptionError(
-            path, f"cannot read the budget file ({exc})", "fix the TOML or pass budgets as options"
+            path,
+            f"cannot read the budget file ({first_paragraph(exc, 200)})",
+            "fix the TOML or pass budgets as options",
         ) from exc
+    if not isinstance(table, dict):
+        raise OptionError(path, "[check] is not a table", "write budgets under a [check] table")
     unknown = sorted(set(table) - set(BUDGET_KEYS))
     if unknown:
         raise OptionError(
             path, f"unknown key(s) in [check]: {', '.join(unknown)}", f"use {', '.join(BUDGET_KEYS)}"
         )
+    _check_budget_values(path, table)
     return table
 
 

@@ -13,7 +13,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from .cli_options import INPUT_SHAPE, _recipe, err, out, sparsify_options
+from .cli_options import INPUT_SHAPE, SEED, FiniteFloat, _recipe, err, out, sparsify_options
 from .cli_train import train_cmd
 from .errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERNAL, CasccError
 
@@ -48,6 +48,18 @@ class CasccGroup(click.Group):
                 soft_wrap=True,
             )
             ctx.exit(EXIT_INTERNAL)
+
+
+def writable_file(path: Path, suffixes: tuple[str, ...], option: str) -> None:
+    """Refuse an output file before any work: a wrong suffix, a directory, or a parent that is missing,
+    not a directory or not writable."""
+    if path.suffix.lower() not in suffixes:
+        raise click.UsageError(f"{option} {path}: the file must end in {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise click.UsageError(f"{option} {path}: is a directory; name a file")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise click.UsageError(f"{option} {path}: the folder {parent} does not exist or is not writable")
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -93,6 +105,11 @@ def _target_names() -> list[str]:
     return sorted(TARGETS)
 
 
+STRICT = click.option(
+    "--strict", is_flag=True, help="Refuse a model whose weights hold NaN or Inf (else a warning)."
+)
+
+
 @main.command("compile")
 @click.argument("model")
 @click.option(
@@ -119,7 +136,7 @@ def _target_names() -> list[str]:
     help="Target CPU for LLVM (-mcpu), e.g. cortex-a72, or the GPU arch for cuda (sm_80, sm_86, …); "
     "default: host CPU for x86, generic for arm64, sm_80 for cuda.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for every random choice.")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option(
     "--measure",
@@ -133,8 +150,9 @@ def _target_names() -> list[str]:
 )
 @click.option("--epochs", type=click.IntRange(1), default=10, show_default=True, help="Fine-tuning epochs.")
 @click.option(
-    "--lr", type=click.FloatRange(0, min_open=True), help="Fine-tuning learning rate (default 0.05, SGD)."
+    "--lr", type=FiniteFloat(0, min_open=True), help="Fine-tuning learning rate (default 0.05, SGD)."
 )
+@STRICT
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of a table.")
 def compile_cmd(
     model: str,
@@ -147,13 +165,14 @@ def compile_cmd(
     finetune: bool,
     epochs: int,
     lr: float | None,
+    strict: bool,
     as_json: bool,
     **recipe: Any,
 ) -> None:
     """Compile MODEL (file.py:factory, .pt2 or .onnx) into an artifact directory."""
     from .pipeline import compile as compile_model
 
-    recipe_, shapes = _recipe(recipe, seed)
+    recipe_, shapes = _recipe(recipe, seed, command_uses_data=finetune)
     tuning = None
     if finetune:
         if recipe_.data is None:
@@ -174,6 +193,7 @@ def compile_cmd(
             measure=measure,
             finetune=tuning,
             stage=lambda msg: status.update(f"{msg}…"),
+            strict=strict,
         )
     if as_json:
         click.echo(json.dumps({**result.manifest, "digest": result.digest}, indent=2, sort_keys=True))
@@ -222,8 +242,9 @@ def _layer_table(manifest: dict[str, Any]) -> None:
 @click.option(
     "--output", "-o", "output", type=click.Path(path_type=Path), required=True, help="The .pt2 file to write."
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice.")
-def prune_cmd(model: str, output: Path, seed: int, **recipe: Any) -> None:
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for every random choice.")
+@STRICT
+def prune_cmd(model: str, output: Path, seed: int, strict: bool, **recipe: Any) -> None:
     """Sparsify MODEL and save it as a .pt2 (masks and pass history kept) for compile, analyze or training."""
     from .ir import layers
     from .pipeline import prune
@@ -231,7 +252,13 @@ def prune_cmd(model: str, output: Path, seed: int, **recipe: Any) -> None:
     recipe_, shapes = _recipe(recipe, seed)
     with err.status("pruning") as status:
         program = prune(
-            model, recipe_, out=output, seed=seed, stage=lambda m: status.update(f"{m}…"), input_shapes=shapes
+            model,
+            recipe_,
+            out=output,
+            seed=seed,
+            stage=lambda m: status.update(f"{m}…"),
+            input_shapes=shapes,
+            strict=strict,
         )
     rows = layers(program)
     kept = sum(int(program.masks[r.name].sum()) if r.name in program.masks else r.size for r in rows)
@@ -251,7 +278,7 @@ def prune_cmd(model: str, output: Path, seed: int, **recipe: Any) -> None:
     "--sparse-initializers", is_flag=True, help="Store masked weights as ONNX sparse_initializers (COO)."
 )
 @INPUT_SHAPE
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed (for factories).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed (for factories).")
 @click.option(
     "--model",
     metavar="MODEL",
@@ -283,13 +310,13 @@ def export_onnx_cmd(
 @click.argument("model")
 @sparsify_options
 @click.option("--html", "html_path", type=click.Path(path_type=Path), help="Write an HTML report with plots.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for every random choice.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def analyze_cmd(model: str, html_path: Path | None, seed: int, as_json: bool, **recipe: Any) -> None:
     """Cascade analysis of MODEL (after pruning, if --sparsity is given): connectivity, dead units, signal."""
     from .pipeline import analyze
 
-    recipe_, shapes = _recipe(recipe, seed)
+    recipe_, shapes = _recipe(recipe, seed, command_uses_data=True)
     with err.status("analyzing") as status:
         report = analyze(
             model,
@@ -384,6 +411,8 @@ def run_cmd(
     from . import pipeline
     from .artifact import open_artifact
 
+    if output_file is not None:
+        writable_file(output_file, (".npy", ".npz"), "--output")
     if selftest:
         result = pipeline.selftest(artifact, expect_digest=expect_digest)
         payload = {
@@ -414,10 +443,16 @@ def run_cmd(
     )
     outputs = pipeline.run(artifact, inputs, expect_digest=expect_digest)
     if output_file:
-        if len(outputs) == 1 and output_file.suffix == ".npy":
-            np.save(output_file, outputs[0])
-        else:
-            np.savez(output_file, **{f"output_{i}": y for i, y in enumerate(outputs)})
+        from .artifact import atomic_file, write_npz
+
+        if output_file.suffix.lower() == ".npy" and len(outputs) != 1:
+            raise click.UsageError(f"--output {output_file}: the model has {len(outputs)} outputs; use .npz")
+        with atomic_file(output_file) as tmp:
+            if output_file.suffix.lower() == ".npy":
+                with open(tmp, "wb") as handle:
+                    np.save(handle, outputs[0])
+            else:
+                write_npz(tmp, {f"output_{i}": y for i, y in enumerate(outputs)})
     if as_json:
         click.echo(json.dumps({f"output_{i}": y.tolist() for i, y in enumerate(outputs)}))
         return
@@ -512,17 +547,17 @@ def bench_cmd(
 @click.option("--max-size", help="Largest total artifact size, e.g. 2MB, 512KiB.")
 @click.option("--max-latency", help="Largest median latency on the sample input, e.g. 5ms, 250us.")
 @click.option(
-    "--max-latency-ratio", type=click.FloatRange(0, min_open=True), help="Largest latency / the --baseline's."
+    "--max-latency-ratio", type=FiniteFloat(0, min_open=True), help="Largest latency / the --baseline's."
 )
 @click.option(
     "--baseline",
     type=click.Choice(["onnxruntime", "torch"]),
     help="Peer for --max-latency-ratio (onnxruntime).",
 )
-@click.option("--min-accuracy", type=click.FloatRange(0, 1), help="Least test accuracy on --data.")
+@click.option("--min-accuracy", type=FiniteFloat(0, 1), help="Least test accuracy on --data.")
 @click.option(
     "--max-class-drop",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     help="Largest per-class accuracy drop vs the dense model.",
 )
 @click.option("--data", help="Data set for the accuracy budgets: digits, npz:PATH, csv:PATH.")
@@ -552,6 +587,9 @@ def check_cmd(
     """Gate ARTIFACT on size, latency and accuracy budgets: exit 0 if all hold, 1 if any fails."""
     from .check import check, load_budgets, to_json, to_junit
 
+    for path, suffix, option in ((json_path, ".json", "--json"), (junit_path, ".xml", "--junit")):
+        if path is not None:
+            writable_file(path, (suffix,), option)
     default = Path("cascc.toml")
     budgets = load_budgets(config) if config else (load_budgets(default) if default.is_file() else {})
     budgets.update({k: v for k, v in options.items() if v is not None})
@@ -583,7 +621,7 @@ def check_cmd(
     "--task", "tasks", multiple=True, type=click.Choice(["relu", "circle", "helix"]), help="Repeatable."
 )
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed for the target, the plant and data."
+    "--seed", type=SEED, default=0, show_default=True, help="Seed for the target, the plant and data."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 def planted_cmd(tasks: tuple[str, ...], seed: int, as_json: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import click
@@ -24,8 +25,25 @@ class InputShape(click.ParamType):
             shape = ()
         if not sep or not name or not shape or min(shape) < 1:
             self.fail(f"{value!r} is not NAME=DxDx… (e.g. input=1x3x224x224)", param, ctx)
+        if len(shape) > 8 or math.prod(shape) > 2**31:
+            self.fail(
+                f"{value!r} is {math.prod(shape):,} elements, past any input cascc compiles", param, ctx
+            )
         return name, shape
 
+
+class FiniteFloat(click.FloatRange):
+    """click's FloatRange, refusing nan and ±inf (which compare False to every bound and slip through)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+# every seed becomes a torch/numpy seed: a signed 64-bit range
+SEED = click.IntRange(0, 2**63 - 1)
 
 INPUT_SHAPE = click.option(
     "--input-shape",
@@ -72,7 +90,7 @@ def _sparsify_option_table() -> dict[str, Any]:
         ),
         click.option(
             "--margin",
-            type=click.FloatRange(0, min_open=True),
+            type=FiniteFloat(0, min_open=True),
             default=3.0,
             show_default=True,
             help="Cascade allocator: least expected live in/out-degree per unit (κ).",
@@ -112,9 +130,38 @@ def sparsify_options(command, only: tuple[str, ...] | None = None):
     return command
 
 
-def _recipe(options: dict[str, Any], seed: int):
-    """Split the shared options into (Recipe, input shapes)."""
+# option → (when it applies, what to add for it to apply): an explicit option that would do nothing is an
+# error, never silently ignored
+APPLIES = {
+    "nm": (lambda o: o["criterion"] == "nm", "--criterion nm"),
+    "block": (lambda o: o["criterion"] == "block", "--criterion block"),
+    "margin": (lambda o: o["allocator"] == "cascade", "--allocator cascade"),
+}
+
+
+def _recipe(options: dict[str, Any], seed: int, *, command_uses_data: bool = False):
+    """Split the shared options into (Recipe, input shapes), refusing options given explicitly that the
+    other options make meaningless, and checking the recipe's values before any work starts.
+    `command_uses_data`: the command itself reads --data (analyze probes, fine-tuning, training)."""
+    from .data import check_spec
     from .recipe import Recipe
 
+    ctx = click.get_current_context(silent=True)
+    for name, (applies, needs) in APPLIES.items():
+        given = ctx is not None and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+        if name in options and given and not applies(options):
+            flag = "--" + name.replace("_", "-")
+            raise click.UsageError(
+                f"{flag} does nothing here: it applies with {needs} (add it, or drop {flag})"
+            )
+    if options.get("data") is not None:
+        check_spec(options["data"])
+        if not (command_uses_data or options["criterion"] == "snip" or options["reparam"] == "rescale"):
+            raise click.UsageError(
+                "--data does nothing here: it feeds --criterion snip, --reparam rescale, --finetune and the "
+                "analysis (add one, or drop --data)"
+            )
     shapes = dict(options.pop("input_shapes", ()) or ()) or None
-    return Recipe(seed=seed, **options), shapes
+    recipe = Recipe(seed=seed, **options)
+    recipe.steps()  # value errors (an unreadable --nm or --block) before the model is imported
+    return recipe, shapes

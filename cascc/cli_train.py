@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .cli_options import _recipe, err, out, sparsify_options
+from .cli_options import SEED, FiniteFloat, _recipe, err, out, sparsify_options
 from .training import INITS, SCHEDULES
 
 DATA_HELP = "Data set: digits, mnist1d, npz:PATH (x_train, y_train, x_test, y_test) or csv:PATH (last column = label)."
@@ -79,10 +79,10 @@ def training_options(command):
         click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd", show_default=True),
         click.option(
             "--lr",
-            type=click.FloatRange(0, min_open=True),
+            type=FiniteFloat(0, min_open=True),
             help="Learning rate (default 0.1 SGD, 3e-3 AdamW).",
         ),
-        click.option("--weight-decay", type=click.FloatRange(0), default=5e-4, show_default=True),
+        click.option("--weight-decay", type=FiniteFloat(0), default=5e-4, show_default=True),
         click.option(
             "--lr-schedule",
             type=click.Choice(["cosine", "step", "constant", "cyclic"]),
@@ -124,7 +124,7 @@ def training_options(command):
 )
 @click.option(
     "--rewind-epochs",
-    type=click.FloatRange(0),
+    type=FiniteFloat(0),
     default=0.5,
     show_default=True,
     help="IMP: rewind weights to here.",
@@ -137,7 +137,7 @@ def training_options(command):
 )
 @click.option(
     "--perturb-signs",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     default=0.0,
     help="Ablation: flip this share of kept signs at init.",
 )
@@ -154,7 +154,7 @@ def training_options(command):
 @click.option(
     "--baseline/--no-baseline", default=True, show_default=True, help="Also train dense and compare."
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for every random choice.")
 @click.option(
     "--nproc", type=click.IntRange(1), default=1, show_default=True, help="Processes per node (torchrun)."
 )
@@ -184,7 +184,7 @@ def train_cmd(
     from .training import TrainPlan, train
 
     recipe_options = {k: options.pop(k) for k in list(options) if k in TRAIN_RECIPE_OPTIONS}
-    recipe, shapes = _recipe(recipe_options, seed)
+    recipe, shapes = _recipe(recipe_options, seed, command_uses_data=True)
     plan = TrainPlan(**options)
     if nproc > 1 or nnodes > 1:
         from .launch import launch

@@ -33,8 +33,16 @@ class Dataset:
         return int(max(self.y_train.max(), self.y_test.max())) + 1
 
 
+def check_spec(spec: str) -> None:
+    """Refuse a data set name that `load` would not know, before any work starts."""
+    kind, sep, path = spec.partition(":")
+    if spec not in ("digits", "mnist1d") and not (kind in ("npz", "csv") and sep and path):
+        raise OptionError(None, f"unknown data set {spec!r}", f"use one of {', '.join(NAMES)}")
+
+
 def load(spec: str) -> Dataset:
     """The data set named by `spec` (see NAMES), checked for shape, NaN and label problems."""
+    check_spec(spec)
     if spec == "digits":
         return _digits()
     if spec == "mnist1d":
@@ -115,9 +123,25 @@ def _csv(path: Path) -> Dataset:
     return _checked(f"csv:{path}", path, table[:cut, :-1], table[:cut, -1], table[cut:, :-1], table[cut:, -1])
 
 
+MAX_CLASSES = 100_000  # a label past this is a corrupt file, not a class (one-hot tensors get this wide)
+
+
 def _checked(name: str, path: Path | None, xtr, ytr, xte, yte) -> Dataset:
     where = path or name
     for split, x, y in (("train", xtr, ytr), ("test", xte, yte)):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.dtype.kind not in "biuf":
+            raise OptionError(
+                where,
+                f"{split} features are {x.dtype} ({'complex' if x.dtype.kind == 'c' else 'not numbers'})",
+                "store real-valued numeric features",
+            )
+        if y.ndim != 1 or y.dtype.kind not in "biuf":
+            raise OptionError(
+                where,
+                f"{split} labels are {y.dtype}{list(y.shape)}, expected one integer class per sample",
+                "store labels as a 1-D integer array",
+            )
         if len(x) != len(y):
             raise OptionError(
                 where, f"{split}: {len(x)} samples but {len(y)} labels", "give one label per sample"
@@ -127,9 +151,16 @@ def _checked(name: str, path: Path | None, xtr, ytr, xte, yte) -> Dataset:
         if not np.isfinite(np.asarray(x, dtype=np.float64)).all():
             raise OptionError(where, f"{split} features hold NaN or Inf", "clean or impute the data first")
         labels = np.asarray(y, dtype=np.float64)
-        if not np.isfinite(labels).all() or (labels != np.round(labels)).any() or (labels < 0).any():
+        if (
+            not np.isfinite(labels).all()
+            or (labels != np.round(labels)).any()
+            or (labels < 0).any()
+            or (labels >= MAX_CLASSES).any()
+        ):
             raise OptionError(
-                where, f"{split} labels must be class indices 0, 1, 2, …", "encode labels as integers ≥ 0"
+                where,
+                f"{split} labels must be class indices 0, 1, 2, … (below {MAX_CLASSES:,})",
+                "encode labels as integers ≥ 0",
             )
     if np.shape(xtr)[1:] != np.shape(xte)[1:]:
         raise OptionError(

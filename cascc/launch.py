@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,18 @@ from typing import Any
 from .errors import CasccError, OptionError
 from .recipe import Recipe
 from .training import TrainPlan
+
+
+def check_endpoint(endpoint: str) -> None:
+    """HOST:PORT with a host name or IPv4/[IPv6] address and a port 1–65535, before torchrun sees it
+    (torchrun answers a malformed one with a traceback)."""
+    found = re.fullmatch(
+        r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}))(?::([0-9]{1,5}))?", endpoint
+    )
+    if not found or (found[2] is not None and not 1 <= int(found[2]) <= 65535):
+        raise OptionError(
+            None, f"--rdzv-endpoint {endpoint!r} is not HOST:PORT", "pass e.g. --rdzv-endpoint node0:29400"
+        )
 
 
 def torchrun_command(
@@ -35,6 +48,7 @@ def torchrun_command(
             raise OptionError(
                 None, "multi-node training needs a rendezvous address", "pass --rdzv-endpoint HOST:PORT"
             )
+        check_endpoint(rdzv_endpoint)
         command += [
             f"--nnodes={nnodes}",
             f"--node-rank={node_rank}",

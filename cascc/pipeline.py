@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import artifact as artifacts
-from .errors import ArtifactError, OptionError, PassWarning
+from .errors import ArtifactError, ModelLoadError, OptionError, PassWarning
 from .ir import Program
 from .recipe import Recipe
 from .selftesting import CALLS, SelfTest, judge
@@ -31,14 +31,30 @@ class CompileResult:
 
 
 def load_model(
-    model: str | Path | Program, *, seed: int = 0, input_shapes: dict[str, tuple[int, ...]] | None = None
+    model: str | Path | Program,
+    *,
+    seed: int = 0,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+    strict: bool = False,
 ) -> Program:
-    """`model` itself if it is a Program, else the Program its frontend imports."""
+    """`model` itself if it is a Program, else the Program its frontend imports. Weights holding NaN or
+    Inf are a warning naming them, or with `strict` an error."""
     if isinstance(model, Program):
         return model
     from . import frontends
 
-    return frontends.load(model, seed=seed, input_shapes=input_shapes)
+    program = frontends.load(model, seed=seed, input_shapes=input_shapes)
+    bad = [name for name, w in program.weights.items() if w.is_floating_point() and not w.isfinite().all()]
+    if bad:
+        problem = f"weight(s) {', '.join(bad[:5])}{' …' if len(bad) > 5 else ''} hold NaN or Inf"
+        if strict:
+            raise ModelLoadError(
+                model, problem, "fix the model's weights, or drop --strict to compile anyway"
+            )
+        warnings.warn(
+            f"{model}: {problem}; the compiled model will propagate them", PassWarning, stacklevel=2
+        )
+    return program
 
 
 def sparsify(
@@ -48,6 +64,7 @@ def sparsify(
     seed: int = 0,
     stage: Stage | None = None,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
+    strict: bool = False,
 ) -> Program:
     """Import `model` (unless it is already a Program) and run the recipe's passes on it."""
     from . import passes
@@ -56,7 +73,7 @@ def sparsify(
     passes.density.check_sparsity(recipe.sparsity)
     steps = recipe.steps()  # option errors before the costly import
     say("importing the model")
-    program = load_model(model, seed=seed, input_shapes=input_shapes)
+    program = load_model(model, seed=seed, input_shapes=input_shapes, strict=strict)
     if steps:
         say(f"running {', '.join(name for name, _ in steps)}")
     return passes.run(program, steps)
@@ -70,11 +87,12 @@ def prune(
     seed: int = 0,
     stage: Stage | None = None,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
+    strict: bool = False,
 ) -> Program:
     """Sparsify `model` with `recipe` and save it as a `.pt2` (masks and history kept) at `out`."""
     from .frontends.torch import save_pt2
 
-    program = sparsify(model, recipe, seed=seed, stage=stage, input_shapes=input_shapes)
+    program = sparsify(model, recipe, seed=seed, stage=stage, input_shapes=input_shapes, strict=strict)
     save_pt2(program, Path(out))
     return program
 
@@ -172,6 +190,7 @@ def compile(
     finetune: Mapping[str, Any] | None = None,
     stage: Stage | None = None,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
+    strict: bool = False,
 ) -> CompileResult:
     """Import `model`, sparsify it (`recipe`, or magnitude pruning to `sparsity`), optionally fine-tune it
     with its masks fixed (`finetune`: `data` and train.finetune options), lower it for `target` and write the
@@ -190,7 +209,7 @@ def compile(
     artifacts.check_output(Path(out), force=force, inputs=inputs)  # before any of the costly work
     evaluation = None
     if finetune is None:
-        program = sparsify(model, recipe, seed=seed, stage=say, input_shapes=input_shapes)
+        program = sparsify(model, recipe, seed=seed, stage=say, input_shapes=input_shapes, strict=strict)
     else:
         from .data import load
         from .passes.evaluate import compare
@@ -200,7 +219,7 @@ def compile(
         data = load(finetune["data"])
         recipe.steps()  # option errors before the costly import
         say("importing the model")
-        start = load_model(model, seed=seed, input_shapes=input_shapes)
+        start = load_model(model, seed=seed, input_shapes=input_shapes, strict=strict)
         program = sparsify(start, recipe, seed=seed, stage=say)
         say("fine-tuning with the masks fixed")
         program = passes.run(program, [("train.finetune", {"seed": seed, **finetune})])

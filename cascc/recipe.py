@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,9 @@ class Recipe:
         if self.criterion == "snip":
             options["data"] = self.data
         if self.criterion == "block":
+            from .passes.prune import parse_block
+
+            parse_block(self.block)
             options["block"] = self.block
         return [(CRITERIA[self.criterion], options)]
 
@@ -94,7 +98,7 @@ class Recipe:
 
 
 def _parse_nm(text: str) -> tuple[int, int]:
-    n, _, m = text.partition(":")
-    if not (n.isdigit() and m.isdigit()):
-        raise OptionError(None, f"N:M pattern {text!r} is not N:M", "use e.g. --nm 2:4")
-    return int(n), int(m)
+    found = re.fullmatch(r"([0-9]{1,4}):([0-9]{1,4})", text.strip())
+    if not found or not 0 < int(found[1]) <= int(found[2]):
+        raise OptionError(None, f"N:M pattern {text!r} is not N:M with 0 < N ≤ M", "use e.g. --nm 2:4")
+    return int(found[1]), int(found[2])

@@ -17,6 +17,12 @@ def load(
     """Load a model reference (`file.py:factory`, `.pt2`, `.onnx`) into a Program; `input_shapes` fixes an
     ONNX model's symbolic input dimensions."""
     text = str(ref)
+    if input_shapes and Path(text).suffix.lower() != ".onnx":
+        raise ModelLoadError(
+            text,
+            "--input-shape fixes an ONNX model's symbolic dimensions, and this is not an ONNX model",
+            "drop --input-shape (a factory's example inputs or a .pt2's signature fix its shapes)",
+        )
     if _is_factory_ref(text):
         path, factory = text.rsplit(":", 1)
         return torch_frontend.load_factory(Path(path), factory, seed=seed)

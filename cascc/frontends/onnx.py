@@ -24,6 +24,7 @@ import torch
 from ..errors import ModelLoadError, first_paragraph
 from ..ir import Program, from_exported
 from . import onnx_ops
+from .onnx_checks import check_model_file
 
 MIN_OPSET = 7
 # Attributes that older opsets carry and that change nothing here.
@@ -72,6 +73,7 @@ def from_model(
     """Import an in-memory `onnx.ModelProto`."""
     import onnx
 
+    check_model_file(model, source)
     opset = _opset(model, source)
     check_supported(model, opset, source)
     sparse = densify_sparse_initializers(model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib.util
@@ -37,6 +38,15 @@ def from_module(
             f"example_inputs must be a tuple of tensors (got {type(example_inputs).__name__})",
             "return (module, (x,)) from the factory",
         )
+    try:  # eager first: a wrong input width or dtype is the user's to fix, said plainly (export logs it)
+        with torch.no_grad():
+            module.eval()(*example_inputs)
+    except Exception as exc:
+        raise ModelLoadError(
+            source,
+            f"the model fails on its own example inputs: {type(exc).__name__}: {first_paragraph(exc)}",
+            "return example inputs of the shape and dtype forward() takes",
+        ) from exc
     try:
         ep = torch.export.export(module.eval(), example_inputs)
         ep = ep.run_decompositions()
@@ -68,7 +78,8 @@ def call_factory(path: Path, factory: str, *, seed: int = 0) -> tuple[torch.nn.M
     user = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = user
     try:
-        spec.loader.exec_module(user)
+        with contextlib.redirect_stdout(sys.stderr):  # the model's prints never corrupt --json on stdout
+            spec.loader.exec_module(user)
     except (Exception, SystemExit) as exc:  # a file that calls sys.exit() must not end cascc with its code
         raise ModelLoadError(
             path,
@@ -90,7 +101,8 @@ def call_factory(path: Path, factory: str, *, seed: int = 0) -> tuple[torch.nn.M
         )
     torch.manual_seed(seed)
     try:
-        result = fn()
+        with contextlib.redirect_stdout(sys.stderr):
+            result = fn()
     except (Exception, SystemExit) as exc:
         raise ModelLoadError(
             ref,
@@ -226,11 +238,16 @@ def save_pt2(program: Program, path: Path) -> Path:
 
 def _wrap(ep: torch.export.ExportedProgram, source: str, seed: int) -> Program:
     try:
-        return from_exported(ep, source=source, frontend="torch", seed=seed)
+        program = from_exported(ep, source=source, frontend="torch", seed=seed)
     except TypeError as exc:
         raise ModelLoadError(
             source, str(exc), "export with static example shapes (no dynamic_shapes)"
         ) from exc
+    if not program.outputs:
+        raise ModelLoadError(
+            source, "the model returns no tensors", "return the output tensor(s) from forward()"
+        )
+    return program
 
 
 def _describe(value: object) -> str:

@@ -206,3 +206,24 @@ def test_a_kill_between_the_renames_is_recovered(built, tmp_path):
     assert code == 0, text
     assert "restored the previous artifact" in text and "removed .art.tmp.999999.abcd" in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]
+
+
+def test_full_disk_mid_write_is_one_paragraph_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    import cascc.artifact
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cascc.artifact, "write_npz", full)
+    code, text = invoke("compile", model_ref("mlp"), "-o", tmp_path / "art")
+    assert_clean_error(code, text, 2, "art", "No space left on device")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_huge_input_shape_is_refused_before_allocation(tmp_path):
+    code, text = invoke(
+        "compile", model_ref("mlp"), "--input-shape", "x=1000000000x1000000000", "-o", tmp_path / "o"
+    )
+    assert code == 2 and "Traceback" not in text and "past any input" in text, text

@@ -50,7 +50,7 @@ def test_unguarded_torch_would_have_run_the_payloads(tmp_path, valid_pt2):
     for case in ("pickled sample inputs", "pickled weight", "pickled constant"):
         marker = tmp_path / case.replace(" ", "-")
         bad = hostile.HOSTILE_PT2[case](valid_pt2, tmp_path / f"{marker.name}.pt2", marker)
-        subprocess.run(
+        subprocess.run(  # noqa: PLW1510 (the exit code is not the point: the marker is)
             [
                 sys.executable,
                 "-c",
@@ -104,7 +104,7 @@ def test_broken_pt2_prints_no_torch_log_line(tmp_path, valid_pt2):
     bad = tmp_path / "broken.pt2"
     with zipfile.ZipFile(bad, "w") as z:
         z.writestr("m/hello.txt", "not a model")
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: PLW1510 (the exit code is asserted below)
         [
             sys.executable,
             "-m",
@@ -152,7 +152,7 @@ def test_cascc_metadata_is_checked(tmp_path, valid_pt2):
         bad = hostile.rewrite_zip(
             valid_pt2,
             tmp_path / "meta.pt2",
-            lambda n, b: (
+            lambda n, b, meta=meta: (
                 {n: b, n.split("/", 1)[0] + "/extra/cascc.json": meta.encode()}
                 if n.endswith("byteorder")
                 else b
@@ -167,3 +167,30 @@ def test_factory_that_exits_is_an_error(tmp_path):
     code, text = invoke("compile", f"{model}:f", "-o", tmp_path / "o")
     assert_clean_error(code, text, 2, "exits.py", "SystemExit")
     assert not (tmp_path / "o").exists()
+
+
+FACTORIES = {
+    "no outputs": (
+        "class M(torch.nn.Module):\n    def forward(self, x):\n        return ()\n",
+        "M()",
+        "torch.randn(1, 4)",
+    ),
+    "int64 into a Linear": ("", "torch.nn.Linear(4, 2)", "torch.ones(1, 4, dtype=torch.int64)"),
+    "wrong input width": ("", "torch.nn.Linear(4, 2)", "torch.ones(1, 5)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FACTORIES))
+def test_broken_factory_is_one_paragraph(tmp_path, case):
+    head, module, example = FACTORIES[case]
+    model = tmp_path / "factory.py"
+    model.write_text(f"import torch\n{head}\ndef f():\n    return {module}, ({example},)\n")
+    result = subprocess.run(  # noqa: PLW1510 (the exit code is asserted below)
+        [sys.executable, "-m", "cascc.cli", "compile", f"{model}:f", "-o", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("error:") == 1, result.stderr
+    assert "factory.py" in result.stderr and not (tmp_path / "out").exists()
