@@ -123,9 +123,15 @@ def replace_state(ep: ExportedProgram, updates: Mapping[str, torch.Tensor]) -> E
         state[name] = (
             torch.nn.Parameter(value, requires_grad=False) if isinstance(old, torch.nn.Parameter) else value
         )
+    return _rebuilt(ep, state)
+
+
+def _rebuilt(ep: ExportedProgram, state: dict, root: torch.fx.GraphModule | None = None) -> ExportedProgram:
+    """`ep` with another state dict (and graph module), everything else shared."""
+    root = ep.graph_module if root is None else root
     return ExportedProgram(
-        root=ep.graph_module,
-        graph=ep.graph,
+        root=root,
+        graph=root.graph,
         graph_signature=ep.graph_signature,
         state_dict=state,
         range_constraints=ep.range_constraints,
@@ -183,19 +189,7 @@ def store_linear_weights_out_in(ep: ExportedProgram) -> tuple[ExportedProgram, f
         node.replace_all_uses_with(view, delete_user_cb=lambda user, view=view: user is not view)
         view.meta = dict(node.meta)
         node.meta["val"] = node.meta["val"].fake_mode.from_tensor(state[name], static_shapes=True)
-    root = torch.fx.GraphModule(ep.graph_module, graph)
-    rebuilt = ExportedProgram(
-        root=root,
-        graph=root.graph,
-        graph_signature=ep.graph_signature,
-        state_dict=state,
-        range_constraints=ep.range_constraints,
-        module_call_graph=ep.module_call_graph,
-        example_inputs=ep.example_inputs,
-        constants=ep.constants,
-        verifiers=[ep.verifier],
-    )
-    return rebuilt, frozenset(moved)
+    return _rebuilt(ep, state, torch.fx.GraphModule(ep.graph_module, graph)), frozenset(moved)
 
 
 def _spec(name: str, val: Any) -> TensorSpec:

@@ -281,9 +281,12 @@ def parse_block(block: str | tuple[int, int]) -> tuple[int, int]:
     """'4x1' → (4, 1): rows (output units) × columns (inputs)."""
     if isinstance(block, tuple):
         return block
-    found = re.fullmatch(r"\s*(\d+)\s*[x×]\s*(\d+)\s*", block)
-    if not found or min(int(found[1]), int(found[2])) < 1:
-        raise OptionError(None, f"block shape {block!r} is not ROWSxCOLS", "use e.g. 4x1, 8x1 or 1x4")
+    # ASCII digits only ('²' is a str.isdigit digit), at most 4096 a side: a block is never allocated larger
+    found = re.fullmatch(r"\s*([0-9]{1,4})\s*[xX×]\s*([0-9]{1,4})\s*", str(block))
+    if not found or not all(1 <= int(found[i]) <= 4096 for i in (1, 2)):
+        raise OptionError(
+            None, f"block shape {block!r} is not ROWSxCOLS (1–4096 each)", "use e.g. 4x1, 8x1 or 1x4"
+        )
     return int(found[1]), int(found[2])
 
 
