@@ -284,11 +284,9 @@ def _predict_dense(art: artifacts.Artifact, x, model: str | None) -> np.ndarray:
     """The source model before any pass, in torch eager: the reference for per-class drops."""
     import torch
 
-    from . import frontends
-    from .pipeline import needs_model
+    from .pipeline import needs_model, source_program
 
-    ref = needs_model(model, "--max-class-drop", "--model")
-    program = frontends.load(ref, seed=int(art.manifest["source"]["seed"]))
+    program = source_program(art, needs_model(model, "--max-class-drop", "--model"))
     module = program.module()
     with torch.no_grad():
         outputs = [module(torch.from_numpy(batch)).numpy() for batch in _batches(x, art.inputs[0])]

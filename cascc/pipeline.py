@@ -134,18 +134,26 @@ def needs_model(model: str | None, purpose: str, option: str) -> str:
     return model
 
 
-def program_of_artifact(art: artifacts.Artifact, model: str) -> Program:
-    """Rebuild an artifact's Program from its source `model` (given by the caller), then the recorded passes
-    it does not carry yet."""
-    from . import frontends, passes
+def source_program(art: artifacts.Artifact, model: str) -> Program:
+    """An artifact's source `model` (given by the caller) as imported, before any pass; an ONNX model's
+    symbolic dimensions are fixed by the compiled signature, as `--input-shape` fixed them at compile."""
+    from . import frontends
 
     seed = int(art.manifest["source"]["seed"])
     shapes = None
-    if str(model).lower().endswith(".onnx"):  # the compiled signature fixes any symbolic dimension
+    if str(model).lower().endswith(".onnx"):
         from .frontends.onnx import input_names
 
         shapes = {name: spec.shape for name, spec in zip(input_names(Path(model)), art.inputs)}
-    program = frontends.load(model, seed=seed, input_shapes=shapes)
+    return frontends.load(model, seed=seed, input_shapes=shapes)
+
+
+def program_of_artifact(art: artifacts.Artifact, model: str) -> Program:
+    """Rebuild an artifact's Program from its source `model` (given by the caller), then the recorded passes
+    it does not carry yet."""
+    from . import passes
+
+    program = source_program(art, model)
     recorded = [(p["name"], p["options"]) for p in art.manifest["passes"]]
     return passes.run(program, recorded[len(program.history) :])
 

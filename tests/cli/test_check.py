@@ -138,3 +138,28 @@ def test_example_budget_file_is_valid():
 
     budgets = load_budgets(EXAMPLES / "ci" / "cascc.toml")
     assert {"max_size", "min_accuracy", "data"} <= set(budgets)
+
+
+def test_class_drop_on_an_onnx_model_compiled_with_input_shape(tmp_path):
+    """The dense reference is the ONNX source with the compiled signature's shapes, as --input-shape fixed
+    them at compile time (it used to be imported without them and fail on the symbolic batch)."""
+    import torch
+
+    from cascc.frontends.torch import call_factory
+
+    module, _ = call_factory(EXAMPLES / "digits.py", "mlp")
+    path = tmp_path / "mlp.onnx"
+    torch.onnx.export(
+        module,
+        (torch.randn(1, 64),),
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["x"],
+        dynamic_axes={"x": {0: "batch"}},
+    )
+    out = tmp_path / "art"
+    code, text = invoke("compile", path, "--input-shape", "x=1x64", "--sparsity", "0.5", "-o", out)
+    assert code == 0, text
+    code, text = invoke("check", out, "--max-class-drop", "1", "--data", "digits", "--model", path)
+    assert code == 0 and "max_class_drop" in text, text
