@@ -90,7 +90,21 @@ def foreign_target(src: Path, dst: Path, marker: Path) -> Path:
     return rewrite_zip(src, dst, edit)
 
 
+def guard_code(src: Path, dst: Path, marker: Path) -> Path:
+    """An input guard: torch compiles the archive's guard strings into Python when it unlifts the program."""
+
+    def edit(name, data):
+        if name.endswith("models/model.json"):
+            program = json.loads(data)
+            program["guards_code"] = [f"open({str(marker)!r}, 'w') is not None"]
+            return json.dumps(program).encode()
+        return data
+
+    return rewrite_zip(src, dst, edit)
+
+
 HOSTILE_PT2 = {
+    "guard code": guard_code,
     "pickled sample inputs": pickled_sample_inputs,
     "pickled weight": pickled_weight,
     "pickled constant": pickled_constant,

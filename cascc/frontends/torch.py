@@ -162,8 +162,18 @@ def load_pt2(path: Path, *, seed: int = 0) -> Program:
             f"the graph calls {', '.join(foreign[:5])}, which are not registered operators",
             "export the model with torch.export from a current torch; cascc runs ATen operators only",
         )
+    # The archive's input guards are Python source that torch compiles when it unlifts the program: code.
+    # torch.export writes none for the programs cascc compiles (static shapes; dynamic ones too, today).
+    if ep._guards_code:
+        raise ModelLoadError(
+            path,
+            f"the archive carries {len(ep._guards_code)} input guard(s), Python source that torch would "
+            "compile and run; cascc never runs code from a model file",
+            "re-export the model with torch.export.save (which writes none for static-shape programs)",
+        )
     try:
-        ep = ep.run_decompositions()
+        with without_pickle():  # decomposition logs too, and must not reach a pickle or sympy string either
+            ep = ep.run_decompositions()
     except Exception as exc:
         raise ModelLoadError(
             path,
