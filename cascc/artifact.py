@@ -278,8 +278,8 @@ def _torch_outputs(program: Program, inputs: Sequence[np.ndarray]) -> list[np.nd
 
     with torch.no_grad():
         out = program.module()(*[torch.from_numpy(x) for x in inputs])
-    outs = out if isinstance(out, (tuple, list)) else (out,)
-    return [o.detach().numpy() for o in outs]
+    # outputs in torch.export's order: a dict or nested tuple flattens as the exported graph returns it
+    return [o.detach().numpy() for o in torch.utils._pytree.tree_leaves(out)]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from .cli_options import INPUT_SHAPE, SEED, FiniteFloat, _recipe, err, out, sparsify_options
+from .cli_options import INPUT_SHAPE, SEED, FiniteFloat, _recipe, err, out, sparsify_options, writable_file
 from .cli_train import train_cmd
 from .errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERNAL, CasccError
 
@@ -48,18 +48,6 @@ class CasccGroup(click.Group):
                 soft_wrap=True,
             )
             ctx.exit(EXIT_INTERNAL)
-
-
-def writable_file(path: Path, suffixes: tuple[str, ...], option: str) -> None:
-    """Refuse an output file before any work: a wrong suffix, a directory, or a parent that is missing,
-    not a directory or not writable."""
-    if path.suffix.lower() not in suffixes:
-        raise click.UsageError(f"{option} {path}: the file must end in {' or '.join(suffixes)}")
-    if path.is_dir():
-        raise click.UsageError(f"{option} {path}: is a directory; name a file")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise click.UsageError(f"{option} {path}: the folder {parent} does not exist or is not writable")
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -249,6 +237,7 @@ def prune_cmd(model: str, output: Path, seed: int, strict: bool, **recipe: Any) 
     from .ir import layers
     from .pipeline import prune
 
+    writable_file(output, (".pt2",), "--output", inputs=(Path(model.rpartition(":")[0] or model),))
     recipe_, shapes = _recipe(recipe, seed)
     with err.status("pruning") as status:
         program = prune(
@@ -290,6 +279,7 @@ def export_onnx_cmd(
     """Write SOURCE (an artifact DIR, file.py:factory, .pt2 or .onnx) as ONNX, masked weights zeroed."""
     from .pipeline import export_onnx
 
+    writable_file(output, (".onnx",), "--output", inputs=(Path(source.rpartition(":")[0] or source),))
     with err.status("exporting to ONNX…"):
         program = export_onnx(
             source,
@@ -412,7 +402,12 @@ def run_cmd(
     from .artifact import open_artifact
 
     if output_file is not None:
-        writable_file(output_file, (".npy", ".npz"), "--output")
+        writable_file(
+            output_file,
+            (".npy", ".npz"),
+            "--output",
+            inputs=(artifact,) + ((input_file,) if input_file else ()),
+        )
     if selftest:
         result = pipeline.selftest(artifact, expect_digest=expect_digest)
         payload = {
@@ -589,7 +584,7 @@ def check_cmd(
 
     for path, suffix, option in ((json_path, ".json", "--json"), (junit_path, ".xml", "--junit")):
         if path is not None:
-            writable_file(path, (suffix,), option)
+            writable_file(path, (suffix,), option, inputs=(artifact,) + ((config,) if config else ()))
     default = Path("cascc.toml")
     budgets = load_budgets(config) if config else (load_budgets(default) if default.is_file() else {})
     budgets.update({k: v for k, v in options.items() if v is not None})

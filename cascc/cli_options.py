@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import click
@@ -165,3 +167,28 @@ def _recipe(options: dict[str, Any], seed: int, *, command_uses_data: bool = Fal
     recipe = Recipe(seed=seed, **options)
     recipe.steps()  # value errors (an unreadable --nm or --block) before the model is imported
     return recipe, shapes
+
+
+def writable_file(
+    path: Path, suffixes: tuple[str, ...], option: str, *, inputs: tuple[Path, ...] = ()
+) -> None:
+    """Refuse an output file before any work: a wrong suffix, a directory, a parent that is missing, not
+    a directory or not writable, or a path that is one of `inputs` or lies inside one (an artifact)."""
+    from .errors import OptionError
+
+    resolved = path.resolve()
+    for given in inputs:
+        given = Path(given).resolve()
+        if resolved == given or given in resolved.parents:
+            raise OptionError(
+                path, f"{option} would overwrite the input {given}", "write the output elsewhere"
+            )
+    if path.suffix.lower() not in suffixes:
+        raise OptionError(path, f"{option} must end in {' or '.join(suffixes)}", "rename the output file")
+    if path.is_dir():
+        raise OptionError(path, f"{option} is a directory", "name a file")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OptionError(
+            path, f"{option}: the folder {parent} does not exist or is not writable", "choose another path"
+        )

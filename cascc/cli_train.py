@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .cli_options import SEED, FiniteFloat, _recipe, err, out, sparsify_options
+from .cli_options import SEED, FiniteFloat, _recipe, err, out, sparsify_options, writable_file
 from .training import INITS, SCHEDULES
 
 DATA_HELP = "Data set: digits, mnist1d, npz:PATH (x_train, y_train, x_test, y_test) or csv:PATH (last column = label)."
@@ -156,7 +156,11 @@ def training_options(command):
 )
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for every random choice.")
 @click.option(
-    "--nproc", type=click.IntRange(1), default=1, show_default=True, help="Processes per node (torchrun)."
+    "--nproc",
+    type=click.IntRange(1, 1024),
+    default=1,
+    show_default=True,
+    help="Processes per node (torchrun).",
 )
 @click.option("--nnodes", type=click.IntRange(1), default=1, show_default=True, help="Nodes (torchrun).")
 @click.option("--node-rank", type=click.IntRange(0), default=0, show_default=True, help="This node's rank.")
@@ -183,6 +187,7 @@ def train_cmd(
 
     from .training import TrainPlan, train
 
+    writable_file(output, (".pt2",), "--output", inputs=(Path(model.rpartition(":")[0] or model),))
     recipe_options = {k: options.pop(k) for k in list(options) if k in TRAIN_RECIPE_OPTIONS}
     recipe, shapes = _recipe(recipe_options, seed, command_uses_data=True)
     plan = TrainPlan(**options)

@@ -7,6 +7,7 @@ seed and stratified by class. `mnist1d` is the frozen MNIST-1D benchmark (Greyda
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +109,9 @@ def _csv(path: Path) -> Dataset:
             path, "no such data file", "pass csv:PATH to a numeric CSV whose last column is the label"
         )
     try:
-        table = np.loadtxt(path, delimiter=",", ndmin=2)
+        with warnings.catch_warnings():  # an empty file warns, then fails the shape check below
+            warnings.simplefilter("ignore")
+            table = np.loadtxt(path, delimiter=",", ndmin=2)
     except ValueError as exc:
         raise OptionError(
             path, f"not a numeric CSV ({exc})", "remove header lines and non-numeric columns"

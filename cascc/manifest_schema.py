@@ -143,6 +143,9 @@ def validate(manifest: Any, where: str) -> Mapping[str, Any]:
         raise bad("selftest.atol does not have one entry per output")
     from .targets import TARGETS
 
-    if manifest["target"]["name"] not in TARGETS:
+    target = TARGETS.get(manifest["target"]["name"])
+    if target is None:
         raise bad(f"unknown target {manifest['target']['name']!r}")
+    if manifest["target"]["device"] != target.device:
+        raise bad(f"target {target.name} runs on {target.device}, not {manifest['target']['device']!r}")
     return manifest

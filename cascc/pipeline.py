@@ -44,6 +44,13 @@ def load_model(
     from . import frontends
 
     program = frontends.load(model, seed=seed, input_shapes=input_shapes)
+    empty = [spec.name for spec in program.inputs if 0 in spec.shape]
+    if empty:
+        raise ModelLoadError(
+            model,
+            f"input(s) {', '.join(empty)} have a zero-size dimension",
+            "give every input at least one element",
+        )
     bad = [name for name, w in program.weights.items() if w.is_floating_point() and not w.isfinite().all()]
     if bad:
         problem = f"weight(s) {', '.join(bad[:5])}{' …' if len(bad) > 5 else ''} hold NaN or Inf"
@@ -233,6 +240,7 @@ def compile(
         program = passes.run(program, [("train.finetune", {"seed": seed, **finetune})])
         say("evaluating against the imported model")
         evaluation = compare(start, program, data, seed=seed).to_json()
+    _check_float32(program)
     say(f"lowering for {tgt.name} with TVM")
     lowered = lower(program, tgt, measure=measure)
     say("writing the artifact")
@@ -240,6 +248,19 @@ def compile(
         Path(out), program, lowered, force=force, evaluation=evaluation, protect=inputs
     )
     return CompileResult(program, Path(out), manifest, artifacts.manifest_digest(Path(out)))
+
+
+def _check_float32(program: Program) -> None:
+    """cascc's kernels and TVM's import are float32: another float type is refused before lowering."""
+    floats = {spec.dtype for spec in program.inputs if spec.dtype.startswith(("float", "bfloat"))}
+    floats |= {str(w.dtype).removeprefix("torch.") for w in program.weights.values() if w.is_floating_point()}
+    other = sorted(floats - {"float32"})
+    if other:
+        raise ModelLoadError(
+            program.source,
+            f"the model computes in {', '.join(other)}; cascc compiles float32 models",
+            "convert it with model.float() and float32 example inputs",
+        )
 
 
 def run(

@@ -61,7 +61,9 @@ def without_pickle() -> Iterator[list[str]]:
     serde = importlib.import_module("torch._export.serde.serialize")
     real_pickle, real_sympy = package.pickle, serde.sympy
     collect = _Collect()
-    loggers = [logging.getLogger(name) for name in ("torch", "torch.export", "torch._export")]
+    # torch configures handlers on many of its loggers (fake_tensor logs a traceback when a size is absurd)
+    names = ["torch"] + [n for n in logging.root.manager.loggerDict if n.startswith("torch.")]
+    loggers = [logging.getLogger(name) for name in names]
     saved = [(lg, lg.handlers, lg.propagate, lg.level) for lg in loggers]
     torch.load = weights_only_load
     package.pickle = types.SimpleNamespace(loads=_refuse, load=_refuse, Unpickler=_refuse)

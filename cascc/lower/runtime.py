@@ -164,12 +164,22 @@ class Session:
                 "rebuild the artifact for this machine's target",
             ) from exc
         self._tvm = tvm
+        self.library = library
         self.device = tvm.device(device, 0)
         self.vm = relax.VirtualMachine(lib, self.device)
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Run `main` on numpy inputs and return the outputs as numpy arrays."""
-        out = self.vm["main"](*self.to_device(inputs))
+        """Run `main` on numpy inputs and return the outputs as numpy arrays. The inputs were checked
+        against the manifest's signature, so a library that rejects them is not the one it describes."""
+        try:
+            out = self.vm["main"](*self.to_device(inputs))
+        except Exception as exc:
+            raise ArtifactError(
+                self.library,
+                f"the library rejects inputs of its manifest's signature ({first_paragraph(exc, 200)}): it is "
+                "not the library the manifest describes",
+                "recompile the artifact; never swap its files",
+            ) from exc
         return [t.numpy() for t in flatten(out)]
 
     def to_device(self, inputs: Sequence[np.ndarray]) -> list[Any]:

@@ -47,6 +47,7 @@ TAMPERED = {
     "bytes negative": lambda m: m["files"]["model.so"].update(bytes=-(10**9)),
     "target bogus": lambda m: m["target"].update(name="bogus"),
     "device bogus": lambda m: m["target"].update(device="tpu"),
+    "x86 on cuda": lambda m: m["target"].update(device="cuda"),
     "rtol 1e300": lambda m: m["selftest"].update(rtol=1e300),
     "depth 1e300": lambda m: m["selftest"].update(accumulation_depth=10**300),
     "shape 2**62": lambda m: m["inputs"][0].update(shape=[2**62, 20]),
@@ -227,3 +228,22 @@ def test_huge_input_shape_is_refused_before_allocation(tmp_path):
         "compile", model_ref("mlp"), "--input-shape", "x=1000000000x1000000000", "-o", tmp_path / "o"
     )
     assert code == 2 and "Traceback" not in text and "past any input" in text, text
+
+
+def test_library_of_another_artifact_is_refused(copy, tmp_path):
+    """model.so swapped for another model's, with the hashes updated to match (integrity is not origin):
+    the library rejects the manifest's signature, which is one paragraph, not an internal error."""
+    from cascc.digest import file_sha256
+
+    other = tmp_path / "other"
+    cascc.compile(model_ref("lenet_300_100"), out=other)
+    shutil.copyfile(other / "model.so", copy / "model.so")
+
+    def rehash(manifest):
+        manifest["files"]["model.so"] = {
+            "bytes": (copy / "model.so").stat().st_size,
+            "sha256": file_sha256(copy / "model.so"),
+        }
+
+    edit_manifest(copy, rehash)
+    refused(copy, "model.so", "not the library the manifest describes")

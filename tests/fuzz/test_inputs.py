@@ -52,6 +52,19 @@ def test_bad_compile_option_is_refused_up_front(tmp_path, monkeypatch, case):
     assert not (tmp_path / "out").exists() and not list(tmp_path.iterdir())
 
 
+def test_empty_csv_is_one_paragraph(artifact, tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    code, text = invoke("check", artifact, "--min-accuracy", "0", "--data", f"csv:{path}")
+    assert_clean_error(code, text, 2, "empty.csv")
+    assert "Warning" not in text
+
+
+def test_absurd_process_count_is_refused(tmp_path):
+    code, text = invoke("train", "--model", MLP, "--nproc", str(2**70), "-o", tmp_path / "t.pt2")
+    assert code == 2 and "Traceback" not in text, text
+
+
 def test_bad_rendezvous_endpoint(tmp_path):
     code, text = invoke(
         "train", "--model", MLP, "--nnodes", "2", "--rdzv-endpoint", "garbage:::", "-o", tmp_path / "t.pt2"
@@ -162,6 +175,31 @@ def test_unwritable_outputs_are_refused_before_running(artifact, tmp_path, args,
     no_error_traceback(code, text)
     assert where in text
     assert sorted(p.name for p in tmp_path.iterdir()) == (["dir.npz"] if where == "directory" else [])
+
+
+def test_outputs_never_overwrite_an_input(artifact, tmp_path, monkeypatch):
+    """`check --json` into the artifact (it replaced manifest.json) and `prune -o` onto its own model."""
+    import hashlib
+    import shutil
+
+    copy = tmp_path / "art"
+    shutil.copytree(artifact, copy)
+    before = hashlib.sha256((copy / "manifest.json").read_bytes()).hexdigest()
+    for args in (
+        ["check", copy, "--max-size", "1GB", "--json", copy / "manifest.json"],
+        ["run", copy, "-o", copy / "out.npz"],
+    ):
+        code, text = invoke(*args)
+        assert code == 2 and "would overwrite the input" in text, text
+    assert hashlib.sha256((copy / "manifest.json").read_bytes()).hexdigest() == before
+    model = tmp_path / "m.pt2"
+    code, text = invoke("prune", MLP, "-o", model)
+    assert code == 0, text
+    before = hashlib.sha256(model.read_bytes()).hexdigest()
+    for command in ("prune", "train"):
+        code, text = invoke(command, *(["--model"] if command == "train" else []), model, "-o", model)
+        assert code == 2 and "would overwrite the input" in text, text
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == before
 
 
 def test_run_output_is_written_where_asked(artifact, tmp_path):

@@ -177,6 +177,8 @@ FACTORIES = {
     ),
     "int64 into a Linear": ("", "torch.nn.Linear(4, 2)", "torch.ones(1, 4, dtype=torch.int64)"),
     "wrong input width": ("", "torch.nn.Linear(4, 2)", "torch.ones(1, 5)"),
+    "zero batch": ("", "torch.nn.Linear(4, 2)", "torch.ones(0, 4)"),
+    "float64": ("", "torch.nn.Linear(4, 2).double()", "torch.ones(1, 4, dtype=torch.float64)"),
 }
 
 
@@ -194,3 +196,17 @@ def test_broken_factory_is_one_paragraph(tmp_path, case):
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and result.stderr.count("error:") == 1, result.stderr
     assert "factory.py" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_dict_outputs_compile_and_self_test(tmp_path):
+    model = tmp_path / "dict_out.py"
+    model.write_text(
+        "import torch\nclass D(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.l = torch.nn.Linear(4, 2)\n    def forward(self, x):\n"
+        "        return {'a': self.l(x), 'b': (self.l(x) * 2,)}\n"
+        "def f():\n    return D(), (torch.randn(1, 4),)\n"
+    )
+    code, text = invoke("compile", f"{model}:f", "-o", tmp_path / "out")
+    assert code == 0, text
+    code, text = invoke("run", tmp_path / "out", "--selftest")
+    assert code == 0 and "passed" in text, text
