@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -106,25 +107,24 @@ def recover(out: Path) -> list[str]:
     out = Path(out)
     done = []
     if out.parent.is_dir():
-        backups = [b for b in _backups(out) if not _pid_alive(_pid_of(b))]
+        backups = [b for b in _backups(out) if not _pid_alive(_pid_of(b, out))]
         if backups and not out.exists() and _is_artifact(backups[-1]):
             backups[-1].rename(out)
             done.append(f"restored the previous artifact at {out} from {backups[-1].name}")
             backups = backups[:-1]
         for leftover in backups + [
-            t for t in out.parent.glob(f".{out.name}.tmp.*") if not _pid_alive(_pid_of(t))
+            t for t in out.parent.glob(f".{out.name}.tmp.*") if not _pid_alive(_pid_of(t, out))
         ]:
             shutil.rmtree(leftover, ignore_errors=True)
             done.append(f"removed {leftover.name}, left by a killed build")
     return done
 
 
-def _pid_of(path: Path) -> int:
-    """The pid in `.NAME.tmp.PID.XXXX` / `.NAME.old.PID` (0, never alive, if unreadable)."""
-    for part in reversed(path.name.split(".")):
-        if part.isdigit():
-            return int(part)
-    return 0
+def _pid_of(path: Path, out: Path) -> int:
+    """The pid in `.NAME.tmp.PID.XXXX` / `.NAME.old.PID` (0, never alive, if unreadable): read right after
+    the kind, since NAME and mkdtemp's random suffix may hold digits too."""
+    found = re.match(r"(?:tmp|old)\.([0-9]+)(?:\.|$)", path.name[len(out.name) + 2 :])
+    return int(found[1]) if found else 0
 
 
 def check_output(out: Path, *, force: bool = False, inputs: Sequence[Path] = ()) -> None:
