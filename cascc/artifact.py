@@ -300,29 +300,20 @@ class Artifact:
     def selftest_data(self, case: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """(inputs, torch-eager outputs) of one stored self-test case; case 0 is the example input."""
         prefix = f"case{case}_" if case else ""
-        specs = [("input", s) for s in self.manifest["inputs"]] + [
-            ("output", s) for s in self.manifest["outputs"]
-        ]
-        arrays = {"input": [], "output": []}
         try:
             with np.load(self.path / SELFTEST, allow_pickle=False) as data:
-                for i, (kind, spec) in enumerate(specs):
-                    k = i if kind == "input" else i - len(self.manifest["inputs"])
-                    value = data[f"{prefix}{kind}_{k}"]
-                    if kind == "input" and (
-                        list(value.shape) != spec["shape"] or str(value.dtype) != spec["dtype"]
-                    ):
-                        raise ValueError(
-                            f"{kind}_{k} is {value.dtype}{list(value.shape)}, not the signature's"
-                        )
-                    arrays[kind].append(value)
+                inputs = [data[f"{prefix}input_{i}"] for i in range(len(self.manifest["inputs"]))]
+                outputs = [data[f"{prefix}output_{i}"] for i in range(len(self.manifest["outputs"]))]
+            for x, spec in zip(inputs, self.inputs):
+                if tuple(x.shape) != spec.shape or str(x.dtype) != spec.dtype:
+                    raise ValueError(f"an input is {x.dtype}{list(x.shape)}, not the signature's")
         except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
             raise ArtifactError(
                 self.path / SELFTEST,
                 f"unusable self-test data ({first_paragraph(exc, 200)})",
                 "recompile the artifact",
             ) from exc
-        return arrays["input"], arrays["output"]
+        return inputs, outputs
 
     @property
     def digest(self) -> str:

@@ -234,10 +234,11 @@ def _layer_table(manifest: dict[str, Any]) -> None:
 @STRICT
 def prune_cmd(model: str, output: Path, seed: int, strict: bool, **recipe: Any) -> None:
     """Sparsify MODEL and save it as a .pt2 (masks and pass history kept) for compile, analyze or training."""
+    from .frontends import model_file
     from .ir import layers
     from .pipeline import prune
 
-    writable_file(output, (".pt2",), "--output", inputs=(Path(model.rpartition(":")[0] or model),))
+    writable_file(output, (".pt2",), "--output", inputs=(model_file(model),))
     recipe_, shapes = _recipe(recipe, seed)
     with err.status("pruning") as status:
         program = prune(
@@ -277,9 +278,10 @@ def export_onnx_cmd(
     source: str, output: Path, sparse_initializers: bool, input_shapes: tuple, seed: int, model: str | None
 ) -> None:
     """Write SOURCE (an artifact DIR, file.py:factory, .pt2 or .onnx) as ONNX, masked weights zeroed."""
+    from .frontends import model_file
     from .pipeline import export_onnx
 
-    writable_file(output, (".onnx",), "--output", inputs=(Path(source.rpartition(":")[0] or source),))
+    writable_file(output, (".onnx",), "--output", inputs=(model_file(source),))
     with err.status("exporting to ONNX…"):
         program = export_onnx(
             source,

@@ -185,9 +185,10 @@ def train_cmd(
     same model trained dense: accuracy, per class, under Gaussian noise and under FGSM."""
     import json
 
+    from .frontends import model_file
     from .training import TrainPlan, train
 
-    writable_file(output, (".pt2",), "--output", inputs=(Path(model.rpartition(":")[0] or model),))
+    writable_file(output, (".pt2",), "--output", inputs=(model_file(model),))
     recipe_options = {k: options.pop(k) for k in list(options) if k in TRAIN_RECIPE_OPTIONS}
     recipe, shapes = _recipe(recipe_options, seed, command_uses_data=True)
     plan = TrainPlan(**options)

@@ -220,7 +220,9 @@ def compile(
     recipe = recipe or Recipe(sparsity=sparsity)
     for line in artifacts.recover(Path(out)):
         warnings.warn(line, PassWarning, stacklevel=2)
-    inputs = [] if isinstance(model, Program) else [Path(str(model).rpartition(":")[0] or str(model))]
+    from .frontends import model_file
+
+    inputs = [] if isinstance(model, Program) else [model_file(model)]
     artifacts.check_output(Path(out), force=force, inputs=inputs)  # before any of the costly work
     evaluation = None
     if finetune is None:

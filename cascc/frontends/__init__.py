@@ -44,6 +44,12 @@ def load(
     )
 
 
+def model_file(ref: str | Path) -> Path:
+    """The file a model reference reads: the .py of `file.py:factory`, else the reference itself."""
+    text = str(ref)
+    return Path(text.rsplit(":", 1)[0]) if _is_factory_ref(text) else Path(text)
+
+
 def _is_factory_ref(text: str) -> bool:
     head, sep, tail = text.rpartition(":")
     return bool(sep) and head.lower().endswith(".py") and bool(tail)

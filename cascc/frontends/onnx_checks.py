@@ -34,16 +34,15 @@ def check_model_file(model, source: str) -> None:
         _check_sparse(sparse, source)
 
 
-def _elements(tensor, source: str, kind: str) -> int:
-    if any(d < 0 for d in tensor.dims) or len(tensor.dims) > 16:
-        raise ModelLoadError(
-            source, f"{kind} {tensor.name!r} has dims {list(tensor.dims)}", "re-export the model"
-        )
-    count = math.prod(tensor.dims)
+def _elements(dims, name: str, source: str, kind: str) -> int:
+    """The element count of `dims`, refused when negative, of absurd rank, or past MAX_ELEMENTS."""
+    if any(d < 0 for d in dims) or len(dims) > 16:
+        raise ModelLoadError(source, f"{kind} {name!r} has dims {list(dims)}", "re-export the model")
+    count = math.prod(dims)
     if count > MAX_ELEMENTS:
         raise ModelLoadError(
             source,
-            f"{kind} {tensor.name!r} claims {count:,} elements (dims {list(tensor.dims)}), past any real model",
+            f"{kind} {name!r} claims {count:,} elements (dims {list(dims)}), past any real model",
             "the file is corrupt; re-export it",
         )
     return count
@@ -52,7 +51,7 @@ def _elements(tensor, source: str, kind: str) -> int:
 def _check_tensor(tensor, source: str, kind: str) -> None:
     from onnx import TensorProto, helper
 
-    count = _elements(tensor, source, kind)
+    count = _elements(tensor.dims, tensor.name, source, kind)
     try:
         dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type))
     except (KeyError, TypeError, ValueError) as exc:
@@ -97,13 +96,7 @@ def _check_sparse(sparse, source: str) -> None:
     name = sparse.values.name
     _check_tensor(sparse.values, source, "sparse initializer values")
     _check_tensor(sparse.indices, source, "sparse initializer indices")
-    if any(d < 0 for d in sparse.dims):
-        raise ModelLoadError(
-            source, f"sparse initializer {name!r} has dims {list(sparse.dims)}", "re-export it"
-        )
-    total = math.prod(sparse.dims)
-    if total > MAX_ELEMENTS:
-        raise ModelLoadError(source, f"sparse initializer {name!r} claims {total:,} elements", "re-export it")
+    total = _elements(sparse.dims, name, source, "sparse initializer")
     values, index = numpy_helper.to_array(sparse.values), numpy_helper.to_array(sparse.indices)
     nnz = values.size
     if not np.issubdtype(index.dtype, np.integer):
