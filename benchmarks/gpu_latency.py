@@ -39,7 +39,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
 
-    from cascc.lower.runtime import device_present
+    from cascc.runtime.session import device_present
 
     if not device_present("cuda"):
         print(

@@ -128,7 +128,7 @@ def pruning_step(sparsity: float, block: str | None):
 def compile_build(program, mode, path, threads, **costs):
     """Build for the x86 host; `costs` override KernelCosts fields (e.g. direct_conv=False)."""
     from cascc.lower import lower
-    from cascc.lower.runtime import Session
+    from cascc.runtime.session import Session
     from cascc.targets import TARGETS
 
     target = TARGETS["x86"]

@@ -276,7 +276,7 @@ def run(
 
 def _session(art: artifacts.Artifact, threads: int | None = None):
     """The artifact's library loaded with the TVM runtime (refused for targets this machine cannot run)."""
-    from .lower.runtime import Session
+    from .runtime.session import Session
 
     _check_runs_here(art)
     sha = art.manifest["files"][artifacts.LIBRARY]["sha256"]
@@ -355,7 +355,7 @@ def _bench_remote(
 ) -> dict[str, Any]:
     """Run the artifact on the remote device: its self-test first, then `rounds` timed repeats."""
     from .bench import Timing, quantile
-    from .lower.remote import Remote, measure
+    from .runtime.remote import Remote, measure
 
     if baselines:
         raise OptionError(
@@ -443,7 +443,7 @@ def load_inputs(
 
 
 def _check_runs_here(art: artifacts.Artifact) -> None:
-    from .lower.runtime import device_present
+    from .runtime.session import device_present
     from .targets import TARGETS
 
     name = art.manifest["target"]["name"]

@@ -48,7 +48,7 @@ def test_readme_example_compiles_and_selftests(tmp_path, digits):
 
     # compiled predictions equal torch's masked-model predictions on every held-out digit
     from cascc import frontends, passes
-    from cascc.lower.runtime import Session
+    from cascc.runtime.session import Session
 
     program = passes.run(
         frontends.load(f"{EXAMPLES / 'digits.py'}:mlp"), [("prune.magnitude", {"sparsity": 0.9})]

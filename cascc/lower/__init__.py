@@ -28,13 +28,13 @@ class Lowered:
 
     def export(self, path: Path) -> None:
         """Write the shared library (kernels, VM code and constants) to `path`."""
-        from .runtime import export_library
+        from .export import export_library
 
         export_library(self.executable, self.target, path)
 
     def device_code(self) -> list[dict[str, Any]]:
         """Device modules (e.g. CUDA) the library carries: kind, source or binary, kernel names, hash."""
-        from .runtime import device_code
+        from .export import device_code
 
         return device_code(self.executable)
 

@@ -65,7 +65,7 @@ def measure(
 def _measure(remote, library, device, inputs, rounds, number) -> RemoteRun:
     from tvm import relax, rpc, runtime
 
-    from .runtime import flatten
+    from .session import flatten
 
     host, port = remote.host_port
     try:

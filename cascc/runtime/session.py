@@ -1,13 +1,10 @@
-"""Export, load and run compiled artifacts with the TVM runtime."""
+"""Load and run an artifact's library with the TVM runtime (the one runtime module that imports tvm)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import shutil
 import stat
-import struct
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,73 +13,7 @@ from typing import Any
 import numpy as np
 
 from cascc.digest import file_sha256
-from cascc.errors import ArtifactError, CasccError, LoweringError, first_paragraph
-from cascc.targets import Target
-
-
-def export_library(executable: Any, target: Target, path: Path) -> None:
-    """Link the executable into a shared library, with the target's cross compiler if it has one."""
-    import tvm
-
-    options = {}
-    if target.cross_compiler:
-        if shutil.which(target.cross_compiler) is None:
-            raise CasccError(
-                target.name,
-                f"the {target.name} target links with {target.cross_compiler}, which is not installed",
-                f"install it ({target.notes.get('install', 'see the README')})",
-            )
-        options["fcompile"] = tvm.support.cc.cross_compiler(target.cross_compiler)
-    try:
-        executable.export_library(str(path), **options)
-    except Exception as exc:
-        raise LoweringError(
-            path.name,
-            f"linking the {target.name} shared library failed: {first_paragraph(exc)}",
-            f"check that {target.cross_compiler or 'the host C compiler'} and its C library "
-            f"are installed ({target.notes.get('install', 'gcc')})",
-        ) from exc
-
-
-# A device kernel's entry point in CUDA C (TVM may put launch bounds between `void` and the name).
-_KERNEL = re.compile(r'extern "C" __global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(')
-_SOURCE_START = b"\n#ifdef __CUDACC_RTC__"
-
-
-def device_code(executable: Any) -> list[dict[str, Any]]:
-    """What the library carries for devices other than the host: per device module its kind, whether it is
-    source (compiled when the artifact is loaded on the device) or a binary, its kernels and a hash."""
-    found = []
-    pending = list(executable.mod.imports)
-    while pending:
-        module = pending.pop()
-        pending.extend(module.imports)
-        if module.kind in ("llvm", "c", "static_library"):
-            continue
-        source = str(module.inspect_source())
-        kernels = sorted(set(_KERNEL.findall(source)))
-        found.append(
-            {
-                "kind": module.kind,
-                "format": "source" if kernels else "binary",
-                "kernels": kernels,
-                "sha256": hashlib.sha256(source.encode()).hexdigest(),
-            }
-        )
-    return sorted(found, key=lambda d: d["kind"])
-
-
-def embedded_cuda_source(library: Path) -> str:
-    """The CUDA C source a CUDA artifact's library embeds, read from the file (no CUDA runtime needed).
-
-    TVM serializes it as a length-prefixed string (8-byte little-endian length) starting with NVRTC's
-    preamble guard; raises ArtifactError if the library holds none."""
-    blob = Path(library).read_bytes()
-    start = blob.find(_SOURCE_START)
-    if start < 8:
-        raise ArtifactError(library, "holds no CUDA source module", "compile it with --target cuda")
-    (length,) = struct.unpack("<Q", blob[start - 8 : start])
-    return blob[start : start + length].decode()
+from cascc.errors import ArtifactError, first_paragraph
 
 
 def device_present(device: str) -> bool:

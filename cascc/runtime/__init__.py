@@ -1,0 +1,1 @@
+"""Running artifacts: the artifact record, the TVM session, remote devices, benchmarks, baselines and CI gates."""
