@@ -4,11 +4,13 @@ fine-tune, GMP, RigL, de novo static with sparse-aware init} at several sparsiti
 Tasks: scikit-learn digits with the 64-256-256-10 MLP (examples/digits.py:untrained_mlp), and MNIST-1D with
 the paper's 1-D CNN shape at 64 channels (examples/mnist1d.py:wide_cnn). Every run gets the same training
 budget as the dense model (one-shot + fine-tune: the trained dense model, pruned, then half the epochs).
-Runs go to a process pool (one thread each). Writes benchmarks/results/accuracy.{md,json,png}.
+Runs go to a process pool (one thread each). Writes benchmarks/results/accuracy.{json,png} (--out) and the
+tables to docs/benchmarks/accuracy.md (--doc PATH elsewhere).
 
     python benchmarks/accuracy.py                 # full: 2 tasks × 3 seeds × 4 sparsities, ~12 min on 2 cores
     python benchmarks/accuracy.py --quick         # 1 seed at 90%: a smoke run
     python benchmarks/accuracy.py --suite grant   # the grant's methods on three tasks (accuracy_grant.*)
+    python benchmarks/accuracy.py --report-only   # rewrite the tables and the plot from the JSON
 """
 
 from __future__ import annotations
@@ -288,6 +290,8 @@ def plot(summary: dict, suite: Suite, sparsities, path: Path) -> None:
 
 
 def main() -> None:
+    import report
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", choices=list(SUITES), default="standard")
     ap.add_argument("--quick", action="store_true", help="one seed at 90%%")
@@ -297,20 +301,34 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--report-only", action="store_true", help="rebuild the table and plot from the JSON")
+    report.add_arguments(ap)
     args = ap.parse_args()
     suite = SUITES[args.suite]
     tasks = args.tasks or list(suite.tasks)
     seeds = [0] if args.quick else list(range(args.seeds))
     sparsities = [0.9] if args.quick else (args.sparsities or list(suite.sparsities))
-    files = {ext: args.out / f"{suite.out}.{ext}" for ext in ("md", "json", "png")}
+    files = {ext: args.out / f"{suite.out}.{ext}" for ext in ("json", "png")}
+    title = "Accuracy of the grant's methods" if args.suite == "grant" else "Sparse-training accuracy"
+    plot_line = (("Plot", f"`{report.relative(files['png'])}`"),)
     if args.report_only:
         saved = json.loads(files["json"].read_text())
         summary = summarize(saved["runs"])
         sparsities = sorted({k[3] for k in summary if k[1] != "dense"})
         text = markdown(summary, suite, sparsities, saved["seconds"], saved["workers"])
-        files["md"].write_text(text + "\n")
+        doc = report.write(
+            args,
+            suite.out,
+            title,
+            text,
+            raw=files["json"],
+            extra=plot_line,
+            command_line=saved.get("command", f"python benchmarks/accuracy.py{_suite_flag(suite)}"),
+            cpu_name=saved.get("cpu", "not recorded in the JSON"),
+            date=saved.get("date", "not recorded in the JSON"),
+        )
         plot(summary, suite, sparsities, files["png"])
         print(text)
+        print(f"wrote {doc or 'no table'} and {files['png']}")
         return 0
 
     from concurrent.futures import ProcessPoolExecutor
@@ -336,13 +354,16 @@ def main() -> None:
     summary = summarize(results)
     args.out.mkdir(parents=True, exist_ok=True)
     text = markdown(summary, suite, sparsities, seconds, args.workers)
-    files["md"].write_text(text + "\n")
+    doc = report.write(args, suite.out, title, text, raw=files["json"], extra=plot_line)
     files["json"].write_text(
         json.dumps(
             {
                 "suite": args.suite,
                 "seconds": seconds,
                 "workers": args.workers,
+                "command": report.command(),
+                "cpu": report.cpu(),
+                "date": time.strftime("%Y-%m-%d"),
                 "tasks": {k: asdict(v) for k, v in TASKS.items() if k in tasks},
                 "summary": [
                     {"task": k[0], "method": k[1], "allocator": k[2], "sparsity": k[3], **v}
@@ -355,7 +376,7 @@ def main() -> None:
     )
     plot(summary, suite, sparsities, files["png"])
     console.print(text)
-    console.print(f"wrote {files['md']}, .json and .png in {seconds / 60:.1f} min")
+    console.print(f"wrote {doc or 'no table'}, {files['json']} and .png in {seconds / 60:.1f} min")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ bookkeeping calls timed the same way).
     python benchmarks/breakdown.py dscnn --density 0.1
     python benchmarks/breakdown.py mlp --density 1 0.1 --top 10
 
-Prints a table per build and writes breakdown_<model>.json to --out (default benchmarks/results/).
+Prints a table per build, writes breakdown_<model>.json to --out (default benchmarks/results/) and the tables
+to docs/benchmarks/breakdown_<model>.md (--doc PATH elsewhere).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 def main() -> None:
+    import report
     from models import MODELS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -37,14 +39,20 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--top", type=int, default=25, help="rows printed per build (the JSON keeps all)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    report.add_arguments(ap)
     args = ap.parse_args()
     builds = {f"d={d:g}": breakdown(args.model, d, args.batch, args.repeat) for d in args.density}
-    for label, rows in builds.items():
-        print(table(f"{args.model} batch {args.batch} {label}", rows, args.top))
+    tables = [
+        table(f"{args.model} batch {args.batch} {label}", rows, args.top) for label, rows in builds.items()
+    ]
+    print("\n".join(tables))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"breakdown_{args.model}.json"
-    path.write_text(json.dumps({"model": args.model, "batch": args.batch, "builds": builds}, indent=1))
-    print(f"wrote {path}")
+    payload = {"model": args.model, "batch": args.batch, "cpu": report.cpu(), "builds": builds}
+    path.write_text(json.dumps(payload, indent=1))
+    name = f"breakdown_{args.model}"
+    doc = report.write(args, name, f"Kernel time breakdown: {args.model}", "\n".join(tables), raw=path)
+    print(f"wrote {path}" + (f" and {doc}" if doc else ""))
 
 
 def breakdown(name: str, density: float, batch: int, repeat: int) -> list[dict]:

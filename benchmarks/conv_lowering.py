@@ -7,7 +7,8 @@ Both variants of each model × density are built with the same kernels and cost 
     python benchmarks/conv_lowering.py                           # resnet20, dscnn, mobilenetv2; d = 1, 0.1
     python benchmarks/conv_lowering.py --models resnet20 --densities 1 0.2 0.1 --batches 1 32
 
-Writes conv_lowering.md and conv_lowering.json to --out (default benchmarks/results/).
+Writes conv_lowering.json to --out (default benchmarks/results/) and the Markdown table to
+docs/benchmarks/conv_lowering.md (--doc PATH elsewhere).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ VARIANTS = {"im2col": False, "direct": True}
 
 
 def main() -> None:
+    import report
     from models import MODELS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -36,14 +38,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    report.add_arguments(ap)
     args = ap.parse_args()
     rows = [row for name in args.models for batch in args.batches for row in bench(name, batch, args)]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "conv_lowering.json").write_text(
-        json.dumps({"threads": args.threads, "rows": rows}, indent=1)
+        json.dumps({"threads": args.threads, "cpu": report.cpu(), "rows": rows}, indent=1)
     )
-    (args.out / "conv_lowering.md").write_text(table(rows, args.threads))
     print(table(rows, args.threads))
+    doc = report.write(
+        args,
+        "conv_lowering",
+        "Conv lowering: im2col vs direct",
+        table(rows, args.threads),
+        raw=args.out / "conv_lowering.json",
+    )
+    if doc:
+        print(f"wrote {doc}")
 
 
 def bench(name, batch, args):
@@ -52,8 +63,8 @@ def bench(name, batch, args):
     from models import MODELS
 
     from cascc import passes
-    from cascc.baselines import masked_module, onnxruntime_runner
-    from cascc.bench import measure
+    from cascc.runtime.baselines import masked_module, onnxruntime_runner
+    from cascc.runtime.bench import measure
     from cascc.frontends.torch import from_module
 
     torch.manual_seed(0)

@@ -7,7 +7,8 @@ kernel decisions (with the cost model's predictions) come from the manifests.
 
     python benchmarks/gpu_latency.py [--models mlp resnet20] [--densities 1 0.1] [--batches 1 32]
 
-Writes gpu_latency.md and gpu_latency.json to --out (default benchmarks/results/).
+Writes gpu_latency.json to --out (default benchmarks/results/) and the Markdown table to
+docs/benchmarks/gpu_latency.md (--doc PATH elsewhere).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from latency import DENSITIES  # the CPU benchmark's densities
 
 
 def main() -> int:
+    import report
     from models import MODELS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -37,6 +39,7 @@ def main() -> int:
     )
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    report.add_arguments(ap)
     args = ap.parse_args()
 
     from cascc.runtime.session import device_present
@@ -47,9 +50,9 @@ def main() -> int:
         )
         return 2
     import cascc
-    from cascc.bench import measure
+    from cascc.runtime.bench import measure
     from cascc.frontends.torch import from_module
-    from cascc.pipeline import _session
+    from cascc.runtime.running import open_session
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,7 +70,7 @@ def main() -> int:
                     if not cascc.selftest(out).passed:
                         raise SystemExit(f"{name} at density {density}: the GPU output differs from torch")
                     inputs, _ = art.selftest_data()
-                    runners[density] = _session(art).runner(inputs)
+                    runners[density] = open_session(art).runner(inputs)
                     decisions[density] = [(row["name"], row["kernel"]) for row in result.manifest["layers"]]
                 timings = measure(runners, rounds=args.rounds)
                 dense = timings[1.0].median_us if 1.0 in timings else None
@@ -85,16 +88,42 @@ def main() -> int:
                     )
                     print(f"{name} batch {batch} density {density}: {timing.median_us:.1f} µs")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu_latency.json").write_text(json.dumps({"arch": args.arch, "rows": rows}, indent=1))
+    path = args.out / "gpu_latency.json"
+    path.write_text(
+        json.dumps({"arch": args.arch, "gpu": gpu_name(), "cpu": report.cpu(), "rows": rows}, indent=1)
+    )
     lines = ["| model | batch | density | median µs | p90 µs | × cascc dense |", "|---|---|---|---|---|---|"]
     for r in rows:
         ratio = f"{r['speedup_vs_dense']:.2f}" if r["speedup_vs_dense"] else ""
         lines.append(
             f"| {r['model']} | {r['batch']} | {r['density']} | {r['median_us']:.1f} | {r['p90_us']:.1f} | {ratio} |"
         )
-    (args.out / "gpu_latency.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    note = "\nMedians of interleaved rounds on the GPU; `× cascc dense` = cascc dense latency / this build's."
+    extra = (("GPU", f"{gpu_name()}, built for {args.arch}"),)
+    doc = report.write(
+        args, "gpu_latency", "GPU latency", "\n".join(lines) + "\n" + note, raw=path, extra=extra
+    )
+    if doc:
+        print(f"wrote {doc}")
     return 0
+
+
+def gpu_name() -> str:
+    """The first GPU's name from nvidia-smi, or "unknown GPU"."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown GPU"
+    return out.splitlines()[0].strip() if out.strip() else "unknown GPU"
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ machine. Before timing, each cascc build's output is checked against torch eager
 Masks come from magnitude pruning at the same sparsity in every layer (`prune.magnitude`), or with --block
 from block magnitude pruning (`prune.block`: whole ROWSxCOLS blocks).
 
-Writes a markdown table and JSON to --out (default benchmarks/results/).
+Writes JSON to --out (default benchmarks/results/) and the Markdown table to docs/benchmarks/latency.md
+(latency_block<RxC>.md with --block; --doc PATH elsewhere).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ DENSITIES = (1.0, 0.5, 0.2, 0.1, 0.05)
 
 
 def main() -> None:
+    import report
     from models import MODELS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,6 +49,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--block", help="prune whole ROWSxCOLS blocks (prune.block), e.g. 1x8 or 4x1")
+    report.add_arguments(ap)
     args = ap.parse_args()
 
     import torch
@@ -57,8 +60,8 @@ def main() -> None:
     for name in args.models:
         for batch in args.batches:
             rows.extend(bench_model(name, MODELS[name], batch, args, bandwidth))
-            write(rows, args, bandwidth)
-    print(f"\nwrote {args.out / 'latency.md'} and {args.out / 'latency.json'}")
+            doc = write(rows, args, bandwidth)
+    print(f"\nwrote {args.out / 'latency.json'}" + (f" and {doc}" if doc else ""))
 
 
 def bench_model(name, factory, batch, args, bandwidth):
@@ -66,8 +69,8 @@ def bench_model(name, factory, batch, args, bandwidth):
     from rich.console import Console
 
     from cascc import passes
-    from cascc.baselines import masked_module, onnxruntime_runner, torch_runner
-    from cascc.bench import measure
+    from cascc.runtime.baselines import masked_module, onnxruntime_runner, torch_runner
+    from cascc.runtime.bench import measure
     from cascc.frontends.torch import from_module
 
     console = Console(stderr=True)
@@ -186,6 +189,9 @@ def memory_bandwidth() -> float:
 
 
 def write(rows, args, bandwidth):
+    """The JSON to --out and the Markdown table to docs/benchmarks/ (after every model, so a long run that
+    stops keeps what it measured); returns the table's path."""
+    import report
     from rich.console import Console
     from rich.table import Table
 
@@ -195,6 +201,7 @@ def write(rows, args, bandwidth):
         "machine": platform.machine(),
         "processor": platform.processor(),
         "cpu_count": os.cpu_count(),
+        "cpu": report.cpu(),
         "bandwidth_GBps": bandwidth / 1e9,
         "rounds": args.rounds,
         "pruning": f"prune.block {args.block}" if args.block else "prune.magnitude",
@@ -240,8 +247,10 @@ def write(rows, args, bandwidth):
         f"\n{pruning}; {args.threads} thread{'s' if args.threads != 1 else ''}; medians of {args.rounds} interleaved rounds; `× vs ORT` = onnxruntime "
         f"latency / cascc latency (>1 is faster); bound = bytes moved at {bandwidth / 1e9:.1f} GB/s.\n"
     )
-    (args.out / "latency.md").write_text("\n".join(lines) + "\n" + note)
     Console().print(table)
+    name = f"latency_block{args.block}" if args.block else "latency"
+    title = f"Latency, {args.block} block masks" if args.block else "Latency"
+    return report.write(args, name, title, "\n".join(lines) + "\n" + note, raw=args.out / "latency.json")
 
 
 if __name__ == "__main__":
