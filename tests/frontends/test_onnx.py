@@ -51,7 +51,8 @@ def check(model, inputs, rtol=1e-5, atol=1e-5):
     with torch.no_grad():
         got = program.module()(*(torch.from_numpy(a) for a in inputs.values()))
     got = got if isinstance(got, tuple) else (got,)
-    for g, e in zip(got, expected):
+    assert len(got) == len(expected), f"{len(got)} outputs, onnxruntime gives {len(expected)}"
+    for g, e in zip(got, expected, strict=True):
         np.testing.assert_allclose(g.numpy(), e, rtol=rtol, atol=atol)
     return program
 
