@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifact import atomic_file
 from .errors import ArtifactError, first_paragraph
+from .files import atomic_file
 from .frontends.onnx import quiet
 from .ir import Program
 

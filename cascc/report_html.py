@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from .artifact import atomic_file
+from .files import atomic_file
 
 COLUMNS = (
     ("layer", "name", "{}"),

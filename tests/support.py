@@ -18,7 +18,7 @@ def invoke(*args) -> tuple[int, str]:
     """Run the cascc CLI in-process; returns (exit code, output). click ≥ 8.2 mixes stderr into output."""
     from click.testing import CliRunner
 
-    from cascc.cli import main
+    from cascc.cli.main import main
 
     result = CliRunner().invoke(main, [str(a) for a in args])
     return result.exit_code, result.output

@@ -7,8 +7,8 @@ import pytest
 from support import model_ref
 
 import cascc
-from cascc.artifact import open_artifact, write_npz
 from cascc.errors import ArtifactError, OptionError
+from cascc.runtime.artifact import open_artifact, write_npz
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_failing_compile_leaves_no_output(tmp_path):
 
 
 def test_failure_during_write_leaves_no_output(tmp_path, monkeypatch, mlp_program):
-    from cascc import artifact
+    from cascc.runtime import artifact
 
     def broken_export(*_args, **_kw):
         raise RuntimeError("disk full")

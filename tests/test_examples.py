@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 from support import EXAMPLES
 
-from cascc.cli import main
+from cascc.cli.main import main
 
 
 @pytest.fixture(scope="module")

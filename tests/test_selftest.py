@@ -7,9 +7,10 @@ import pytest
 import torch
 
 import cascc
-from cascc import artifact, passes
-from cascc import selftesting as selftest
+from cascc import passes
 from cascc.ir import layers
+from cascc.runtime import artifact
+from cascc.runtime import selftesting as selftest
 
 
 def test_accumulation_depth_follows_the_deepest_chain(mlp_program, cnn_program):
@@ -81,7 +82,7 @@ def test_one_wrong_weight_fails_even_when_outputs_are_near_zero(tmp_path):
 
 def test_a_later_call_that_drifts_fails(tmp_path, monkeypatch):
     """A kernel right on the first call and wrong after (a stale buffer) fails on the third call."""
-    from cascc.lower import runtime
+    from cascc.runtime import session as runtime
 
     path = build(tmp_path)
     calls = []

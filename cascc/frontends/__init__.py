@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, PassWarning
 from ..ir import Program
 from . import torch as torch_frontend
 
@@ -42,6 +43,38 @@ def load(
     raise ModelLoadError(
         text, f"unrecognized model reference (suffix {suffix or 'none'!r})", f"pass {FORMATS}"
     )
+
+
+def load_model(
+    model: str | Path | Program,
+    *,
+    seed: int = 0,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+    strict: bool = False,
+) -> Program:
+    """`model` itself if it is a Program, else the Program its frontend imports. Weights holding NaN or
+    Inf are a warning naming them, or with `strict` an error."""
+    if isinstance(model, Program):
+        return model
+    program = load(model, seed=seed, input_shapes=input_shapes)
+    empty = [spec.name for spec in program.inputs if 0 in spec.shape]
+    if empty:
+        raise ModelLoadError(
+            model,
+            f"input(s) {', '.join(empty)} have a zero-size dimension",
+            "give every input at least one element",
+        )
+    bad = [name for name, w in program.weights.items() if w.is_floating_point() and not w.isfinite().all()]
+    if bad:
+        problem = f"weight(s) {', '.join(bad[:5])}{' …' if len(bad) > 5 else ''} hold NaN or Inf"
+        if strict:
+            raise ModelLoadError(
+                model, problem, "fix the model's weights, or drop --strict to compile anyway"
+            )
+        warnings.warn(
+            f"{model}: {problem}; the compiled model will propagate them", PassWarning, stacklevel=2
+        )
+    return program
 
 
 def model_file(ref: str | Path) -> Path:

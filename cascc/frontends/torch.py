@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from ..artifact import atomic_file
 from ..errors import ModelLoadError, first_paragraph
+from ..files import atomic_file
 from ..ir import PassRecord, Program, from_exported
 
 # Extra file in a cascc-written .pt2: which weights are masked (their zeros are the mask) and the history.

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from cascc.digest import file_sha256
 from cascc.errors import ArtifactError, first_paragraph
+from cascc.files import file_sha256
 
 
 def device_present(device: str) -> bool:

@@ -95,7 +95,7 @@ def test_replaced_library_is_refused(copy):
 
 
 def test_expect_digest_pins_the_build(copy):
-    digest = cascc.artifact.manifest_digest(copy)
+    digest = cascc.runtime.artifact.manifest_digest(copy)
     code, text = invoke("run", copy, "--selftest", "--expect-digest", digest)
     assert code == 0, text
     edit_manifest(copy, lambda m: m["source"].update(seed=1))  # any edit at all changes the digest
@@ -212,12 +212,12 @@ def test_a_kill_between_the_renames_is_recovered(built, tmp_path):
 def test_full_disk_mid_write_is_one_paragraph_and_leaves_nothing(tmp_path, monkeypatch):
     import errno
 
-    import cascc.artifact
+    import cascc.runtime.artifact
 
     def full(*_args, **_kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(cascc.artifact, "write_npz", full)
+    monkeypatch.setattr(cascc.runtime.artifact, "write_npz", full)
     code, text = invoke("compile", model_ref("mlp"), "-o", tmp_path / "art")
     assert_clean_error(code, text, 2, "art", "No space left on device")
     assert list(tmp_path.iterdir()) == []
@@ -233,7 +233,7 @@ def test_huge_input_shape_is_refused_before_allocation(tmp_path):
 def test_library_of_another_artifact_is_refused(copy, tmp_path):
     """model.so swapped for another model's, with the hashes updated to match (integrity is not origin):
     the library rejects the manifest's signature, which is one paragraph, not an internal error."""
-    from cascc.digest import file_sha256
+    from cascc.files import file_sha256
 
     other = tmp_path / "other"
     cascc.compile(model_ref("lenet_300_100"), out=other)

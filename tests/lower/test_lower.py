@@ -92,7 +92,7 @@ def test_generic_rule_parallelizes_and_vectorizes():
 
 
 def test_manifest_says_which_kernel_each_layer_got_and_why(compiled):
-    from cascc.artifact import open_artifact
+    from cascc.runtime.artifact import open_artifact
 
     rows = {r["name"]: r for r in open_artifact(compiled["cnn"][1]).manifest["layers"]}
     assert list(rows) == ["stem.weight", "conv1.weight", "conv2.weight", "dw.weight", "head.weight"]

@@ -91,7 +91,7 @@ def test_cost_model_prefers_sparse_only_when_sparse_enough():
 
 def test_measure_times_both_kernels_of_each_layer(tmp_path):
     import cascc
-    from cascc.artifact import open_artifact
+    from cascc.runtime.artifact import open_artifact
 
     program = mlp_program(1, 0.9)
     cascc.compile(program, out=tmp_path / "m", measure=True)

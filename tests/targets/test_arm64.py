@@ -51,7 +51,7 @@ def test_library_exports_entry_points_and_uses_neon(artifact):
 
 
 def test_manifest_records_the_arm_target(artifact):
-    manifest = cascc.artifact.open_artifact(artifact).manifest
+    manifest = cascc.runtime.artifact.open_artifact(artifact).manifest
     assert manifest["target"]["tvm"]["mtriple"] == "aarch64-linux-gnu"
     assert manifest["target"]["tvm"]["mcpu"] == "cortex-a72"
     assert "+neon" in manifest["target"]["tvm"]["mattr"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ir import Program, layers
+from ..ir import Program, layers
 
 UNIT_ROUNDOFF = 2.0**-24
 SAFETY = 64.0

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import CasccError, first_paragraph
-from .ir import Program
+from ..errors import CasccError, first_paragraph
+from ..ir import Program
 
 
 def masked_module(module: torch.nn.Module, program: Program) -> torch.nn.Module:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import ArtifactError
+from ..errors import ArtifactError
 
 FORMAT_VERSION = 2  # 2: two self-test cases and a tolerance from the accumulation depth
 LIBRARY = "model.so"
@@ -141,7 +141,7 @@ def validate(manifest: Any, where: str) -> Mapping[str, Any]:
         raise bad(f"it lists files {sorted(files)}, an artifact holds exactly {sorted(FILES)}")
     if len(manifest["selftest"]["atol"]) != len(manifest["outputs"]):
         raise bad("selftest.atol does not have one entry per output")
-    from .targets import TARGETS
+    from ..targets import TARGETS
 
     target = TARGETS.get(manifest["target"]["name"])
     if target is None:
