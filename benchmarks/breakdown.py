@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 def main() -> None:
     import report
-    from models import MODELS
+    from zoo import MODELS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", choices=list(MODELS))
@@ -59,7 +59,7 @@ def breakdown(name: str, density: float, batch: int, repeat: int) -> list[dict]:
     """One row per kernel symbol: calls per inference, total µs, and the layer decision where there is one."""
     import torch
     import tvm
-    from models import MODELS
+    from zoo import MODELS
     from tvm import relax
 
     from cascc import passes
@@ -69,7 +69,7 @@ def breakdown(name: str, density: float, batch: int, repeat: int) -> list[dict]:
 
     torch.manual_seed(0)
     module, example = MODELS[name](batch)
-    program = from_module(module, example, source=f"benchmarks/models.py:{name}")
+    program = from_module(module, example, source=f"benchmarks/zoo.py:{name}")
     if density < 1.0:
         program = passes.run(program, [("prune.magnitude", {"sparsity": round(1 - density, 6)})])
     lowered = lower(program, TARGETS["x86"])

@@ -29,7 +29,7 @@ VARIANTS = {"im2col": False, "direct": True}
 
 def main() -> None:
     import report
-    from models import MODELS
+    from zoo import MODELS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["resnet20", "dscnn", "mobilenetv2"], choices=list(MODELS))
@@ -60,7 +60,7 @@ def main() -> None:
 def bench(name, batch, args):
     import torch
     from latency import check_outputs, compile_build
-    from models import MODELS
+    from zoo import MODELS
 
     from cascc import passes
     from cascc.runtime.baselines import masked_module, onnxruntime_runner
@@ -69,7 +69,7 @@ def bench(name, batch, args):
 
     torch.manual_seed(0)
     module, example = MODELS[name](batch)
-    program = from_module(module, example, source=f"benchmarks/models.py:{name}")
+    program = from_module(module, example, source=f"benchmarks/zoo.py:{name}")
     x = [t.numpy() for t in example]
     runners, compile_s, pruned = {}, {}, None
     with tempfile.TemporaryDirectory() as tmp:

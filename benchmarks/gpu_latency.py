@@ -28,7 +28,7 @@ from latency import DENSITIES  # the CPU benchmark's densities
 
 def main() -> int:
     import report
-    from models import MODELS
+    from zoo import MODELS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))

@@ -39,7 +39,7 @@ DENSITIES = (1.0, 0.5, 0.2, 0.1, 0.05)
 
 def main() -> None:
     import report
-    from models import MODELS
+    from zoo import MODELS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -76,7 +76,7 @@ def bench_model(name, factory, batch, args, bandwidth):
     console = Console(stderr=True)
     torch.manual_seed(0)
     module, example = factory(batch)
-    program = from_module(module, example, source=f"benchmarks/models.py:{name}")
+    program = from_module(module, example, source=f"benchmarks/zoo.py:{name}")
     x = [t.numpy() for t in example]
     runners, builds = {}, {}
     with tempfile.TemporaryDirectory() as tmp:

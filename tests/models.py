@@ -1,48 +1,53 @@
-"""Tiny models for tests. Each factory returns (module, example_inputs); some are broken on purpose."""
+"""The model references tests compile (`tests/models.py:NAME`, see support.model_ref).
+
+The well-formed models are the shared model set's (benchmarks/zoo.py, which the benchmarks use too), served
+here under the names tests reference, so a factory lives in one place. What stays here is test-specific: the
+factories broken on purpose and the odd weight layouts (GPT-2 style [in, out] linears, a tied embedding).
+"""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import torch
 from torch import nn
 
+# cascc also loads this file by path (`cascc compile tests/models.py:mlp`, a subprocess, any directory), where
+# pytest's pythonpath is not set up: the shared set is found next to the tests either way
+_SHARED = str(Path(__file__).resolve().parents[1] / "benchmarks")
+if _SHARED not in sys.path:
+    sys.path.append(_SHARED)
+
+import zoo  # noqa: E402
+from zoo import ResidualCNN, SeparableCNN, relu_mlp  # noqa: E402, F401 (re-exported for tests)
+
+# Factories defined here (not imported) so that cascc lists them among the file's factories.
+
 
 def mlp() -> tuple[nn.Module, tuple[torch.Tensor]]:
-    """A 20-32-24-5 ReLU MLP with a batch of 3."""
-    torch.manual_seed(1)
-    model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 24), nn.ReLU(), nn.Linear(24, 5))
-    return model, (torch.randn(3, 20),)
-
-
-class ResidualCNN(nn.Module):
-    """conv-BN-ReLU stem, a residual block, a depthwise conv, max-pool and a linear head."""
-
-    def __init__(self, width: int = 8):
-        super().__init__()
-        self.stem = nn.Conv2d(3, width, 3, padding=1, bias=False)
-        self.bn = nn.BatchNorm2d(width)
-        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 1)
-        self.dw = nn.Conv2d(width, width, 3, padding=1, groups=width)
-        self.head = nn.Linear(width * 4 * 4, 6)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.relu(self.bn(self.stem(x)))
-        y = torch.relu(y + self.conv2(torch.relu(self.bn1(self.conv1(y)))))
-        y = nn.functional.max_pool2d(torch.relu(self.dw(y)), 2)
-        return self.head(torch.flatten(y, 1))
+    """The shared 20-32-24-5 ReLU MLP, batch 3."""
+    return zoo.small_mlp()
 
 
 def cnn() -> tuple[nn.Module, tuple[torch.Tensor]]:
-    """ResidualCNN with non-trivial BatchNorm statistics, on a 2×3×8×8 batch."""
-    torch.manual_seed(2)
-    model = ResidualCNN()
-    with torch.no_grad():
-        for bn in (model.bn, model.bn1):
-            bn.running_mean.uniform_(-0.5, 0.5)
-            bn.running_var.uniform_(0.5, 2.0)
-            bn.weight.uniform_(0.5, 1.5)
-    return model, (torch.randn(2, 3, 8, 8),)
+    """The shared ResidualCNN with non-trivial BatchNorm statistics, on a 2×3×8×8 batch."""
+    return zoo.cnn()
+
+
+def separable_cnn() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """The shared depthwise-separable CNN on a 2×3×8×8 batch."""
+    return zoo.separable_cnn()
+
+
+def lenet_300_100() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """LeNet-300-100 (784-300-100-10) at batch 1."""
+    return zoo.lenet_300_100()
+
+
+def gpu_mlp() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """1024-4096-10, big enough that its sparse hidden layer takes the CSR kernel on CUDA."""
+    return zoo.gpu_mlp()
 
 
 def only_module() -> nn.Module:
@@ -70,58 +75,6 @@ class DataDependent(nn.Module):
 def untraceable() -> tuple[nn.Module, tuple[torch.Tensor]]:
     """Broken: torch.export cannot trace data-dependent control flow."""
     return DataDependent(), (torch.randn(2, 3),)
-
-
-class SeparableCNN(nn.Module):
-    """Depthwise-separable CNN: stem, two depthwise + pointwise blocks, global average pool, linear head."""
-
-    def __init__(self, width: int = 16):
-        super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
-        )
-        blocks = []
-        for _ in range(2):
-            blocks += [
-                nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False),
-                nn.BatchNorm2d(width),
-                nn.ReLU(),
-                nn.Conv2d(width, width, 1, bias=False),
-                nn.BatchNorm2d(width),
-                nn.ReLU(),
-            ]
-        self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Linear(width, 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.blocks(self.stem(x))
-        return self.head(y.mean(dim=(2, 3)))
-
-
-def separable_cnn() -> tuple[nn.Module, tuple[torch.Tensor]]:
-    """SeparableCNN on a 2×3×8×8 batch."""
-    torch.manual_seed(3)
-    return SeparableCNN(), (torch.randn(2, 3, 8, 8),)
-
-
-def relu_mlp(*widths: int, bias: bool = True) -> nn.Sequential:
-    """A ReLU MLP with the given layer widths (no activation after the last layer)."""
-    mods: list[nn.Module] = []
-    for a, b in zip(widths, widths[1:]):
-        mods += [nn.Linear(a, b, bias=bias), nn.ReLU()]
-    return nn.Sequential(*mods[:-1])
-
-
-def lenet_300_100() -> tuple[nn.Module, tuple[torch.Tensor]]:
-    """LeNet-300-100 (784-300-100-10) at batch 1."""
-    torch.manual_seed(4)
-    return relu_mlp(784, 300, 100, 10), (torch.randn(1, 784),)
-
-
-def gpu_mlp() -> tuple[nn.Module, tuple[torch.Tensor]]:
-    """1024-4096-10: a hidden layer big enough that, sparse, its CSR kernel beats the dense GPU matmul."""
-    torch.manual_seed(0)
-    return relu_mlp(1024, 4096, 10), (torch.randn(2, 1024),)
 
 
 class Conv1D(nn.Module):

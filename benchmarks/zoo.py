@@ -1,6 +1,9 @@
-"""The benchmark models (untrained weights; latency does not depend on their values).
+"""The shared model set: the benchmark models and the small well-formed models the tests compile.
 
-Each factory returns (module, example_inputs) for a batch size, like any cascc model factory.
+Each factory returns (module, example_inputs), like any cascc model factory, and runs without arguments.
+The benchmark factories (`MODELS`) take a batch size and keep untrained weights (latency does not depend on
+their values); the small ones are seeded, so a test sees the same weights on every run. tests/models.py
+serves the small ones under the names tests reference (`tests/models.py:mlp`) beside its broken factories.
 """
 
 from __future__ import annotations
@@ -9,12 +12,17 @@ import torch
 from torch import nn
 
 
+def relu_mlp(*widths: int, bias: bool = True) -> nn.Sequential:
+    """A ReLU MLP with the given layer widths (no activation after the last layer)."""
+    mods: list[nn.Module] = []
+    for a, b in zip(widths, widths[1:]):
+        mods += [nn.Linear(a, b, bias=bias), nn.ReLU()]
+    return nn.Sequential(*mods[:-1])
+
+
 def mlp(batch: int = 1):
     """MLP 784-1024-1024-10."""
-    model = nn.Sequential(
-        nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10)
-    )
-    return model, (torch.randn(batch, 784),)
+    return relu_mlp(784, 1024, 1024, 10), (torch.randn(batch, 784),)
 
 
 class BasicBlock(nn.Module):
@@ -147,6 +155,92 @@ def transformer(batch: int = 1):
     return Transformer().eval(), (torch.randn(batch, 64, 128),)
 
 
+# The small models tests compile: a few seconds each, seeded.
+
+
+def small_mlp() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """A 20-32-24-5 ReLU MLP with a batch of 3."""
+    torch.manual_seed(1)
+    return relu_mlp(20, 32, 24, 5), (torch.randn(3, 20),)
+
+
+def lenet_300_100() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """LeNet-300-100 (784-300-100-10) at batch 1."""
+    torch.manual_seed(4)
+    return relu_mlp(784, 300, 100, 10), (torch.randn(1, 784),)
+
+
+def gpu_mlp() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """1024-4096-10: a hidden layer big enough that, sparse, its CSR kernel beats the dense GPU matmul."""
+    torch.manual_seed(0)
+    return relu_mlp(1024, 4096, 10), (torch.randn(2, 1024),)
+
+
+class ResidualCNN(nn.Module):
+    """conv-BN-ReLU stem, a residual block, a depthwise conv, max-pool and a linear head."""
+
+    def __init__(self, width: int = 8):
+        super().__init__()
+        self.stem = nn.Conv2d(3, width, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(width)
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 1)
+        self.dw = nn.Conv2d(width, width, 3, padding=1, groups=width)
+        self.head = nn.Linear(width * 4 * 4, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn(self.stem(x)))
+        y = torch.relu(y + self.conv2(torch.relu(self.bn1(self.conv1(y)))))
+        y = nn.functional.max_pool2d(torch.relu(self.dw(y)), 2)
+        return self.head(torch.flatten(y, 1))
+
+
+def cnn() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """ResidualCNN with non-trivial BatchNorm statistics, on a 2×3×8×8 batch."""
+    torch.manual_seed(2)
+    model = ResidualCNN()
+    with torch.no_grad():
+        for bn in (model.bn, model.bn1):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+    return model, (torch.randn(2, 3, 8, 8),)
+
+
+class SeparableCNN(nn.Module):
+    """Depthwise-separable CNN: stem, two depthwise + pointwise blocks, global average pool, linear head."""
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
+        )
+        blocks = []
+        for _ in range(2):
+            blocks += [
+                nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.Conv2d(width, width, 1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+            ]
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(width, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.blocks(self.stem(x))
+        return self.head(y.mean(dim=(2, 3)))
+
+
+def separable_cnn() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """SeparableCNN on a 2×3×8×8 batch."""
+    torch.manual_seed(3)
+    return SeparableCNN(), (torch.randn(2, 3, 8, 8),)
+
+
+# The benchmark set: each factory takes the batch size.
 MODELS = {
     "mlp": mlp,
     "resnet20": resnet20,
