@@ -31,4 +31,10 @@ TARGET = Target(
         wide_shared_ns_per_mac=0.12,
     ),
     notes={"install": "apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross"},
+    # NEON: 4 fp32 lanes in each of 32 128-bit registers. The row and conv kernels keep x86's 16-lane
+    # width (four NEON registers per vector op, which LLVM splits), as they always have: not yet tuned on a
+    # board, so the width is this field to tune, not a constant in the kernels
+    vector_lanes=4,
+    vector_registers=32,
+    kernel_lanes=16,
 )

@@ -75,8 +75,15 @@ class Target:
     runs where that device is present). `schedule_rules` names cascc's schedule rules in the order they are
     tried (a rule that does not apply passes). `backend` names TVM's Relax backend whose dispatch, lowering
     and finalization passes the pipeline uses; `kernels` the family of cascc kernels the layer rewrite emits
-    ("cpu" or "gpu"). `cpu_option` is the TVM target key `--cpu` sets, and `cpu_choices`, when given, the
-    values it accepts (LLVM targets check `--cpu` against LLVM's own list).
+    ("cpu" or "gpu", a name in `cascc.lower.family.FAMILIES`). `cpu_option` is the TVM target key `--cpu`
+    sets, and `cpu_choices`, when given, the values it accepts (LLVM targets check `--cpu` against LLVM's own
+    list).
+
+    Vector facts the CPU kernels are sized from (no kernel hard-codes a width): `vector_lanes` fp32 lanes per
+    vector register and `vector_registers` registers (the register file a tile's accumulators must fit in);
+    `kernel_lanes`, the width of cascc's row and conv kernels (row reductions, conv chunks, plane fills; the
+    attention matmul tries 2× then 1× it), one register unless a target says otherwise; `cache_line_bytes`,
+    the line the wide operand's pitch is laid out in.
     """
 
     name: str
@@ -93,6 +100,17 @@ class Target:
     cpu_option: str = "mcpu"
     cpu_choices: tuple[str, ...] = ()
     notes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    vector_lanes: int = 16
+    vector_registers: int = 32
+    kernel_lanes: int | None = None  # None: one vector register (`vector_lanes`)
+    cache_line_bytes: int = 64
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tvm_target", MappingProxyType(dict(self.tvm_target)))
+        if self.kernel_lanes is None:
+            object.__setattr__(self, "kernel_lanes", self.vector_lanes)
+
+    @property
+    def line_floats(self) -> int:
+        """fp32 values per cache line."""
+        return self.cache_line_bytes // 4

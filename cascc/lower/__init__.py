@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from cascc.errors import LoweringError, OptionError, first_paragraph
-from cascc.ir import LayerKind, Program, density, layers
+from cascc.ir import Program, density, layers
 from cascc.targets import Target
 
-from .decision import Decision
+from .decision import Decision, DecisionKind, Decline, declined
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,30 +39,15 @@ class Lowered:
         return device_code(self.executable)
 
 
-# What a layer of each kind looks like when the rewrite does not take it.
-UNSUPPORTED_FORMS = {
-    LayerKind.LINEAR: "a linear applied as a batched matmul against an expanded weight",
-    LayerKind.CONV: "strided dilated or non-NCHW convolutions",
-    LayerKind.DEPTHWISE: "strided dilated depthwise convolutions",
-    LayerKind.EMBEDDING: "embeddings",
-}
-
-
 def decide(program: Program, rewritten: dict[str, Decision]) -> tuple[Decision, ...]:
-    """One decision per prunable layer: the rewrite's where it took the layer, else TVM's generic kernel,
-    with the reason a masked layer runs dense."""
+    """One decision per prunable layer: the rewrite's where it saw the layer (taken, or declined with its
+    reason), else TVM's generic kernel for a layer no cascc pattern matched."""
     result = []
     for layer in layers(program):
         if layer.name in rewritten:
             result.append(rewritten[layer.name])
-            continue
-        d = density(program, layer.name)
-        reason = (
-            "unmasked"
-            if d == 1.0
-            else f"no cascc kernel for {UNSUPPORTED_FORMS[layer.kind]} yet: zeros run dense"
-        )
-        result.append(Decision(layer.name, d, "dense (TVM generic schedule)", reason))
+        else:
+            result.append(declined(layer.name, density(program, layer.name), Decline.NOT_MATCHED))
     return tuple(result)
 
 
@@ -73,9 +58,8 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
     decisions carry the measured µs (host targets only)."""
     import tvm
 
-    from .gpu import GpuRewrite
     from .pipeline import finish, schedule, to_relax
-    from .sparse import KernelRewrite, weight_key
+    from .rewrite import LayerRewrite, weight_key
     from .target import target_dict
 
     if measure and not target.runs_on_host:
@@ -99,12 +83,9 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
     names: dict[str, list[str]] = {}
     for ly in layers(program):
         names.setdefault(weight_key(weights[ly.name].numpy()), []).append(ly.name)
-    rewrites = {"cpu": KernelRewrite, "gpu": GpuRewrite}  # by the target's kernel family
-    rewrite = rewrites[target.kernels](
-        target.costs, names, cores=int(spec.get("num-cores", 1)), keep_candidates=measure
-    )
+    rewrite = LayerRewrite(target, names, cores=int(spec.get("num-cores", 1)), keep_candidates=measure)
     mod = rewrite(mod)
-    mod = schedule(mod, tvm_target, target.schedule_rules, target.backend, target.kernels)
+    mod = schedule(mod, tvm_target, target)
     try:
         executable = tvm.compile(mod, target=tvm_target, relax_pipeline=finish(tvm_target, target.backend))
     except Exception as exc:
@@ -124,4 +105,4 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
     return Lowered(executable, target, spec, decide(program, decisions))
 
 
-__all__ = ["Decision", "Lowered", "decide", "lower"]
+__all__ = ["Decision", "DecisionKind", "Decline", "Lowered", "decide", "lower"]

@@ -1,14 +1,17 @@
-"""The per-target cost model: predicted time of each kernel, and the sparse-or-dense choice."""
+"""The per-target cost model: predicted time of each kernel, and the sparse-or-dense choice.
+
+Every formula of the lowering is here, except a weight format's own price, which its record in `formats/`
+holds (stored lanes × ns per lane for the narrow formats, bytes for CSR). Constants come from the target's
+`KernelCosts`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from cascc.targets import KernelCosts
 
-from .kernels.formats import TiledEll, block_lanes, ell_lanes, padded
+from .kernels.formats import TiledEll, padded
 
 
 @dataclass(frozen=True)
@@ -19,67 +22,6 @@ class Choice:
     dense_us: float
     sparse_us: float
     reason: str
-
-
-def batch_tile(costs: KernelCosts, batch: int) -> int:
-    """Largest tile ≤ costs.dense_batch_tile dividing the batch (no tail loop)."""
-    return next(t for t in range(min(costs.dense_batch_tile, batch), 0, -1) if batch % t == 0)
-
-
-def narrow_dense(costs: KernelCosts, batch: int, k: int, n: int) -> float:
-    """µs of the packed dense kernel on a narrow operand: weights streamed once per batch tile."""
-    passes = -(-batch // batch_tile(costs, batch))
-    return costs.dense_ns_per_weight * k * padded(n, costs.dense_tile) * passes / 1e3
-
-
-@dataclass(frozen=True)
-class NarrowFormat:
-    """One sparse packing of a narrow layer: "gather" or "broadcast" tiled ELL, or 1×`width` "block" rows."""
-
-    kind: str
-    rows: int
-    width: int
-    us: float
-
-    @property
-    def label(self) -> str:
-        if self.kind == "block":
-            return f"BSR 1×{self.width} ({self.rows}-row tiles)"
-        return f"tiled-ELL {self.rows}-row {'r×1 broadcast' if self.kind == 'broadcast' else 'gather'}"
-
-
-def narrow_formats(costs: KernelCosts, batch: int, weight: np.ndarray) -> list[NarrowFormat]:
-    """Every sparse format the target offers for a narrow layer, with its predicted µs (stored weights,
-    padding included, counted without packing), fastest first."""
-    u, rows, us = costs.sparse_unroll, costs.sparse_rows, batch / 1e3  # ns per row of x → µs per batch
-    formats = [
-        NarrowFormat("gather", rows, 1, us * costs.gather_ns_per_lane * ell_lanes(weight, rows, u, False))
-    ]
-    formats += [
-        NarrowFormat("broadcast", r, 1, us * ns * ell_lanes(weight, r, u, True))
-        for r, ns in costs.broadcast_ns_per_lane
-    ]
-    formats += [
-        NarrowFormat("block", r, c, us * ns * block_lanes(weight, r, c))
-        for c, r, ns in costs.block_ns_per_lane
-        if c <= weight.shape[1]
-    ]
-    return sorted(formats, key=lambda f: f.us)
-
-
-def wide(costs: KernelCosts, m: int, k: int, n: int, packed: TiledEll) -> tuple[float, float]:
-    """(dense, sparse) µs for a wide operand of m columns (pixels × images, tokens)."""
-    dense = costs.wide_dense_ns_per_mac * m * k * padded(n, costs.wide_rows) / 1e3
-    per_lane = costs.wide_shared_ns_per_mac if packed.shared else costs.wide_sparse_ns_per_mac
-    return dense, per_lane * m * packed.slots * packed.rows / 1e3
-
-
-def wide_shared_pays(costs: KernelCosts, weight: np.ndarray) -> bool:
-    """Whether the wide tiled ELL should share a column per tile: cheaper per stored weight, but a tile then
-    stores the union of its rows' columns (r×1 blocks: no more than per row; unstructured: far more)."""
-    rows = costs.wide_rows
-    per_row = costs.wide_sparse_ns_per_mac * ell_lanes(weight, rows, 1, False)
-    return costs.wide_shared_ns_per_mac * ell_lanes(weight, rows, 1, True) < per_row
 
 
 def choose(costs: KernelCosts, dense_us: float, sparse_us: float, density: float, fmt: str) -> Choice:
@@ -96,3 +38,70 @@ def choose(costs: KernelCosts, dense_us: float, sparse_us: float, density: float
         f"density {density:.3f}: sparse {fmt} predicted only {speedup:.2f}× "
         f"(needs {costs.margin}×), dense kernel",
     )
+
+
+def parallel(costs: KernelCosts, cores: int, predicted_us: float) -> bool:
+    """Parallel only where the kernel's work repays the thread-pool launch."""
+    return cores > 1 and predicted_us >= costs.parallel_min_us
+
+
+def batch_tile(costs: KernelCosts, batch: int) -> int:
+    """Largest tile ≤ costs.dense_batch_tile dividing the batch (no tail loop)."""
+    return next(t for t in range(min(costs.dense_batch_tile, batch), 0, -1) if batch % t == 0)
+
+
+def narrow_dense(costs: KernelCosts, batch: int, k: int, n: int) -> float:
+    """µs of the packed dense kernel on a narrow operand: weights streamed once per batch tile."""
+    passes = -(-batch // batch_tile(costs, batch))
+    return costs.dense_ns_per_weight * k * padded(n, costs.dense_tile) * passes / 1e3
+
+
+def wide_dense(costs: KernelCosts, m: int, k: int, n: int) -> float:
+    """µs of the dense wide GEMM on an operand of m columns (pixels × images, tokens)."""
+    return costs.wide_dense_ns_per_mac * m * k * padded(n, costs.wide_rows) / 1e3
+
+
+def wide_sparse(ns_per_lane: float, m: int, packed: TiledEll) -> float:
+    """µs of a wide tiled-ELL kernel: each stored lane (padding included) once per operand column."""
+    return ns_per_lane * m * packed.slots * packed.rows / 1e3
+
+
+def copy_us(costs: KernelCosts, floats: int) -> float:
+    """µs to write `floats` fp32 values (im2col, pad, crop)."""
+    return 4 * floats * costs.copy_ns_per_byte / 1e3
+
+
+def direct_pays(direct_us: float, im2col_us: float, copy: float) -> bool:
+    """Direct conv computes OH·Wp columns with no copy; im2col computes OH·OW after copying K·OH·OW floats.
+    Direct wins unless the border columns cost more than the copy (small images, e.g. 8×8 with Wp = 10: 25%
+    more columns)."""
+    return direct_us <= im2col_us + copy
+
+
+def depthwise_dense(costs: KernelCosts, batch: int, channels: int, out_hw, kernel) -> float:
+    """µs of a dense depthwise conv: every tap of every output pixel."""
+    return costs.depthwise_ns_per_mac * batch * channels * out_hw[0] * out_hw[1] * kernel[0] * kernel[1] / 1e3
+
+
+def depthwise_sparse(
+    costs: KernelCosts, batch: int, channels: int, height: int, width: int, nnz: int
+) -> float:
+    """µs of the sparse depthwise kernel in dense-tap units: each stored tap, plus per channel the tile and
+    store work (fitted)."""
+    taps = costs.depthwise_sparse_tap * nnz + costs.depthwise_sparse_channel * channels
+    return costs.depthwise_ns_per_mac * batch * height * width * taps / 1e3
+
+
+def batched_matmul(costs: KernelCosts, batch: int, rows: int, k: int, n: int) -> float:
+    """µs of the activation × activation kernel, at the dense wide GEMM's rate."""
+    return costs.wide_dense_ns_per_mac * batch * rows * k * n / 1e3
+
+
+def gpu_us(costs: KernelCosts, moved_bytes: float) -> float:
+    """µs of a GPU kernel: bytes over the effective bandwidth, plus one launch."""
+    return moved_bytes / costs.gpu_bytes_per_ns / 1000 + costs.gpu_launch_us
+
+
+def gpu_dense(costs: KernelCosts, batch: int, k: int, n: int) -> float:
+    """µs of the dense GPU matmul: the weight and the activations in, the output out."""
+    return gpu_us(costs, 4 * (n * k + batch * (k + n)))

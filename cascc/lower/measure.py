@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 import tvm
 
-from .sparse import Candidate
+from .rewrite import Candidate
 
 
 def measure_candidates(

@@ -4,15 +4,13 @@ cascc can schedule and check every PrimFunc between fusion and VM lowering."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
 
-import numpy as np
 import tvm
 from tvm import relax
 
-from .kernels.norm import LANES
+from cascc.targets import Target
+
 from .schedules import apply_rules, check_scheduled
-from .schedules.generic import MIN_PARALLEL_WORK
 
 
 def to_relax(exported: torch.export.ExportedProgram) -> tvm.IRModule:  # noqa: F821
@@ -23,114 +21,17 @@ def to_relax(exported: torch.export.ExportedProgram) -> tvm.IRModule:  # noqa: F
     return relax.transform.DeadCodeElimination()(mod)
 
 
-def _fast_softmax(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
-    """TVM's topi.nn.fast_softmax (a vectorizable polynomial exp instead of scalar expf calls)."""
-    from tvm import topi
-
-    return bb.call_te(topi.nn.fast_softmax, call.args[0], int(call.attrs.axis))
-
-
-def _softmax(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
-    """Softmax over the last axis as cascc's row kernel (kernels/norm.py: vectorized polynomial exp, 2.8× faster
-    than fast_softmax on the transformer's 256×64 scores); other axes with `_fast_softmax`."""
-    from .kernels.norm import softmax
-
-    x = call.args[0]
-    rows_width = _rows(x, [int(call.attrs.axis)])
-    if rows_width is None:
-        return _fast_softmax(bb, call)
-    rows, width = rows_width
-    func = softmax(rows, width, parallel=rows * width >= MIN_PARALLEL_WORK)
-    zero = relax.const(np.zeros(1, np.float32))
-    return _call_rows(bb, func, f"cascc_softmax_{rows}x{width}", x, rows_width, [zero])
-
-
-def _rows(x: relax.Expr, axes: list[int]) -> tuple[int, int] | None:
-    """(rows, width) of a static fp32 tensor reduced over its last axis only, with width a multiple of
-    norm.LANES; None for any other form."""
-    shape = x.ty.shape
-    if shape is None or str(x.ty.dtype) != "float32":
-        return None
-    try:
-        dims = [int(d) for d in shape]
-    except TypeError:
-        return None
-    if axes not in ([len(dims) - 1], [-1]) or dims[-1] % LANES:
-        return None
-    return int(np.prod(dims[:-1])), dims[-1]
-
-
-def _call_rows(
-    bb: relax.BlockBuilder, func, symbol: str, x: relax.Expr, rows_width, params: list, reduced_to=None
-) -> relax.Expr:
-    """Call a row kernel on x viewed as [rows, width], then view the result in x's shape; a reducing kernel
-    (one value per row) is viewed in the shape `reduced_to` instead."""
-    from .sparse import add_kernel
-
-    rows, width = rows_width
-    gv = add_kernel(bb, func, "".join(ch if ch.isalnum() else "_" for ch in symbol))
-    flat = bb.emit(relax.op.reshape(x, (rows, width)))
-    out_shape = (rows, width) if reduced_to is None else (rows,)
-    out = bb.emit(relax.call_tir(gv, [flat, *params], relax.TensorType(out_shape, "float32")))
-    return relax.op.reshape(out, x.ty.shape if reduced_to is None else reduced_to)
-
-
-def _layer_norm(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
-    """Layer norm over the last axis as cascc's row kernel (kernels/norm.py); other forms keep TVM's."""
-    from tvm.relax.transform.legalize_ops.nn import _nn_layer_norm
-
-    from .kernels.norm import layer_norm
-
-    x, gamma, beta = call.args
-    rows_width = _rows(x, [int(a) for a in call.attrs.axes])
-    if rows_width is None or not (call.attrs.center and call.attrs.scale):
-        return _nn_layer_norm(bb, call)
-    rows, width = rows_width
-    eps = float(call.attrs.epsilon)
-    func = layer_norm(rows, width, eps, parallel=rows * width >= MIN_PARALLEL_WORK)
-    return _call_rows(bb, func, f"cascc_layer_norm_{rows}x{width}_{eps:g}", x, rows_width, [gamma, beta])
-
-
-def _mean(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
-    """A mean over trailing axes (global average pooling) as cascc's row kernel; other means keep TVM's."""
-    from tvm.relax.transform.legalize_ops.statistical import _mean as tvm_mean
-
-    from .kernels.norm import row_mean
-
-    x = call.args[0]
-    try:
-        dims = [int(d) for d in x.ty.shape]
-        axes = sorted(int(a) % len(dims) for a in call.attrs.axis)
-    except (TypeError, AttributeError):
-        dims, axes = [], []
-    trailing = list(range(len(dims) - len(axes), len(dims)))
-    if not axes or axes != trailing or str(x.ty.dtype) != "float32":
-        return tvm_mean(bb, call)
-    width = int(np.prod([dims[a] for a in axes]))
-    rows = int(np.prod(dims[: len(dims) - len(axes)]))
-    scale = relax.const(np.array([1.0 / width], np.float32))
-    symbol = f"cascc_mean_{rows}x{width}"
-    return _call_rows(bb, row_mean(rows, width), symbol, x, (rows, width), [scale], reduced_to=call.ty.shape)
-
-
-# Ops cascc legalizes differently from TVM's defaults, and why (see each function).
-# CPU backends get cascc's row kernels (hand-scheduled CPU TIR); GPU backends keep TVM's lowering for dlight's
-# GPU rules to schedule, with softmax's exp made vectorizable.
-LEGALIZE = {
-    "cpu": {"relax.nn.softmax": _softmax, "relax.nn.layer_norm": _layer_norm, "relax.mean": _mean},
-    "gpu": {"relax.nn.softmax": _fast_softmax},
-}
-
-
 def backend(name: str):
     """TVM's pipeline module of the Relax backend `name` (its dispatch, lowering and finalize passes)."""
     return importlib.import_module(f"tvm.relax.backend.{name}.pipeline")
 
 
-def legalize_passes(kernels: str = "cpu") -> list[tvm.transform.Pass]:
+def legalize_passes(target: Target) -> list[tvm.transform.Pass]:
     """TVM's legalization and fusion passes, with cascc's legalizations for the kernel family's ops."""
+    from .family import family
+
     return [
-        relax.transform.LegalizeOps(customize_legalize_map=LEGALIZE[kernels]),
+        relax.transform.LegalizeOps(customize_legalize_map=family(target.kernels).legalizations(target)),
         relax.transform.AnnotateTIROpPattern(),
         relax.transform.FoldConstant(),
         relax.transform.FuseOps(),
@@ -138,19 +39,14 @@ def legalize_passes(kernels: str = "cpu") -> list[tvm.transform.Pass]:
     ]
 
 
-def schedule(
-    mod: tvm.IRModule,
-    target: tvm.target.Target,
-    rules: Sequence[str],
-    backend_name: str = "cpu_generic",
-    kernels: str = "cpu",
-) -> tvm.IRModule:
-    """dispatch → legalize/fuse → apply the schedule rules; raises if any PrimFunc is left unscheduled."""
-    with target:
+def schedule(mod: tvm.IRModule, tvm_target: tvm.target.Target, target: Target) -> tvm.IRModule:
+    """dispatch → legalize/fuse → apply the target's schedule rules; raises if any PrimFunc is left
+    unscheduled."""
+    with tvm_target:
         seq = tvm.transform.Sequential(
-            backend(backend_name).library_dispatch_passes(target)
-            + legalize_passes(kernels)
-            + [apply_rules(rules)]
+            backend(target.backend).library_dispatch_passes(tvm_target)
+            + legalize_passes(target)
+            + [apply_rules(target.schedule_rules)]
         )
         mod = seq(mod)
     check_scheduled(mod)

@@ -9,6 +9,7 @@ from torch import nn
 
 from cascc import passes
 from cascc.frontends.torch import from_module
+from cascc.lower.decision import DecisionKind, Decline
 from cascc.targets import TARGETS, KernelCosts
 
 
@@ -66,6 +67,7 @@ def test_conv_bn_relu6_matches_torch(kernel, stride, padding, dilation, via, spa
     )
     costs = KernelCosts(margin=0.0 if sparse else float("inf"))
     decisions = compile_and_compare(model, torch.randn(2, 5, 9, 7), sparsity=0.6, costs=costs)
+    assert decisions["0.weight"].kind is (DecisionKind.SPARSE if sparse else DecisionKind.DENSE_CASCC)
     assert decisions["0.weight"].kernel.startswith("sparse wide" if sparse else "dense wide")
     assert via in decisions["0.weight"].kernel
 
@@ -143,8 +145,9 @@ def test_depthwise_matches_torch(stride, kernel, size):
     wide_s2 = stride == 2 and size[1] > 32
     expected = "flat" if stride == 1 else "stride-2 deinterleaved" if wide_s2 else "direct"
     assert decisions["0.weight"].kernel == f"dense depthwise {expected}"  # 50% dense: taps don't pay yet
-    reason = decisions["0.weight"].reason
-    assert ("predicted only" in reason) if stride == 1 else ("zeros run dense" in reason)
+    assert decisions["0.weight"].kind is DecisionKind.DENSE_CASCC
+    expected_decline = Decline.COST_MODEL if stride == 1 else Decline.NO_SPARSE_DEPTHWISE
+    assert decisions["0.weight"].decline is expected_decline
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 0.7, 0.95, 1.0])  # 1.0: every tap zero, only the bias is left
@@ -210,11 +213,9 @@ def test_strided_dilated_convs_fall_back_and_say_so():
     torch.manual_seed(2)
     model = nn.Sequential(nn.Conv2d(4, 8, 3, stride=2, padding=2, dilation=2))
     decisions = compile_and_compare(model, torch.randn(1, 4, 8, 8), sparsity=0.5)
+    assert decisions["0.weight"].kind is DecisionKind.DENSE_GENERIC
+    assert decisions["0.weight"].decline is Decline.DILATED_STRIDED
     assert decisions["0.weight"].kernel == "dense (TVM generic schedule)"
-    assert (
-        decisions["0.weight"].reason
-        == "no cascc kernel for strided dilated or non-NCHW convolutions yet: zeros run dense"
-    )
 
 
 def test_attention_batched_matmul_matches_torch():
@@ -264,11 +265,11 @@ def test_conv_epilogue_is_fused_into_the_kernel(act):
     from tvm import relax
 
     from cascc.lower.pipeline import to_relax
-    from cascc.lower.sparse import KernelRewrite
+    from cascc.lower.rewrite import LayerRewrite
 
     model = randomize_bn(nn.Sequential(nn.Conv2d(4, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), act()))
     program = from_module(model.eval(), (torch.randn(1, 4, 8, 8),))
-    out = KernelRewrite(KernelCosts(), {})(to_relax(program.exported))
+    out = LayerRewrite(TARGETS["x86"], {})(to_relax(program.exported))
     ops = []
     relax.analysis.post_order_visit(
         out["main"],

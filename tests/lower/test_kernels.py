@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from cascc.lower.kernels.formats import block_lanes, ell_lanes, pack_block_rows, pack_dense, pack_tiled_ell
+from cascc.lower.formats.bsr import block_lanes, pack_block_rows
+from cascc.lower.kernels.formats import ell_lanes, pack_dense, pack_tiled_ell
 
 DENSITIES = [1.0, 0.5, 0.1, 0.02, 0.0]
 
@@ -183,7 +184,7 @@ def test_sparse_kernel_matches_numpy(build, batch, density):
 @pytest.mark.parametrize("batch", [1, 7, 32])
 @pytest.mark.parametrize("width, rows", [(8, 4), (4, 8)])
 def test_block_kernel_matches_numpy(build, batch, density, width, rows):
-    from cascc.lower.kernels.linear import block_rows_linear
+    from cascc.lower.formats.bsr import block_rows_linear
 
     rng = np.random.default_rng(20 + batch)
     n, k = 45, 70  # a padded last tile; the last grid block is partial, its window pulled back
@@ -204,7 +205,7 @@ def test_block_kernel_matches_numpy(build, batch, density, width, rows):
 
 def test_block_kernel_on_unstructured_weight(build):
     """1×C blocks are exact on any mask: windows hold the unmasked weights and zeros."""
-    from cascc.lower.kernels.linear import block_rows_linear
+    from cascc.lower.formats.bsr import block_rows_linear
 
     rng = np.random.default_rng(8)
     w = masked_weight(rng, 30, 61, 0.15)

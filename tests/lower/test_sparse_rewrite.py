@@ -9,6 +9,7 @@ from torch import nn
 
 from cascc import passes
 from cascc.frontends.torch import from_module
+from cascc.lower.decision import DecisionKind, Decline
 from cascc.targets import TARGETS, KernelCosts
 
 
@@ -44,8 +45,10 @@ def test_rewritten_model_matches_torch(batch, sparse):
 
     program = mlp_program(batch, 0.8)
     lowered = lower(program, target_forcing(sparse))
-    kinds = [d.kernel.split()[0] for d in lowered.decisions]
-    assert kinds == (["sparse"] * 3 if sparse else ["dense"] * 3)  # the kernel really was chosen
+    kinds = [d.kind for d in lowered.decisions]
+    assert (
+        kinds == [DecisionKind.SPARSE if sparse else DecisionKind.DENSE_CASCC] * 3
+    )  # the kernel really was chosen
     assert all(d.dense_us is not None and d.sparse_us is not None for d in lowered.decisions)
     x = np.random.default_rng(batch).standard_normal((batch, 40)).astype(np.float32)
     expected = program.module()(torch.from_numpy(x)).detach().numpy()
@@ -57,12 +60,12 @@ def test_rewrite_replaces_every_matmul_and_fuses_epilogues():
     from tvm import relax
 
     from cascc.lower.pipeline import to_relax
-    from cascc.lower.sparse import KernelRewrite, weight_key
+    from cascc.lower.rewrite import LayerRewrite, weight_key
 
     program = mlp_program(1, 0.9)
     names = {weight_key(program.masked_weights()[n].numpy()): [n] for n in program.masks}
     mod = to_relax(program.with_weights(program.masked_weights()).exported)
-    rewrite = KernelRewrite(KernelCosts(margin=0.0), names)
+    rewrite = LayerRewrite(target_forcing(True), names)
     out = rewrite(mod)
     ops = []
     relax.analysis.post_order_visit(
@@ -85,8 +88,11 @@ def test_cost_model_prefers_sparse_only_when_sparse_enough():
     wide = lambda s: from_module(nn.Linear(1024, 1024), (torch.randn(1, 1024),))
     sparse = lower(passes.run(wide(0), [("prune.magnitude", {"sparsity": 0.95})]), target).decisions[0]
     dense = lower(passes.run(wide(0), [("prune.magnitude", {"sparsity": 0.3})]), target).decisions[0]
-    assert sparse.kernel.startswith("sparse") and sparse.sparse_us < sparse.dense_us
-    assert dense.kernel.startswith("dense") and "needs" in dense.reason
+    assert (
+        sparse.kind is DecisionKind.SPARSE and sparse.decline is None and sparse.sparse_us < sparse.dense_us
+    )
+    assert dense.kind is DecisionKind.DENSE_CASCC and dense.decline is Decline.COST_MODEL
+    assert "needs" in dense.reason
 
 
 def test_measure_times_both_kernels_of_each_layer(tmp_path):
@@ -142,14 +148,15 @@ def test_column_indices_are_int16_where_loaded_one_at_a_time(criterion, index):
     """1×C blocks and broadcast columns load one index at a time: int16 where K fits; per-lane gathers
     (vector index loads, slower as int16) and nothing else keep int32."""
     from cascc.lower.pipeline import to_relax
-    from cascc.lower.sparse import KernelRewrite, scalar_index, weight_key
+    from cascc.lower.kernels.formats import scalar_index
+    from cascc.lower.rewrite import LayerRewrite, weight_key
 
     torch.manual_seed(0)
     program = from_module(nn.Sequential(nn.Linear(96, 64)), (torch.randn(1, 96),))
     step, options = criterion
     program = passes.run(program, [(step, {"sparsity": 0.9, **options})])
     names = {weight_key(program.masked_weights()[n].numpy()): [n] for n in program.masks}
-    rewrite = KernelRewrite(KernelCosts(margin=0.0), names, keep_candidates=True)
+    rewrite = LayerRewrite(target_forcing(True), names, keep_candidates=True)
     rewrite(to_relax(program.with_weights(program.masked_weights()).exported))
     cols = rewrite.candidates["0.weight"]["sparse"].consts[1]
     assert cols.dtype == index
@@ -160,9 +167,9 @@ def test_column_indices_are_int16_where_loaded_one_at_a_time(criterion, index):
 def test_operand_pitch_is_an_odd_number_of_cache_lines(m, lanes):
     """Wide operands never get a pitch of an even number of 64-byte lines (a multiple of 4 KB at worst),
     which maps the rows a sparse tile reads at one column into a few L1 sets."""
-    from cascc.lower.sparse import operand_pitch
+    from cascc.lower.strategies.wide import operand_pitch
 
-    pitch = operand_pitch(m, lanes)
+    pitch = operand_pitch(m, lanes, TARGETS["x86"].line_floats)
     assert pitch >= max(m, lanes) and pitch % 16 == 0 and (pitch // 16) % 2 == 1
     assert pitch - max(m, lanes) < 32  # at most one line more than the next whole line
 
@@ -178,8 +185,9 @@ def test_linears_stored_in_out_take_cascc_kernels(sparse):
     x = torch.randn(1, 5, 32)
     program = passes.run(from_module(InOutMLP().eval(), (x,)), [("prune.magnitude", {"sparsity": 0.8})])
     lowered = lower(program, target_forcing(sparse))
-    kinds = {d.layer: d.kernel.split()[0] for d in lowered.decisions}
-    assert kinds == dict.fromkeys(("up.weight", "down", "head.weight"), "sparse" if sparse else "dense")
+    kinds = {d.layer: d.kind for d in lowered.decisions}
+    kind = DecisionKind.SPARSE if sparse else DecisionKind.DENSE_CASCC
+    assert kinds == dict.fromkeys(("up.weight", "down", "head.weight"), kind)
     with torch.no_grad():
         expected = program.module()(x).numpy()
     np.testing.assert_allclose(run_lowered(lowered, x.numpy()), expected, rtol=1e-5, atol=1e-5)

@@ -97,7 +97,7 @@ def test_gpu_selftest_matches_torch(artifact):
 def test_gpu_csr_kernel_matches_numpy(density, batch):
     import tvm
 
-    from cascc.lower.gpu import csr_linear
+    from cascc.lower.formats.csr import csr_linear
 
     rng = np.random.default_rng(0)
     n, k = 37, 53

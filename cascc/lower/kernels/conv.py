@@ -14,47 +14,47 @@ from .linear import SCHEDULED, _activate
 
 # LLVM's vector lane count is 16-bit: one vector over a whole plane (tens of thousands of pixels) aborts
 # inside LLVM ("scalable size"), and past 65535 lanes the count wraps and leaves most of the plane unwritten.
-# Fills and copies of plane-sized extents therefore go in CHUNK-wide vectors plus a static tail.
-CHUNK = 16
+# Fills and copies of plane-sized extents therefore go in `chunk`-wide vectors (the target's kernel width)
+# plus a static tail.
 
 
 @T.macro
-def _fill(buf, start, count, value):
-    """buf[start + f] = value for f < count (count a Python int), in CHUNK-wide vector stores."""
-    for f in range(count // CHUNK):
-        for v in T.vectorized(CHUNK):
-            buf[start + f * CHUNK + v] = value
-    if count % CHUNK != 0:
-        for v in T.vectorized(count % CHUNK):
-            buf[start + count // CHUNK * CHUNK + v] = value
+def _fill(buf, start, count, value, chunk):
+    """buf[start + f] = value for f < count (count a Python int), in chunk-wide vector stores."""
+    for f in range(count // chunk):
+        for v in T.vectorized(chunk):
+            buf[start + f * chunk + v] = value
+    if count % chunk != 0:
+        for v in T.vectorized(count % chunk):
+            buf[start + count // chunk * chunk + v] = value
 
 
 @T.macro
-def _copy(dst, dst_start, src, src_start, count):
-    """dst[dst_start + f] = src[src_start + f] for f < count (count a Python int), in CHUNK-wide vectors."""
-    for f in range(count // CHUNK):
-        for v in T.vectorized(CHUNK):
-            dst[dst_start + f * CHUNK + v] = src[src_start + f * CHUNK + v]
-    if count % CHUNK != 0:
-        for v in T.vectorized(count % CHUNK):
-            dst[dst_start + count // CHUNK * CHUNK + v] = src[src_start + count // CHUNK * CHUNK + v]
+def _copy(dst, dst_start, src, src_start, count, chunk):
+    """dst[dst_start + f] = src[src_start + f] for f < count (count a Python int), in chunk-wide vectors."""
+    for f in range(count // chunk):
+        for v in T.vectorized(chunk):
+            dst[dst_start + f * chunk + v] = src[src_start + f * chunk + v]
+    if count % chunk != 0:
+        for v in T.vectorized(count % chunk):
+            dst[dst_start + count // chunk * chunk + v] = src[src_start + count // chunk * chunk + v]
 
 
 @T.macro
-def _load_tile(tile, X, b, c, height, width, top, left, wp, size, fill):
+def _load_tile(tile, X, b, c, height, width, top, left, wp, size, fill, chunk):
     """tile[(i + top)·Wp + j + left] = X[b, c, i, j]; every other element of the tile = fill."""
-    _fill(tile, 0, size, fill)
+    _fill(tile, 0, size, fill, chunk)
     for i in range(height):
         for j in T.vectorized(width):
             tile[(i + top) * wp + j + left] = X[b, c, i, j]
 
 
 @T.macro
-def _load_flat_tile(tile, Xf, base, hw, lead, size):
+def _load_flat_tile(tile, Xf, base, hw, lead, size, chunk):
     """tile[lead + f] = Xf[base + f] for one channel's hw pixels, zeros before and after (up to size)."""
-    _fill(tile, 0, lead, T.float32(0))
-    _fill(tile, lead + hw, size - lead - hw, T.float32(0))
-    _copy(tile, lead, Xf, base, hw)
+    _fill(tile, 0, lead, T.float32(0), chunk)
+    _fill(tile, lead + hw, size - lead - hw, T.float32(0), chunk)
+    _copy(tile, lead, Xf, base, hw, chunk)
 
 
 @T.macro
@@ -103,18 +103,19 @@ def im2col(
     out_hw: tuple[int, int],
     m_padded: int,
     parallel: bool = True,
+    *,
+    lanes: int,
 ) -> tirx.PrimFunc:
     """A[b, (c, p, q), m] = Xpad[b, c, oh·s + p, ow·s + q] with m = oh·OW + ow; the columns m ≥ OH·OW are zero
     (so the GEMM needs no tail). Every row of A is a plain (strided for s > 1) copy from the channel's tile;
-    at column stride 2 with ≥ 16 output columns, 16 outputs come from one 32-wide load and a shuffle that
-    keeps the even elements (as in `depthwise_stride2`)."""
+    at column stride 2 with ≥ `lanes` output columns, `lanes` outputs come from one 2·lanes-wide load and a
+    shuffle that keeps the even elements (as in `depthwise_stride2`)."""
     kh, kw = kernel
     sh, sw = stride
     top, left = padding[0], padding[1]
     hp, wp = _padded_grid(height, width, padding)
     oh_, ow_ = out_hw
     m = oh_ * ow_
-    lanes = 16
     deinterleave = sw == 2 and ow_ >= lanes
     owc = -(-ow_ // lanes)
     size = hp * wp + 2 * lanes * owc + 2 * lanes if deinterleave else hp * wp
@@ -135,7 +136,7 @@ def im2col(
             b = task // channels
             c = task % channels
             tile = T.alloc_local((size,), "float32")
-            _load_tile(tile, X, b, c, height, width, top, left, wp, size, fill[0])
+            _load_tile(tile, X, b, c, height, width, top, left, wp, size, fill[0], lanes)
             for p in range(kh):
                 for q in range(kw):
                     for i in range(oh_):
@@ -226,13 +227,15 @@ def depthwise(
     out_hw: tuple[int, int],
     act: str | None,
     parallel: bool = True,
-    lanes: int = 64,
+    *,
+    lanes: int,
+    chunk: int,
 ) -> tirx.PrimFunc:
     """Y[b, c] = act(bias[c] + Σ_pq W[c, p, q] · Xpad[b, c, oh·s + p, ow·s + q]), one task per (image, channel).
 
     Stride 1 runs on the flattened padded grid: output f = i·Wp + j reads tile[f + p·Wp + q], contiguous for
     every tap, so whole `lanes`-wide chunks are computed at once (columns j ≥ OW are computed, then
-    dropped). Other strides compute one output row as a (strided-read) vector at a time.
+    dropped); the tile is filled in `chunk`-wide vectors. Other strides compute one output row as a (strided-read) vector at a time.
     """
     kh, kw = kernel
     sh, sw = stride
@@ -257,7 +260,7 @@ def depthwise(
             b = task // channels
             c = task % channels
             tile = T.alloc_local((size,), "float32")
-            _load_tile(tile, X, b, c, height, width, top, left, wp, size, T.float32(0))
+            _load_tile(tile, X, b, c, height, width, top, left, wp, size, T.float32(0), chunk)
             if flat:
                 out = T.alloc_local((chunks * lanes,), "float32")
                 for ch in range(chunks):
@@ -297,7 +300,8 @@ def depthwise_same(
     padding: tuple[int, int],
     act: str | None,
     parallel: bool = True,
-    lanes: int = 16,
+    *,
+    lanes: int,
 ) -> tirx.PrimFunc:
     """Stride-1 depthwise conv whose output has the input's size (padding (kh−1)/2-style, top/left given).
 
@@ -325,7 +329,7 @@ def depthwise_same(
         for task in tasks(batch * channels):
             c = task % channels
             tile = T.alloc_local((size,), "float32")
-            _load_flat_tile(tile, Xf, task * hw, hw, lead, size)
+            _load_flat_tile(tile, Xf, task * hw, hw, lead, size, lanes)
             for ch in range(chunks):
                 cols = T.alloc_local((kw, lanes), "float32")  # per tap column: Σ over tap rows
                 acc = T.alloc_local((lanes,), "float32")
@@ -348,7 +352,7 @@ def depthwise_same(
     return kernel_
 
 
-def column_mask(height: int, width: int, kw: int, left: int, lanes: int = 16) -> np.ndarray:
+def column_mask(height: int, width: int, kw: int, left: int, lanes: int) -> np.ndarray:
     """colmask[q, f] = 1 where tap column q of output pixel f = (i, j) lands inside the row: 0 ≤ j + q − left < W."""
     chunks = -(-(height * width) // lanes)
     j = np.arange(chunks * lanes) % width
@@ -366,7 +370,8 @@ def depthwise_stride2(
     out_hw: tuple[int, int],
     act: str | None,
     parallel: bool = True,
-    lanes: int = 16,
+    *,
+    lanes: int,
 ) -> tirx.PrimFunc:
     """Stride-2 depthwise conv for wide outputs: each tap loads 2·lanes contiguous inputs and keeps the even
     ones with one shuffle, where `depthwise` reads every other element one by one (measured 1.6–1.9× on
@@ -392,7 +397,7 @@ def depthwise_stride2(
             b = task // channels
             c = task % channels
             tile = T.alloc_local((size,), "float32")
-            _load_tile(tile, X, b, c, height, width, top, left, wp, size, T.float32(0))
+            _load_tile(tile, X, b, c, height, width, top, left, wp, size, T.float32(0), lanes)
             for i in range(oh_):
                 for jc in range(owc):
                     acc = T.alloc_local((lanes,), "float32")
@@ -418,7 +423,8 @@ def depthwise_same_sparse(
     taps: int,
     act: str | None,
     parallel: bool = True,
-    lanes: int = 16,
+    *,
+    lanes: int,
 ) -> tirx.PrimFunc:
     """`depthwise_same` over each channel's nonzero taps only (CSR over channels: tap_ptr, and per tap its
     value, its offset p·W + q in the channel's tile and its column q for the wrap mask). A channel without
@@ -444,10 +450,10 @@ def depthwise_same_sparse(
         for task in tasks(batch * channels):
             c = task % channels
             if tap_ptr[c] == tap_ptr[c + 1]:
-                _fill(Yf, task * hw, hw, _activate(bias[c], act))
+                _fill(Yf, task * hw, hw, _activate(bias[c], act), lanes)
             else:
                 tile = T.alloc_local((size,), "float32")
-                _load_flat_tile(tile, Xf, task * hw, hw, lead, size)
+                _load_flat_tile(tile, Xf, task * hw, hw, lead, size, lanes)
                 for ch in range(chunks):
                     acc = T.alloc_local((lanes,), "float32")
                     for v in T.vectorized(lanes):

@@ -1,4 +1,5 @@
-"""TIR kernels for y = act(x · Wᵀ + b) with a constant weight: packed dense, tiled-ELL and 1×C-block sparse.
+"""TIR kernels for y = act(x · Wᵀ + b) with a constant weight: packed dense and tiled-ELL sparse (1×C blocks:
+`formats/bsr.py`).
 
 All are hand-scheduled TVMScript (parallel over output tiles, vectorized over the tile's lanes, several
 independent accumulators to hide FMA latency) and carry `tirx.is_scheduled`, so no rule touches them.
@@ -124,58 +125,6 @@ def tiled_ell_linear(
                     acc[0, r] = _activate(acc[0, r] + bias[t * rows + r], act)
                 for r in T.unroll(rows):  # scatter through the packing's row order
                     Y[b, order[t * rows + r]] = acc[0, r]
-
-    return kernel
-
-
-def block_rows_linear(
-    batch: int,
-    k: int,
-    tiles: int,
-    rows: int,
-    slots: int,
-    width: int,
-    act: str | None,
-    parallel: bool = True,
-    index_dtype: str = "int32",
-) -> tirx.PrimFunc:
-    """Sparse Y = act(X · Wᵀ + b) from 1×`width` blocks (see formats.BlockRows).
-
-    One task per tile of `rows` output rows: per slot, each row's block is one contiguous `width`-vector of
-    x times its `width` weights, into that row's own vector accumulator (the rows are the independent
-    chains that hide FMA latency); each row's lanes are summed at the end. Output row `order[p]` receives
-    packed row p.
-    """
-    npad = tiles * rows
-    tasks = T.parallel if parallel else T.serial
-
-    @T.prim_func
-    def kernel(
-        X: T.Buffer((batch, k), "float32"),
-        data: T.Buffer((slots, rows, width), "float32"),
-        cols: T.Buffer((slots, rows), index_dtype),
-        ptr: T.Buffer((tiles + 1,), "int32"),
-        bias: T.Buffer((npad,), "float32"),
-        order: T.Buffer((npad,), "int32"),
-        Y: T.Buffer((batch, npad), "float32"),
-    ):
-        T.func_attr(SCHEDULED)
-        for t in tasks(tiles):
-            for b in range(batch):
-                acc = T.alloc_local((rows, width), "float32")
-                total = T.alloc_local((rows,), "float32")
-                for r in T.unroll(rows):
-                    for v in T.vectorized(width):
-                        acc[r, v] = T.float32(0)
-                for s in range(ptr[t], ptr[t + 1]):
-                    for r in T.unroll(rows):
-                        for v in T.vectorized(width):
-                            acc[r, v] = acc[r, v] + data[s, r, v] * X[b, T.Cast("int32", cols[s, r]) + v]
-                for r in T.unroll(rows):
-                    total[r] = bias[t * rows + r]
-                    for v in T.unroll(width):
-                        total[r] = total[r] + acc[r, v]
-                    Y[b, order[t * rows + r]] = _activate(total[r], act)
 
     return kernel
 

@@ -7,7 +7,7 @@ from tvm.script import tirx as T
 
 from .linear import SCHEDULED
 
-LANES = 16  # the row kernels' vector width: one AVX-512 register, four NEON registers
+# Every row kernel takes its vector width `lanes` (a power of two, 4–64) from the target's `kernel_lanes`.
 
 
 @T.macro
@@ -17,11 +17,19 @@ def _fold(part, g, half, op):
 
 
 @T.macro
-def _tree(part, g, op):
-    """part[g, 0] = op-reduction of row g's 16 lanes in 4 halving steps (shuffles, not a serial chain)."""
-    _fold(part, g, 8, op)
-    _fold(part, g, 4, op)
-    _fold(part, g, 2, op)
+def _tree(part, g, op, lanes):
+    """part[g, 0] = op-reduction of row g's `lanes` lanes in log2(lanes) halving steps (shuffles, not a
+    serial chain)."""
+    if lanes >= 64:
+        _fold(part, g, 32, op)
+    if lanes >= 32:
+        _fold(part, g, 16, op)
+    if lanes >= 16:
+        _fold(part, g, 8, op)
+    if lanes >= 8:
+        _fold(part, g, 4, op)
+    if lanes >= 4:
+        _fold(part, g, 2, op)
     part[g, 0] = op(part[g, 0], part[g, 1])
 
 
@@ -51,12 +59,12 @@ def row_group(rows: int) -> int:
     return next(g for g in (4, 2, 1) if rows % g == 0)
 
 
-def layer_norm(rows: int, width: int, eps: float, parallel: bool = False) -> tirx.PrimFunc:
+def layer_norm(rows: int, width: int, eps: float, parallel: bool = False, *, lanes: int) -> tirx.PrimFunc:
     """Y[r] = (X[r] − mean) / sqrt(var + eps) · gamma + beta over rows of `width` floats.
 
-    Two passes over each row (mean, then the centred sum of squares) in LANES-wide partial sums, so the
-    variance keeps full precision; `width` must be a multiple of LANES."""
-    lanes = LANES
+    Two passes over each row (mean, then the centred sum of squares) in `lanes`-wide partial sums, so the
+    variance keeps full precision; `width` must be a multiple of `lanes`."""
+    assert lanes in (4, 8, 16, 32, 64), lanes
     chunks = width // lanes
     group = row_group(rows)
     tasks = T.parallel if parallel else T.serial
@@ -74,7 +82,7 @@ def layer_norm(rows: int, width: int, eps: float, parallel: bool = False) -> tir
             mean = T.alloc_local((group,), "float32")
             _row_sums(part, X, task, group, chunks, lanes)
             for g in T.unroll(group):
-                _tree(part, g, _add)
+                _tree(part, g, _add, lanes)
                 mean[g] = part[g, 0] / T.float32(width)
                 for v in T.vectorized(lanes):
                     part[g, v] = T.float32(0)
@@ -85,7 +93,7 @@ def layer_norm(rows: int, width: int, eps: float, parallel: bool = False) -> tir
                             X[task * group + g, ch * lanes + v] - mean[g]
                         )
             for g in T.unroll(group):
-                _tree(part, g, _add)
+                _tree(part, g, _add, lanes)
                 part[g, 0] = T.float32(1) / T.sqrt(part[g, 0] / T.float32(width) + T.float32(eps))
             for ch in range(chunks):
                 for g in T.unroll(group):
@@ -124,14 +132,14 @@ def fast_exp(x):
     return p * T.reinterpret("float32", T.shift_left(T.Cast("int32", n) + 127, 23))
 
 
-def softmax(rows: int, width: int, parallel: bool = False) -> tirx.PrimFunc:
-    """Y[r] = exp(X[r] − max) / Σ exp(X[r] − max) over rows of `width` floats (a multiple of LANES).
+def softmax(rows: int, width: int, parallel: bool = False, *, lanes: int) -> tirx.PrimFunc:
+    """Y[r] = exp(X[r] − max) / Σ exp(X[r] − max) over rows of `width` floats (a multiple of `lanes`).
 
     A row that is entirely −inf is scaled by `fill` (zero: torch's safe-softmax convention for fully
     masked attention rows, where plain torch.softmax gives NaN). `fill` is an input on purpose: TVM's
     RewriteDataflowReshape analyses every call_tir reading exactly one tensor as a possible reshape, which
     fails on hand-written kernels."""
-    lanes = LANES
+    assert lanes in (4, 8, 16, 32, 64), lanes
     chunks = width // lanes
     group = row_group(rows)
     tasks = T.parallel if parallel else T.serial
@@ -155,7 +163,7 @@ def softmax(rows: int, width: int, parallel: bool = False) -> tirx.PrimFunc:
                     for v in T.vectorized(lanes):
                         part[g, v] = T.max(part[g, v], X[task * group + g, ch * lanes + v])
             for g in T.unroll(group):
-                _tree(part, g, _max)
+                _tree(part, g, _max, lanes)
                 # a fully masked row subtracts 0 instead of −inf (no NaN) and is scaled by fill below
                 peak[g] = part[g, 0]
                 top[g] = T.Select(peak[g] == T.float32("-inf"), T.float32(0), peak[g])
@@ -169,7 +177,7 @@ def softmax(rows: int, width: int, parallel: bool = False) -> tirx.PrimFunc:
                         )
                         part[g, v] = part[g, v] + Y[task * group + g, ch * lanes + v]
             for g in T.unroll(group):
-                _tree(part, g, _add)
+                _tree(part, g, _add, lanes)
                 part[g, 0] = T.Select(peak[g] == T.float32("-inf"), fill[0], T.float32(1) / part[g, 0])
             for ch in range(chunks):
                 for g in T.unroll(group):
@@ -179,11 +187,11 @@ def softmax(rows: int, width: int, parallel: bool = False) -> tirx.PrimFunc:
     return kernel
 
 
-def row_mean(rows: int, width: int) -> tirx.PrimFunc:
+def row_mean(rows: int, width: int, *, lanes: int) -> tirx.PrimFunc:
     """Y[r] = scale · Σ X[r, :] (scale = 1 / width: a mean, e.g. global average pooling over H·W), any width:
-    LANES-wide partial sums, a scalar loop over the tail. `scale` is an input (not a constant) for the same
+    `lanes`-wide partial sums, a scalar loop over the tail. `scale` is an input (not a constant) for the same
     reason as softmax's `fill`."""
-    lanes = LANES
+    assert lanes in (4, 8, 16, 32, 64), lanes
     chunks, tail = divmod(width, lanes)
     group = row_group(rows)
 
@@ -200,7 +208,7 @@ def row_mean(rows: int, width: int) -> tirx.PrimFunc:
             for g in T.unroll(group):
                 for v in range(tail):
                     part[g, v] = part[g, v] + X[task * group + g, chunks * lanes + v]
-                _tree(part, g, _add)
+                _tree(part, g, _add, lanes)
                 Y[task * group + g] = part[g, 0] * scale[0]
 
     return kernel

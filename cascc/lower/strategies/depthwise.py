@@ -1,0 +1,112 @@
+"""CPU depthwise conv2d layers: direct kernels (flat for stride-1 same-size images, deinterleaved for wide
+stride-2 outputs, the zero-bordered grid otherwise); stride-1 same-size ones on small images also in a sparse
+form over the nonzero taps, priced against the dense one. Other forms run their zeros dense and say so."""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import relax
+
+from .. import cost
+from ..decision import Decision, DecisionKind, Decline
+from ..kernels import conv as conv_kernels
+from . import ConvLayer
+
+
+class Depthwise:
+    """One filter per channel (see the module docstring)."""
+
+    def lower(self, ctx, layer: ConvLayer) -> relax.Expr:
+        from ..rewrite import Candidate
+
+        c, lanes = ctx.costs, ctx.target.kernel_lanes
+        shape, kernel, stride, pad, out_hw, ep = (
+            layer.shape,
+            layer.kernel,
+            layer.stride,
+            layer.pad,
+            layer.out_hw,
+            layer.ep,
+        )
+        batch, channels, height, width = shape
+        name, x = layer.name, layer.x
+        work_us = cost.depthwise_dense(c, batch, channels, out_hw, kernel)
+        parallel = ctx.parallel(work_us)
+        bias = ep.bias if ep.bias is not None else np.zeros(channels, np.float32)
+        weight = ep.weight.reshape(channels, *kernel)
+        same = stride == (1, 1) and out_hw == (height, width)
+        out_shape = (batch, channels, *out_hw)
+        if same and height * width <= c.depthwise_same_max_pixels:
+            masks = conv_kernels.column_mask(height, width, kernel[1], pad[1], lanes)
+            nnz = int(np.count_nonzero(weight))
+            sparse_us = cost.depthwise_sparse(c, batch, channels, height, width, nnz)
+            choice = cost.choose(c, work_us, sparse_us, ep.density, "depthwise taps")
+
+            def sparse() -> Candidate:
+                ptr, *taps = conv_kernels.depthwise_taps(weight, width)
+                func = conv_kernels.depthwise_same_sparse(
+                    batch,
+                    channels,
+                    height,
+                    width,
+                    kernel,
+                    (pad[0], pad[1]),
+                    len(taps[0]),
+                    ep.act,
+                    parallel=ctx.parallel(sparse_us),
+                    lanes=lanes,
+                )
+                return Candidate(
+                    "sparse depthwise flat taps", func, (ptr, *taps, bias, masks), shape, out_shape
+                )
+
+            def dense() -> Candidate:
+                func = conv_kernels.depthwise_same(
+                    batch,
+                    channels,
+                    height,
+                    width,
+                    kernel,
+                    (pad[0], pad[1]),
+                    ep.act,
+                    parallel=parallel,
+                    lanes=lanes,
+                )
+                return Candidate("dense depthwise flat", func, (weight, bias, masks), shape, out_shape)
+
+            chosen = ctx.choose(name, ep, choice, sparse, dense)
+            return ctx.call(chosen, name, choice.sparse, x)
+        if stride == (2, 2) and out_hw[1] >= lanes:  # below one vector of outputs half of it is wasted
+            func = conv_kernels.depthwise_stride2(
+                batch, channels, height, width, kernel, pad, out_hw, ep.act, parallel=parallel, lanes=lanes
+            )
+            cand = Candidate("dense depthwise stride-2 deinterleaved", func, (weight, bias), shape, out_shape)
+        else:
+            # the flat stride-1 grid is computed in chunks of four vectors' worth of accumulators
+            func = conv_kernels.depthwise(
+                batch,
+                channels,
+                height,
+                width,
+                kernel,
+                stride,
+                pad,
+                out_hw,
+                ep.act,
+                parallel=parallel,
+                lanes=4 * lanes,
+                chunk=lanes,
+            )
+            cand = Candidate("dense depthwise direct", func, (weight, bias), shape, out_shape)
+        decline = Decline.NO_SPARSE_DEPTHWISE
+        decision = Decision(
+            name,
+            ep.density,
+            cand.kernel,
+            decline.reason(ep.density),
+            round(work_us, 3),
+            kind=DecisionKind.DENSE_CASCC,
+            decline=Decline.UNMASKED if ep.density == 1.0 else decline,
+        )
+        ctx.record(decision, {"dense": cand})
+        return ctx.call(cand, name, False, x)
