@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -26,3 +27,11 @@ class Registry(dict[str, T], Generic[T]):
             return item
 
         return add
+
+    def options(self, name: str) -> Mapping[str, inspect.Parameter]:
+        """The keyword options the callable registered as `name` declares: its signature is its spec."""
+        return {
+            p.name: p
+            for p in inspect.signature(self[name]).parameters.values()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        }

@@ -225,17 +225,46 @@ def _best_margin(layers: Sequence[Layer], densities: Mapping[str, float], budget
     return low
 
 
-def allocate(name: str, layers: Sequence[Layer], sparsity: float, **options) -> Allocation:
-    """Run the allocator registered as `name` with its options."""
+@ALLOCATORS.register("global")
+def global_ranking(layers: Sequence[Layer], sparsity: float, *, scores: Mapping) -> Allocation:
+    """No per-layer target: the budget goes to the top scores over all layers together (global magnitude
+    pruning, Frankle & Carbin 2019; SynFlow's default), so each layer keeps its share of the global top.
+    Ties are broken by layer order, then position, as within a layer."""
+    import torch
+
+    check_sparsity(sparsity)
+    names = [layer.name for layer in layers]
+    flat = torch.cat([scores[n].detach().flatten().double() for n in names])
+    top = torch.argsort(flat, descending=True, stable=True)[: kept_budget(layers, sparsity)]
+    owner = torch.repeat_interleave(
+        torch.arange(len(names)), torch.tensor([scores[n].numel() for n in names])
+    )
+    counts = torch.bincount(owner[top], minlength=len(names))
+    return {name: int(count) for name, count in zip(names, counts, strict=True)}
+
+
+def allocate(
+    name: str, layers: Sequence[Layer], sparsity: float, *, scores: Mapping | None = None, **options
+) -> Allocation:
+    """Run the allocator registered as `name` with its options; an allocator declaring `scores` ranks
+    the criterion's scores (`scores`: per-layer score tensors, or None where the caller has none)."""
     if name not in ALLOCATORS:
+        raise OptionError(None, f"unknown allocator {name!r}", f"choose one of {', '.join(ALLOCATORS)}")
+    declared = ALLOCATORS.options(name)
+    unknown = sorted(set(options) - set(declared) - {"scores"})
+    if unknown:
         raise OptionError(
-            None, f"unknown allocator {name!r}", f"choose one of {', '.join(sorted(ALLOCATORS))}"
+            None,
+            f"allocator {name!r} does not take {', '.join(unknown)}",
+            f"drop {'it' if len(unknown) == 1 else 'them'}",
         )
-    try:
-        return ALLOCATORS[name](layers, sparsity, **options)
-    except TypeError as exc:
-        if "unexpected keyword" not in str(exc):
-            raise
-        raise OptionError(
-            None, f"allocator {name!r} does not take {sorted(options)}", "drop the option"
-        ) from exc
+    if "scores" in declared:
+        if scores is None:
+            raise OptionError(
+                None,
+                f"allocator {name!r} ranks a criterion's scores across layers, and this pass sets "
+                "per-layer counts without scoring",
+                f"choose one of {', '.join(n for n in ALLOCATORS if 'scores' not in ALLOCATORS.options(n))}",
+            )
+        options["scores"] = scores
+    return ALLOCATORS[name](layers, sparsity, **options)

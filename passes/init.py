@@ -11,14 +11,29 @@ import math
 import torch
 
 from cascc.ir import Layer, LayerKind, Program, layers
+from cascc.registry import Registry
 
 from .registry import register
 from .seeding import generator
 
 INITIALIZED = (LayerKind.LINEAR, LayerKind.CONV)
 
+# `cascc train --init` choices: the name a user picks -> the pass initializing a sparse mask's weights
+INITS: Registry[str | None] = Registry("initialization")
+INITS.register("model")(None)  # keep the model's own weights
 
-@register("init.looks_linear")
+
+def initializer(choice: str, name: str):
+    """Register the decorated function as pass `name` and offer it as `--init CHOICE`."""
+
+    def add(fn):
+        INITS.register(choice)(name)
+        return register(name)(fn)
+
+    return add
+
+
+@initializer("looks-linear", "init.looks_linear")
 def looks_linear(program: Program, *, repair_steps: int = 0, seed: int | None = None) -> Program:
     """Looks-linear orthogonal init (Balduzzi et al. 2017): W₀ orthogonal, the first layer [W₀; −W₀], hidden
     layers [W₀, −W₀; −W₀, W₀], the last [W₀, −W₀] (pairs over channels for convs), so a dense ReLU network
@@ -84,7 +99,7 @@ def orthogonality_error(weight: torch.Tensor, mask: torch.Tensor | None = None) 
     return float((gram - torch.eye(gram.shape[0], dtype=torch.float64)).norm())
 
 
-@register("init.depth_bias")
+@initializer("depth-bias", "init.depth_bias")
 def depth_bias(program: Program, *, beta: float = 1.0, seed: int | None = None) -> Program:
     """Depth-scaled bias init (NonZeroBiases / PlantNSeek `init_He_scaled`): weights N(0, 2/(fan_in·d)) with d
     the layer's density, biases N(0, σ_b,l²) with σ_b,l = β·Π_{k≤l} σ_w,k over the layers up to l in graph

@@ -1,13 +1,15 @@
 """Pruning criteria: which weights of each layer survive, given an allocator's per-layer kept counts.
 
-Every criterion scores weights and keeps the top of each layer at the count its allocator gives; the
-allocator `global` instead keeps the top scores over all layers at once (its allocation is implicit).
+Every criterion scores weights and keeps the top of each layer at the count its allocator gives (the
+allocator `global` gives each layer its share of the top scores over all layers). A criterion's keyword
+options are its declaration: `Recipe` and the CLI offer an option where the chosen criterion takes it.
 Ties are broken by position, so masks are deterministic for a given program and seed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -19,11 +21,10 @@ from cascc.errors import OptionError
 from cascc.ir import Layer, LayerKind, Program, layers
 
 from . import probe
-from .density import AllocationWarning, allocate, check_sparsity, kept_budget
+from .density import AllocationWarning, allocate, check_sparsity
 from .registry import register
 from .seeding import generator
 
-GLOBAL = "global"
 Scores = Mapping[str, torch.Tensor]
 
 
@@ -41,18 +42,6 @@ def masks_from_scores(scores: Scores, allocation: Mapping[str, int]) -> dict[str
     return {name: keep_top(scores[name], keep) for name, keep in allocation.items()}
 
 
-def global_masks(scores: Scores, keep: int) -> dict[str, torch.Tensor]:
-    """Masks keeping the `keep` top scores over all layers together."""
-    names = list(scores)
-    flat = keep_top(torch.cat([scores[n].detach().flatten().double() for n in names]), keep)
-    masks, start = {}, 0
-    for name in names:
-        size = scores[name].numel()
-        masks[name] = flat[start : start + size].view(scores[name].shape)
-        start += size
-    return masks
-
-
 def select(
     prunable: Sequence[Layer],
     scores: Scores,
@@ -60,12 +49,9 @@ def select(
     allocator: str,
     allocator_options: Mapping | None,
 ) -> dict[str, torch.Tensor]:
-    """Masks from scores under an allocator (or `global`)."""
-    if allocator == GLOBAL:
-        if allocator_options:
-            raise OptionError(None, "allocator 'global' takes no options", "drop the allocator options")
-        return global_masks(scores, kept_budget(prunable, sparsity))
-    return masks_from_scores(scores, allocate(allocator, prunable, sparsity, **dict(allocator_options or {})))
+    """Masks from scores at the counts the allocator gives."""
+    counts = allocate(allocator, prunable, sparsity, scores=scores, **dict(allocator_options or {}))
+    return masks_from_scores(scores, counts)
 
 
 def _with_masks(program: Program, masks: Mapping[str, torch.Tensor]) -> Program:
@@ -90,6 +76,10 @@ def _scored(score: Callable[[Program, Sequence[Layer]], Scores]):
 
     criterion.__name__ = score.__name__
     criterion.__doc__ = score.__doc__
+    # the pass declares the score's own options next to the allocation ones (Registry.options reads them)
+    own = list(inspect.signature(criterion).parameters.values())[:-1]
+    extra = list(inspect.signature(score).parameters.values())[2:]
+    criterion.__signature__ = inspect.Signature([*own, *(p.replace(kind=p.KEYWORD_ONLY) for p in extra)])
     return criterion
 
 
@@ -133,10 +123,6 @@ def random_regular(
     while its layer keeps ≥ one weight per unit (METHODS.md §3)."""
     check_sparsity(sparsity)
     prunable = layers(program)
-    if allocator == GLOBAL:
-        raise OptionError(
-            None, "random_regular needs per-layer counts", "choose an allocator other than 'global'"
-        )
     allocation = allocate(allocator, prunable, sparsity, **dict(allocator_options or {}))
     masks = {}
     for i, layer in enumerate(prunable):
@@ -205,7 +191,7 @@ def synflow(
     program: Program,
     *,
     sparsity: float,
-    allocator: str = GLOBAL,
+    allocator: str = "global",
     allocator_options: Mapping[str, Any] | None = None,
     rounds: int = 100,
 ) -> Program:

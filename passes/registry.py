@@ -17,6 +17,13 @@ register = PASSES.register
 Step = tuple[str, Mapping[str, Any]]
 
 
+def choices(prefix: str) -> dict[str, str]:
+    """The passes named `prefix.*` by the name a user types, in registration order
+    (`prune.random_regular` → `random-regular`): the CLI's choices for a family of passes."""
+    start = prefix + "."
+    return {name[len(start) :].replace("_", "-"): name for name in PASSES if name.startswith(start)}
+
+
 def run(program: Program, steps: Sequence[Step], *, check: bool = True) -> Program:
     """Apply passes in order; each result is verified and recorded in `program.history`.
 

@@ -14,11 +14,12 @@ from cascc.ir import Layer, LayerKind, Program, layers
 
 from . import probe
 from .density import AllocationWarning
+from .init import initializer
 from .registry import register
 from .seeding import generator
 
 
-@register("reparam.sparse_init")
+@initializer("sparse-aware", "reparam.sparse_init")
 def sparse_init(program: Program, *, seed: int | None = None) -> Program:
     """Per-unit He initialization from each unit's actual in-degree k_i: w_ij ~ N(0, 2/k_i) before a ReLU,
     N(0, 1/k_i) otherwise; biases zero (Evci et al., "Gradient Flow in Sparse Neural Networks", AAAI 2022;

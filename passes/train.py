@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from cascc.data import Dataset, load
 from cascc.errors import OptionError
 from cascc.ir import Program, layers
+from cascc.registry import Registry
+from cascc.training.config import TrainConfig
 
 from . import mw
 from .batched import BatchedModule, batched
@@ -32,8 +34,10 @@ from .registry import register
 from .schedules import DropGrow, GradualMagnitude, Static
 from .seeding import generator
 
-OPTIMIZERS = ("sgd", "adamw")
-LR_SCHEDULES = ("cosine", "step", "constant", "cyclic")
+# `--optimizer`: name -> (parameters, config, lr) -> optimizer; each declares its default learning rate
+OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
+# `--lr-schedule`: name -> (total steps, cycles) -> the factor on the learning rate at each step
+LR_SCHEDULES: Registry[Callable[[int, int], Callable[[int], float]]] = Registry("LR schedule")
 
 
 class Progress(Protocol):
@@ -54,57 +58,6 @@ progress: contextvars.ContextVar[Progress | None] = contextvars.ContextVar(
 diagnostics: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
     "cascc_train_diagnostics", default=None
 )
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimizer and schedule of one training run; `lr=None` picks the optimizer's default (0.1 for SGD with
-    Nesterov momentum, 3e-3 for AdamW); `ham` wraps the optimizer in HAM (optim.py) with its α and β; `mw`
-    trains masked weights as m⊙w with the decay and Sign-In constants documented in mw.py."""
-
-    epochs: int = 20
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float | None = None
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    lr_schedule: str = "cosine"
-    cycles: int = 4
-    seed: int = 0
-    ham: bool = False
-    ham_alpha: float = 200.0
-    ham_beta: float = 1e-3
-    mw: bool = False
-    mw_decay: float = 1e-4
-    mw_rebalance_every: int = 0
-    mw_rebalance_scale: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise OptionError(
-                None, f"unknown optimizer {self.optimizer!r}", f"use one of {', '.join(OPTIMIZERS)}"
-            )
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise OptionError(
-                None, f"unknown LR schedule {self.lr_schedule!r}", f"use one of {', '.join(LR_SCHEDULES)}"
-            )
-        if self.epochs < 1 or self.batch_size < 1:
-            raise OptionError(None, "epochs and batch size must be ≥ 1", "pass positive values")
-
-    @property
-    def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else (0.1 if self.optimizer == "sgd" else 3e-3)
-
-    @classmethod
-    def of(cls, options: Mapping[str, Any]) -> TrainConfig:
-        """The config from a pass's keyword options (unknown keys are an error)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(options) - names)
-        if unknown:
-            raise OptionError(
-                None, f"unknown training option(s) {', '.join(unknown)}", f"use {sorted(names)}"
-            )
-        return cls(**options)
 
 
 @dataclass(frozen=True, eq=False)
@@ -261,31 +214,56 @@ def _check_data(program: Program, data: Dataset) -> None:
 
 
 def _optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
-    base = _base_optimizer(config, params)
+    build = OPTIMIZERS[config.optimizer]
+    base = build(params, config, **({} if config.lr is None else {"lr": config.lr}))
     return HAM(base, alpha=config.ham_alpha, beta=config.ham_beta) if config.ham else base
 
 
-def _base_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            params,
-            lr=config.learning_rate,
-            momentum=config.momentum,
-            nesterov=config.momentum > 0,
-            weight_decay=config.weight_decay,
-        )
-    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+@OPTIMIZERS.register("sgd")
+def sgd(params, config: TrainConfig, lr: float = 0.1) -> torch.optim.Optimizer:
+    """SGD with (Nesterov, when > 0) momentum and weight decay."""
+    return torch.optim.SGD(
+        params,
+        lr=lr,
+        momentum=config.momentum,
+        nesterov=config.momentum > 0,
+        weight_decay=config.weight_decay,
+    )
 
 
-def _lr_factor(kind: str, total: int, cycles: int = 1):
-    if kind == "cosine":
-        return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
-    if kind == "cyclic":  # cosine with warm restarts: `cycles` equal cycles (cyclic sparse training)
-        length = max(1, total // cycles)
-        return lambda step: 0.5 * (1 + math.cos(math.pi * (step % length) / length))
-    if kind == "step":  # ×0.1 at 50% and at 75% of training
-        return lambda step: 0.1 ** ((step >= total // 2) + (step >= 3 * total // 4))
+@OPTIMIZERS.register("adamw")
+def adamw(params, config: TrainConfig, lr: float = 3e-3) -> torch.optim.Optimizer:
+    """AdamW with decoupled weight decay (Loshchilov & Hutter, ICLR 2019)."""
+    return torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
+
+
+@LR_SCHEDULES.register("cosine")
+def cosine(total: int, cycles: int) -> Callable[[int], float]:
+    """One cosine decay from the full rate to zero."""
+    return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+
+
+@LR_SCHEDULES.register("step")
+def step_decay(total: int, cycles: int) -> Callable[[int], float]:
+    """×0.1 at 50% and at 75% of training."""
+    return lambda step: 0.1 ** ((step >= total // 2) + (step >= 3 * total // 4))
+
+
+@LR_SCHEDULES.register("constant")
+def constant(total: int, cycles: int) -> Callable[[int], float]:
+    """The full rate throughout."""
     return lambda step: 1.0
+
+
+@LR_SCHEDULES.register("cyclic")
+def cyclic(total: int, cycles: int) -> Callable[[int], float]:
+    """Cosine with warm restarts: `cycles` equal cycles (cyclic sparse training)."""
+    length = max(1, total // cycles)
+    return lambda step: 0.5 * (1 + math.cos(math.pi * (step % length) / length))
+
+
+def _lr_factor(kind: str, total: int, cycles: int = 1) -> Callable[[int], float]:
+    return LR_SCHEDULES[kind](total, cycles)
 
 
 def _clear_state(optimizer: torch.optim.Optimizer, masked: Mapping[str, torch.Tensor], masks) -> None:

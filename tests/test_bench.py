@@ -8,9 +8,9 @@ from click.testing import CliRunner
 from support import model_ref
 
 import cascc
-from cascc.bench import measure
-from cascc.cli import main
+from cascc.cli.main import main
 from cascc.errors import OptionError
+from cascc.runtime.bench import measure
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_measure_orders_runners_by_their_real_cost():
 
 
 def test_bench_with_baselines(artifact):
-    result = cascc.pipeline.bench(
+    result = cascc.api.bench(
         artifact, rounds=3, threads=1, baselines=("onnxruntime", "torch"), model=model_ref("mlp")
     )
     runners = result["runners"]
@@ -39,13 +39,13 @@ def test_bench_with_baselines(artifact):
 
 
 def test_baseline_is_the_same_masked_model(artifact):
-    from cascc.artifact import open_artifact
-    from cascc.pipeline import _baseline_module
+    from cascc.runtime.replay import baseline_module
+    from cascc.runtime.artifact import open_artifact
 
     art = open_artifact(artifact)
     inputs, expected = art.selftest_data()
     with torch.no_grad():
-        got = _baseline_module(art, model_ref("mlp"))(torch.from_numpy(inputs[0])).numpy()
+        got = baseline_module(art, model_ref("mlp"))(torch.from_numpy(inputs[0])).numpy()
     assert abs(got - expected[0]).max() < 1e-5
 
 
@@ -63,7 +63,7 @@ def test_baseline_needs_a_factory(tmp_path):
     torch.export.save(torch.export.export(module, args), path)
     cascc.compile(str(path), out=tmp_path / "art")
     with pytest.raises(OptionError, match="needs the model's Python factory"):
-        cascc.pipeline.bench(tmp_path / "art", rounds=3, baselines=("onnxruntime",), model=str(path))
+        cascc.api.bench(tmp_path / "art", rounds=3, baselines=("onnxruntime",), model=str(path))
 
 
 def test_baseline_never_imports_the_manifests_model(artifact, tmp_path):
@@ -87,7 +87,7 @@ def test_baseline_never_imports_the_manifests_model(artifact, tmp_path):
 
 
 def test_missing_cross_compiler_is_a_clear_error(tmp_path, monkeypatch):
-    from cascc.lower import runtime
+    from cascc.lower import export as runtime
 
     monkeypatch.setattr(runtime.shutil, "which", lambda _name: None)
     result = CliRunner().invoke(

@@ -9,8 +9,8 @@ import pytest
 import torch
 from support import invoke
 
+from cascc.experiments.planted import TASKS, plant, run, teacher
 from cascc.frontends.torch import from_module
-from cascc.planted import TASKS, plant, run, teacher
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 from support import EXAMPLES, assert_clean_error, invoke, model_ref
 
-from cascc.cli import main
+from cascc.cli.main import main
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ def test_run_on_a_non_artifact(tmp_path):
 
 
 def test_internal_error_exit_101_and_debug(monkeypatch, tmp_path):
-    from cascc import pipeline
+    from cascc import api as pipeline
 
     def boom(*_a, **_k):
         raise KeyError("unexpected")

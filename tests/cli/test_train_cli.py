@@ -72,7 +72,7 @@ def test_two_torchrun_processes_train_the_same_masks(single, tmp_path):
 def test_torchrun_command_for_multi_node():
     from pathlib import Path
 
-    from cascc.launch import torchrun_command
+    from cascc.training.distributed import torchrun_command
 
     command = torchrun_command(
         Path("job.json"), nproc=4, nnodes=2, node_rank=1, rdzv_endpoint="10.0.0.1:29500"
@@ -116,3 +116,26 @@ def test_compile_finetune_records_the_evaluation(tmp_path):
 def test_compile_finetune_needs_data(tmp_path):
     code, text = invoke("compile", f"{EXAMPLES / 'digits.py'}:mlp", "--finetune", "-o", tmp_path / "a")
     assert code == 2 and "--data" in text and "Traceback" not in text
+
+
+def test_training_options_are_declared_once():
+    """click's train options are the offered TrainPlan/TrainConfig fields (names, defaults); the plan hands
+    the loop exactly its TrainConfig fields; compile --finetune reuses the same declarations."""
+    import dataclasses
+
+    from cascc.cli.main import main
+    from cascc.training.config import TrainConfig, offered
+    from cascc.training.plan import TrainPlan
+
+    params = {p.name: p for p in main.commands["train"].params}
+    for field in offered(TrainPlan):
+        assert params[field.name].default == field.default, field.name
+        assert params[field.name].opts == ["--" + field.name.replace("_", "-")]
+    loop = {f.name for f in offered(TrainConfig)}
+    assert loop < {f.name for f in dataclasses.fields(TrainPlan)}
+    plan = TrainPlan(epochs=3, lr=0.01, ham=True, optimizer="adamw")
+    assert TrainConfig.of(plan.config(seed=1)) == TrainConfig(
+        epochs=3, lr=0.01, ham=True, optimizer="adamw", seed=1
+    )
+    compile_params = {p.name: p for p in main.commands["compile"].params}
+    assert compile_params["epochs"].default == 10 and compile_params["lr"].default is None

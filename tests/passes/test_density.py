@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cascc import passes
+from cascc.errors import OptionError
 from cascc.ir import Layer, LayerKind, layers
 from cascc.passes import analysis, connectivity
 from cascc.passes.density import ALLOCATORS, AllocationWarning, allocate, kept_budget
@@ -45,13 +46,15 @@ def kept(program):
 def test_every_allocator_and_criterion_hits_the_global_sparsity(
     request, fixture, allocator, allocator_options, criterion, options
 ):
-    if allocator == "global" and criterion == "prune.random_regular":
-        pytest.skip("random-regular needs per-layer counts")
     program = request.getfixturevalue(fixture)
     sparsity = 0.3 if allocator_options and allocator_options.get("dense_ends") else 0.9
     step = {"sparsity": sparsity, "allocator": allocator, **options}
     if allocator_options:
         step["allocator_options"] = allocator_options
+    if allocator == "global" and criterion == "prune.random_regular":
+        with pytest.raises(OptionError, match="ranks a criterion.s scores.*Choose one of uniform"):
+            passes.run(program, [(criterion, step)])
+        return
     pruned = passes.run(program, [(criterion, step)])
     total = sum(layer.size for layer in layers(program))
     assert kept(pruned) == total - round(sparsity * total)
@@ -86,9 +89,12 @@ def test_allocators_are_exact_and_never_exceed_a_layer(sizes, sparsity, name):
     chain = fake_layers([(out, inp) for out, inp in sizes])
     # make the chain consistent: each layer's input width is the previous output width
     chain = fake_layers([(out, chain[i - 1].fan_out if i else inp) for i, (out, inp) in enumerate(sizes)])
+    # allocators that rank a criterion's scores (global) get some; the others ignore them
+    gen = torch.Generator().manual_seed(len(sizes))
+    scores = {layer.name: torch.rand(layer.size, generator=gen) for layer in chain}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AllocationWarning)
-        allocation = allocate(name, chain, sparsity)
+        allocation = allocate(name, chain, sparsity, scores=scores)
     assert sum(allocation.values()) == kept_budget(chain, sparsity)
     assert all(0 <= allocation[layer.name] <= layer.size for layer in chain)
 

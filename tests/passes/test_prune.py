@@ -232,3 +232,17 @@ def test_block_criterion_keeps_whole_blocks_by_norm(mlp_program, block):
         assert int((~full & ~empty).sum()) <= 1  # at most one partial block per layer
         norms = blocks_w.pow(2).sum(1)
         assert norms[full].min() >= norms[empty].max()
+
+
+def test_global_allocator_gives_each_layer_its_share_of_the_global_top(mlp_program):
+    """With ties across layers, the masks equal the top-k of all scores concatenated in layer order (stable
+    sort): what a single global ranking keeps, computed here without the allocator."""
+    tied = {n: (w * 4).round() / 4 for n, w in mlp_program.weights.items()}
+    program = mlp_program.with_weights(tied)
+    pruned = passes.run(program, [("prune.magnitude", {"sparsity": 0.6, "allocator": "global"})])
+    names = [layer.name for layer in layers(program)]
+    flat = torch.cat([program.weights[n].abs().flatten().double() for n in names])
+    keep = flat.numel() - round(0.6 * flat.numel())
+    expected = torch.zeros(flat.numel(), dtype=torch.bool)
+    expected[torch.argsort(flat, descending=True, stable=True)[:keep]] = True
+    assert torch.equal(torch.cat([pruned.masks[n].flatten() for n in names]), expected)

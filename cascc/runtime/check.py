@@ -17,8 +17,8 @@ from xml.etree import ElementTree
 
 import numpy as np
 
+from ..errors import OptionError, first_paragraph
 from . import artifact as artifacts
-from .errors import OptionError, first_paragraph
 
 # the [check] keys a budget file may set, with the type and range each must have
 BUDGET_TYPES = {
@@ -111,8 +111,11 @@ def _check_budget_values(path: Path, table: Mapping[str, Any]) -> None:
         raise bad("max_latency_ratio", "is not positive")
     if "runs" in table and not 3 <= table["runs"] <= 10_000:
         raise bad("runs", "is outside 3–10000 (as --runs)")
-    if "baseline" in table and table["baseline"] not in ("onnxruntime", "torch"):
-        raise bad("baseline", "is not onnxruntime or torch")
+    if "baseline" in table:
+        from .bench import BASELINES
+
+        if table["baseline"] not in BASELINES:
+            raise bad("baseline", f"is not one of {', '.join(BASELINES)}")
     for key in ("max_size", "max_latency"):
         if key in table:
             try:
@@ -179,7 +182,7 @@ def check(
 def _latency_gates(
     path, wanted: Mapping[str, Any], threads: int | None, model: str | None, expect_digest: str | None
 ) -> list[Gate]:
-    from .pipeline import bench
+    from .bench import bench
 
     baseline = wanted.get("baseline", "onnxruntime")
     ratio_asked = "max_latency_ratio" in wanted
@@ -226,7 +229,7 @@ def _latency_gates(
 
 
 def _accuracy_gates(art: artifacts.Artifact, wanted: Mapping[str, Any], model: str | None) -> list[Gate]:
-    from .data import load
+    from ..data import load
 
     data = load(wanted["data"])
     predicted = _predict_artifact(art, data.x_test)
@@ -273,9 +276,9 @@ def _batches(x, spec):
 
 
 def _predict_artifact(art: artifacts.Artifact, x) -> np.ndarray:
-    from .pipeline import _session
+    from .running import open_session
 
-    session = _session(art)
+    session = open_session(art)
     outputs = [session.run([batch])[0] for batch in _batches(x, art.inputs[0])]
     return np.concatenate(outputs).reshape(-1, outputs[0].shape[-1]).argmax(axis=1)
 
@@ -284,10 +287,9 @@ def _predict_dense(art: artifacts.Artifact, x, model: str | None) -> np.ndarray:
     """The source model before any pass, in torch eager: the reference for per-class drops."""
     import torch
 
-    from .pipeline import needs_model, source_program
+    from .replay import replay
 
-    program = source_program(art, needs_model(model, "--max-class-drop", "--model"))
-    module = program.module()
+    module = replay(art, model, purpose="--max-class-drop", passes=False).module()
     with torch.no_grad():
         outputs = [module(torch.from_numpy(batch)).numpy() for batch in _batches(x, art.inputs[0])]
     return np.concatenate(outputs).reshape(-1, outputs[0].shape[-1]).argmax(axis=1)

@@ -12,11 +12,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .cli_options import SEED, FiniteFloat, _recipe, err, out, sparsify_options, writable_file
-from .training import INITS, SCHEDULES
-
-DATA_HELP = "Data set: digits, mnist1d, npz:PATH (x_train, y_train, x_test, y_test) or csv:PATH (last column = label)."
-
+from ..training.plan import TrainPlan
+from .options import SEED, _recipe, config_options, err, out, sparsify_options, writable_file
 
 # The pruning options of `train` (the rest of compile's recipe options do not apply to training).
 TRAIN_RECIPE_OPTIONS = (
@@ -63,7 +60,7 @@ class RichProgress:
 @contextlib.contextmanager
 def progress_bar() -> Iterator[None]:
     """Show training loops run inside the block as a progress bar."""
-    from .passes.train import progress
+    from ..passes.train import progress
 
     token = progress.set(RichProgress())
     try:
@@ -72,84 +69,9 @@ def progress_bar() -> Iterator[None]:
         progress.reset(token)
 
 
-def training_options(command):
-    """Optimizer options shared by `train` (and, in part, `compile --finetune`)."""
-    options = [
-        click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True),
-        click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd", show_default=True),
-        click.option(
-            "--lr",
-            type=FiniteFloat(0, min_open=True),
-            help="Learning rate (default 0.1 SGD, 3e-3 AdamW).",
-        ),
-        click.option("--weight-decay", type=FiniteFloat(0), default=5e-4, show_default=True),
-        click.option(
-            "--lr-schedule",
-            type=click.Choice(["cosine", "step", "constant", "cyclic"]),
-            default="cosine",
-            show_default=True,
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
 @click.command("train")
 @click.option("--model", "-m", "model", required=True, help="The model: file.py:factory, .pt2 or .onnx.")
-@click.option("--data", default="digits", show_default=True, help=DATA_HELP)
-@click.option(
-    "--schedule",
-    type=click.Choice(SCHEDULES),
-    default="static",
-    show_default=True,
-    help="static: fixed mask from the start · gmp: gradual magnitude pruning from dense · imp/lrr: iterative "
-    "pruning with weight / learning-rate rewinding · rigl/set: dynamic sparse training · sculpt: cyclic "
-    "training, one magnitude step, cyclic training.",
-)
-@click.option(
-    "--init",
-    type=click.Choice(list(INITS)),
-    default="sparse-aware",
-    show_default=True,
-    help="Sparse-mask schedules: per-unit He init from the in-degree (sparse-aware), looks-linear orthogonal, "
-    "He with depth-scaled biases (depth-bias), or keep the model's weights.",
-)
-@click.option(
-    "--epochs", type=click.IntRange(1), default=20, show_default=True, help="Epochs (per IMP/LRR round)."
-)
-@training_options
-@click.option(
-    "--rounds", type=click.IntRange(1), help="IMP/LRR rounds (default: prune 20% of the rest each round)."
-)
-@click.option(
-    "--rewind-epochs",
-    type=FiniteFloat(0),
-    default=0.5,
-    show_default=True,
-    help="IMP: rewind weights to here.",
-)
-@click.option(
-    "--update-every", type=click.IntRange(1), help="RigL/SET: steps between mask updates (default auto)."
-)
-@click.option(
-    "--ham", is_flag=True, help="Wrap the optimizer in HAM (hyperbolic aware minimization; masks kept)."
-)
-@click.option(
-    "--perturb-signs",
-    type=FiniteFloat(0, 1),
-    default=0.0,
-    help="Ablation: flip this share of kept signs at init.",
-)
-@click.option(
-    "--mw", is_flag=True, help="Train masked weights as m⊙w with decaying weight decay (PILoT-style)."
-)
-@click.option(
-    "--mw-rebalance-every",
-    type=click.IntRange(0),
-    default=0,
-    help="With --mw: Sign-In rebalancing period (steps).",
-)
+@config_options(TrainPlan)
 @pruning_options
 @click.option(
     "--baseline/--no-baseline", default=True, show_default=True, help="Also train dense and compare."
@@ -185,15 +107,15 @@ def train_cmd(
     same model trained dense: accuracy, per class, under Gaussian noise and under FGSM."""
     import json
 
-    from .frontends import model_file
-    from .training import TrainPlan, train
+    from ..frontends import model_file
+    from ..training.plan import train
 
     writable_file(output, (".pt2",), "--output", inputs=(model_file(model),))
     recipe_options = {k: options.pop(k) for k in list(options) if k in TRAIN_RECIPE_OPTIONS}
     recipe, shapes = _recipe(recipe_options, seed, command_uses_data=True)
     plan = TrainPlan(**options)
     if nproc > 1 or nnodes > 1:
-        from .launch import launch
+        from ..training.distributed import launch
 
         report = launch(
             model, recipe, plan, out=output, seed=seed, baseline=baseline, input_shapes=shapes, nproc=nproc,

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..registry import Registry
+
 WIDE = 100
 TEACHER_STEPS = 600
 PRUNERS = ("magnitude", "snip", "synflow", "random")
@@ -55,11 +57,17 @@ def _helix(gen, n):
     return t, torch.cat([torch.cos(4 * t), torch.sin(4 * t), t], dim=1)
 
 
-TASKS = {
-    "relu": Task("relu", 8, 1, False, _relu_task, None),
-    "circle": Task("circle", 2, 2, True, _circle, 16),
-    "helix": Task("helix", 1, 3, False, _helix, 16),
-}
+TASKS: Registry[Task] = Registry("planted task")
+
+
+def task(record: Task) -> Task:
+    """Register a planted task under its name (`cascc planted --task NAME`)."""
+    return TASKS.register(record.name)(record)
+
+
+task(Task("relu", 8, 1, False, _relu_task, None))
+task(Task("circle", 2, 2, True, _circle, 16))
+task(Task("helix", 1, 3, False, _helix, 16))
 
 
 def mlp(*widths: int) -> nn.Sequential:
@@ -132,8 +140,8 @@ def run(
     tasks: tuple[str, ...] = tuple(TASKS), pruners: tuple[str, ...] = PRUNERS, seed: int = 0
 ) -> list[Score]:
     """Plant, prune with each pruner at the planted number of weights, and score every mask."""
-    from . import passes
-    from .frontends.torch import from_module
+    from .. import passes
+    from ..frontends.torch import from_module
 
     scores = []
     for name in tasks:
@@ -184,7 +192,7 @@ def _pruner_step(pruner: str, sparsity: float, data: str | None, seed: int):
 
 
 def _metric(task: Task, program, x, y) -> tuple[str, float]:
-    from .passes.batched import batched
+    from ..passes.batched import batched
 
     with torch.no_grad():
         out = batched(program).eval()(x)

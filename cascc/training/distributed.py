@@ -19,9 +19,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .errors import CasccError, OptionError
-from .recipe import Recipe
-from .training import TrainPlan
+from ..errors import CasccError, OptionError
+from .plan import TrainPlan
+from ..recipe import Recipe
 
 
 def check_endpoint(endpoint: str) -> None:
@@ -56,7 +56,7 @@ def torchrun_command(
             f"--rdzv-endpoint={rdzv_endpoint}",
             "--rdzv-id=cascc",
         ]
-    return [*command, "-m", "cascc.launch", str(job)]
+    return [*command, "-m", "cascc.training.distributed", str(job)]
 
 
 def launch(
@@ -112,7 +112,7 @@ def worker(job_path: Path) -> int:
 
     import torch.distributed as dist
 
-    from .training import train
+    from .plan import train
 
     warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)  # torch.export's noise
 

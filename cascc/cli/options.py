@@ -1,9 +1,10 @@
-"""Options and consoles shared by the `cascc` commands (cli.py, cli_train.py)."""
+"""Options and consoles shared by the `cascc` commands."""
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,20 @@ from rich.console import Console
 
 out = Console()
 err = Console(stderr=True)
+
+
+class Names(click.Choice):
+    """A click.Choice over names a registry holds, read when an option is parsed or its help shown (never
+    cached: a name registered later is a choice too), so that building the command tree (and
+    `cascc --help`) imports neither torch nor the passes."""
+
+    def __init__(self, names: Callable[[], Iterable[str]]):
+        self._names = names
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._names())
 
 
 class InputShape(click.ParamType):
@@ -57,8 +72,9 @@ INPUT_SHAPE = click.option(
 
 
 def _sparsify_option_table() -> dict[str, Any]:
-    """The pruning options that build a `Recipe`, by parameter name, plus --input-shape."""
-    from .recipe import ALLOCATOR_NAMES, CRITERIA, REPARAMS
+    """The pruning options that build a `Recipe`, by parameter name, plus --input-shape; the names each
+    takes come from the registries (read when parsed or shown, not when the command tree is built)."""
+    from .. import recipe
 
     options = [
         INPUT_SHAPE,
@@ -72,7 +88,7 @@ def _sparsify_option_table() -> dict[str, Any]:
         ),
         click.option(
             "--allocator",
-            type=click.Choice(ALLOCATOR_NAMES),
+            type=Names(recipe.allocators),
             default="uniform",
             show_default=True,
             help="Layerwise density allocation; 'cascade' keeps every layer above the percolation margin, "
@@ -80,7 +96,7 @@ def _sparsify_option_table() -> dict[str, Any]:
         ),
         click.option(
             "--criterion",
-            type=click.Choice(list(CRITERIA)),
+            type=Names(recipe.criteria),
             default="magnitude",
             show_default=True,
             help="Which weights survive inside a layer.",
@@ -99,7 +115,7 @@ def _sparsify_option_table() -> dict[str, Any]:
         ),
         click.option(
             "--reparam",
-            type=click.Choice(list(REPARAMS)),
+            type=Names(recipe.reparams),
             default="none",
             show_default=True,
             help="After pruning: variance-preserving rescale, or sparse-aware re-initialization.",
@@ -132,40 +148,26 @@ def sparsify_options(command, only: tuple[str, ...] | None = None):
     return command
 
 
-# option → (when it applies, what to add for it to apply): an explicit option that would do nothing is an
-# error, never silently ignored
-APPLIES = {
-    "nm": (lambda o: o["criterion"] == "nm", "--criterion nm"),
-    "block": (lambda o: o["criterion"] == "block", "--criterion block"),
-    "margin": (lambda o: o["allocator"] == "cascade", "--allocator cascade"),
-}
-
-
 def _recipe(options: dict[str, Any], seed: int, *, command_uses_data: bool = False):
     """Split the shared options into (Recipe, input shapes), refusing options given explicitly that the
-    other options make meaningless, and checking the recipe's values before any work starts.
-    `command_uses_data`: the command itself reads --data (analyze probes, fine-tuning, training)."""
-    from .data import check_spec
-    from .recipe import Recipe
+    chosen criterion, allocator and reparameterization do not declare (`Recipe.check_applies`), and checking
+    the recipe's values before any work starts. `command_uses_data`: the command itself reads --data
+    (analyze probes, fine-tuning, training)."""
+    from ..data import check_spec
+    from ..recipe import Recipe
 
     ctx = click.get_current_context(silent=True)
-    for name, (applies, needs) in APPLIES.items():
-        given = ctx is not None and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
-        if name in options and given and not applies(options):
-            flag = "--" + name.replace("_", "-")
-            raise click.UsageError(
-                f"{flag} does nothing here: it applies with {needs} (add it, or drop {flag})"
-            )
+    given = [
+        name
+        for name in options
+        if ctx is not None and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+    ]
     if options.get("data") is not None:
         check_spec(options["data"])
-        if not (command_uses_data or options["criterion"] == "snip" or options["reparam"] == "rescale"):
-            raise click.UsageError(
-                "--data does nothing here: it feeds --criterion snip, --reparam rescale, --finetune and the "
-                "analysis (add one, or drop --data)"
-            )
     shapes = dict(options.pop("input_shapes", ()) or ()) or None
     recipe = Recipe(seed=seed, **options)
-    recipe.steps()  # value errors (an unreadable --nm or --block) before the model is imported
+    # value errors (an unreadable --nm or --block) and options that would do nothing, before the model loads
+    recipe.steps(given=given, command_uses=("data",) if command_uses_data else ())
     return recipe, shapes
 
 
@@ -174,7 +176,7 @@ def writable_file(
 ) -> None:
     """Refuse an output file before any work: a wrong suffix, a directory, a parent that is missing, not
     a directory or not writable, or a path that is one of `inputs` or lies inside one (an artifact)."""
-    from .errors import OptionError
+    from ..errors import OptionError
 
     resolved = path.resolve()
     for given in inputs:
@@ -192,3 +194,43 @@ def writable_file(
         raise OptionError(
             path, f"{option}: the folder {parent} does not exist or is not writable", "choose another path"
         )
+
+
+def config_option(cls: type, name: str, **override: Any):
+    """The click option for field `name` of a config dataclass (cascc.training.config): `--name-with-dashes`,
+    its type from the annotation and the field's `Flag` (range, or the registry its names come from), its
+    default and help from the field; `override` replaces click settings (another default, help)."""
+    import dataclasses
+    import typing
+
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    flag = field.metadata["flag"]
+    hint = typing.get_type_hints(cls)[name]
+    kind = next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
+    settings: dict[str, Any] = {"default": field.default, "help": flag.help}
+    if kind is bool:
+        settings["is_flag"] = True
+    else:
+        if flag.names is not None:
+            settings["type"] = Names(flag.names)
+        elif kind is int:
+            settings["type"] = click.IntRange(flag.low, flag.high)
+        elif kind is float:
+            settings["type"] = FiniteFloat(flag.low, flag.high, min_open=flag.low_open)
+        settings["show_default"] = field.default is not None
+    settings.update(override)
+    return click.option("--" + name.replace("_", "-"), name, **settings)
+
+
+def config_options(cls: type, names: Iterable[str] | None = None):
+    """Every offered field of a config dataclass (or those in `names`) as click options, in field order."""
+    from ..training.config import offered
+
+    chosen = [f.name for f in offered(cls) if names is None or f.name in names]
+
+    def add(command):
+        for name in reversed(chosen):
+            command = config_option(cls, name)(command)
+        return command
+
+    return add

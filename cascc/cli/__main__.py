@@ -1,0 +1,5 @@
+"""`python -m cascc.cli` runs the `cascc` command."""
+
+from .main import main
+
+main()

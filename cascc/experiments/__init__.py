@@ -1,0 +1,1 @@
+"""Experiments that score cascc's methods rather than compile models (planted tickets)."""

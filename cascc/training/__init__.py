@@ -1,0 +1,1 @@
+"""Training: the train plan and its run, distributed launches through torchrun."""
