@@ -134,7 +134,7 @@ def test_tampered_library_is_detected_before_loading(artifact, tmp_path):
 
 
 def test_example_budget_file_is_valid():
-    from cascc.check import load_budgets
+    from cascc.runtime.check import load_budgets
 
     budgets = load_budgets(EXAMPLES / "ci" / "cascc.toml")
     assert {"max_size", "min_accuracy", "data"} <= set(budgets)
@@ -142,10 +142,17 @@ def test_example_budget_file_is_valid():
 
 def test_class_drop_on_an_onnx_model_compiled_with_input_shape(tmp_path):
     """The dense reference is the ONNX source with the compiled signature's shapes, as --input-shape fixed
-    them at compile time (it used to be imported without them and fail on the symbolic batch)."""
+    them at compile time (imported without them, the symbolic batch failed): check's per-class drop equals
+    one computed here with onnxruntime as the dense model, and `replay` agrees with onnxruntime."""
+    import numpy as np
+    import onnxruntime as ort
     import torch
 
+    from cascc.data import load
     from cascc.frontends.torch import call_factory
+    from cascc.runtime.artifact import open_artifact
+    from cascc.runtime.replay import replay
+    from cascc.runtime.running import run
 
     module, _ = call_factory(EXAMPLES / "digits.py", "mlp")
     path = tmp_path / "mlp.onnx"
@@ -161,5 +168,23 @@ def test_class_drop_on_an_onnx_model_compiled_with_input_shape(tmp_path):
     out = tmp_path / "art"
     code, text = invoke("compile", path, "--input-shape", "x=1x64", "--sparsity", "0.5", "-o", out)
     assert code == 0, text
-    code, text = invoke("check", out, "--max-class-drop", "1", "--data", "digits", "--model", path)
+    report = tmp_path / "check.json"
+    code, text = invoke(
+        "check", out, "--max-class-drop", "1", "--data", "digits", "--model", path, "--json", report
+    )
     assert code == 0 and "max_class_drop" in text, text
+    (gate,) = json.loads(report.read_text())["checks"]
+
+    data = load("digits")
+    x, labels = data.x_test.numpy().astype(np.float32), data.y_test.numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    dense = session.run(None, {"x": x})[0].argmax(1)
+    sparse = np.array([run(out, [row[None]])[0].argmax() for row in x])
+    drops = [(dense[labels == c] == c).mean() - (sparse[labels == c] == c).mean() for c in np.unique(labels)]
+    assert gate["measured"] == pytest.approx(max(drops))
+
+    rebuilt = replay(open_artifact(out), str(path), purpose="the test", passes=False)
+    assert [spec.shape for spec in rebuilt.inputs] == [(1, 64)]
+    with torch.no_grad():
+        got = rebuilt.module()(torch.from_numpy(x[:1])).numpy()
+    np.testing.assert_allclose(got, session.run(None, {"x": x[:1]})[0], rtol=1e-5, atol=1e-5)
