@@ -26,7 +26,6 @@ class Decline(enum.Enum):
     """Why a layer does not run a sparse kernel; the value is its label."""
 
     COST_MODEL = "the cost model predicts the sparse kernel too slow"
-    UNMASKED = "unmasked"
     SYMBOLIC_SHAPE = "symbolic shapes"
     NON_FLOAT32 = "a non-float32 weight or activation"
     LAYOUT = "a layout cascc kernels do not read (not NCHW/OIHW, not a 2-D linear, not x·Wᵀ)"
@@ -38,9 +37,10 @@ class Decline(enum.Enum):
     NOT_MATCHED = "no cascc layer pattern for this form (e.g. embeddings) yet"
 
     def reason(self, density: float) -> str:
-        """The reason shown for a layer of this density declined this way."""
+        """The reason shown for a layer of this density declined this way (an unmasked layer has no zeros to
+        skip, whatever the cause: its reason says "unmasked", its `decline` still the cause)."""
         if density == 1.0 and self is not Decline.COST_MODEL:
-            return Decline.UNMASKED.value
+            return "unmasked"
         if self in (Decline.NO_SPARSE_DEPTHWISE, Decline.NO_GPU_SPARSE_CONV):
             return f"{self.value}: zeros run dense"
         return f"no cascc kernel for {self.value} yet: zeros run dense"
@@ -80,9 +80,7 @@ class Decision:
 def declined(
     layer: str, density: float, decline: Decline, kernel: str = "dense (TVM generic schedule)"
 ) -> Decision:
-    """A layer left to TVM's generic lowering (or to `kernel`), and why (an unmasked layer: `UNMASKED`)."""
-    if density == 1.0 and decline is not Decline.COST_MODEL:
-        decline = Decline.UNMASKED
+    """A layer left to TVM's generic lowering (or to `kernel`), and why."""
     return Decision(
         layer, density, kernel, decline.reason(density), kind=DecisionKind.DENSE_GENERIC, decline=decline
     )

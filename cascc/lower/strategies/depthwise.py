@@ -106,7 +106,7 @@ class Depthwise:
             decline.reason(ep.density),
             round(work_us, 3),
             kind=DecisionKind.DENSE_CASCC,
-            decline=Decline.UNMASKED if ep.density == 1.0 else decline,
+            decline=decline,
         )
         ctx.record(decision, {"dense": cand})
         return ctx.call(cand, name, False, x)
