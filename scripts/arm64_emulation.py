@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     import cascc
-    from cascc.artifact import open_artifact, write_npz
+    from cascc.files import write_npz
+    from cascc.runtime.artifact import open_artifact
 
     timings = {}
     start = time.perf_counter()
