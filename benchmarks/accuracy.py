@@ -174,7 +174,9 @@ def summarize(results: list[dict]) -> dict:
     for key, runs in sorted(cells.items()):
         accuracy = [r["accuracy"] for r in runs]
         drops = [
-            max(d - s for d, s in zip(dense[(r["task"], r["seed"])]["per_class"], r["per_class"]))
+            max(
+                d - s for d, s in zip(dense[(r["task"], r["seed"])]["per_class"], r["per_class"], strict=True)
+            )
             for r in runs
         ]
         summary[key] = {
@@ -233,7 +235,7 @@ def markdown(summary: dict, suite: Suite, sparsities, seconds: float, workers: i
                 "|---|---|---|---|---|",
                 f"| dense | | 0 | {dense['noise_0.3_mean']:.3f} | {dense['fgsm_mean']:.3f} |",
             ]
-            for (t, method, allocator, _), v in sorted(at90):
+            for (_t, method, allocator, _), v in sorted(at90):
                 lines.append(
                     f"| {method} | {allocator} | {v['worst_class_drop_mean']:.3f} | {v['noise_0.3_mean']:.3f} "
                     f"| {v['fgsm_mean']:.3f} |"
@@ -261,8 +263,8 @@ def plot(summary: dict, suite: Suite, sparsities, path: Path) -> None:
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.5), squeeze=False)
     styles = {"uniform": ":", "erk": "--", "cascade": "-"}
     colors = {method: f"C{i % 10}" for i, method in enumerate(suite.methods)}
-    for ax, task in zip(axes[0], tasks):
-        for i, method in enumerate(suite.methods):
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for _i, method in enumerate(suite.methods):
             for allocator in suite.allocators:
                 points = [
                     (s, summary[(task, method, allocator, s)])

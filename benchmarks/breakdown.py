@@ -59,13 +59,13 @@ def breakdown(name: str, density: float, batch: int, repeat: int) -> list[dict]:
     """One row per kernel symbol: calls per inference, total µs, and the layer decision where there is one."""
     import torch
     import tvm
-    from zoo import MODELS
     from tvm import relax
 
     from cascc import passes
     from cascc.frontends.torch import from_module
     from cascc.lower import lower
     from cascc.targets import TARGETS
+    from zoo import MODELS
 
     torch.manual_seed(0)
     module, example = MODELS[name](batch)

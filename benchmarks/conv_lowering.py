@@ -60,12 +60,12 @@ def main() -> None:
 def bench(name, batch, args):
     import torch
     from latency import check_outputs, compile_build
-    from zoo import MODELS
 
     from cascc import passes
+    from cascc.frontends.torch import from_module
     from cascc.runtime.baselines import masked_module, onnxruntime_runner
     from cascc.runtime.bench import measure
-    from cascc.frontends.torch import from_module
+    from zoo import MODELS
 
     torch.manual_seed(0)
     module, example = MODELS[name](batch)

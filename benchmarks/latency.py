@@ -69,9 +69,9 @@ def bench_model(name, factory, batch, args, bandwidth):
     from rich.console import Console
 
     from cascc import passes
+    from cascc.frontends.torch import from_module
     from cascc.runtime.baselines import masked_module, onnxruntime_runner, torch_runner
     from cascc.runtime.bench import measure
-    from cascc.frontends.torch import from_module
 
     console = Console(stderr=True)
     torch.manual_seed(0)
@@ -191,9 +191,10 @@ def memory_bandwidth() -> float:
 def write(rows, args, bandwidth):
     """The JSON to --out and the Markdown table to docs/benchmarks/ (after every model, so a long run that
     stops keeps what it measured); returns the table's path."""
-    import report
     from rich.console import Console
     from rich.table import Table
+
+    import report
 
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {

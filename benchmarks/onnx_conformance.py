@@ -166,7 +166,7 @@ def run_case(case) -> dict:
                     "detail": str(exc),
                     "bind": sorted(binds_used),
                 }
-            except Exception as exc:  # noqa: BLE001 — any importer failure is a result here; try binding more
+            except Exception as exc:
                 outcome = ("fail", f"{type(exc).__name__}: {exc}")
                 continue
             binds_used.add(bind)
@@ -194,7 +194,7 @@ def run_once(model, inputs, bind: str):
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph_inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
     feeds = []
-    for index, (value, data) in enumerate(zip(graph_inputs, inputs)):
+    for index, (value, data) in enumerate(zip(graph_inputs, inputs, strict=False)):
         array = as_array(data)
         bound = (
             (bind == "integer" and array.dtype.kind in "iub")
@@ -206,7 +206,7 @@ def run_once(model, inputs, bind: str):
             model.graph.input.remove(value)
         else:
             feeds.append(array)
-    shapes = {v.name: tuple(as_array(d).shape) for v, d in zip(graph_inputs, inputs)}
+    shapes = {v.name: tuple(as_array(d).shape) for v, d in zip(graph_inputs, inputs, strict=False)}
     remaining = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
     program = from_model(model, source="conformance", input_shapes={n: shapes[n] for n in remaining})
     tensors = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in feeds)
@@ -218,7 +218,7 @@ def run_once(model, inputs, bind: str):
 def compare(got, expected, case) -> tuple[str, str]:
     if len(got) < len(expected):
         return "fail", f"{len(got)} outputs, expected {len(expected)}"
-    for i, (g, e) in enumerate(zip(got, expected)):
+    for i, (g, e) in enumerate(zip(got, expected, strict=False)):
         g = g.detach().numpy() if hasattr(g, "detach") else np.asarray(g)
         e = as_array(e)
         if g.shape != e.shape:

@@ -8,6 +8,8 @@ serves the small ones under the names tests reference (`tests/models.py:mlp`) be
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -15,7 +17,7 @@ from torch import nn
 def relu_mlp(*widths: int, bias: bool = True) -> nn.Sequential:
     """A ReLU MLP with the given layer widths (no activation after the last layer)."""
     mods: list[nn.Module] = []
-    for a, b in zip(widths, widths[1:]):
+    for a, b in itertools.pairwise(widths):
         mods += [nn.Linear(a, b, bias=bias), nn.ReLU()]
     return nn.Sequential(*mods[:-1])
 

@@ -171,6 +171,11 @@ def _checked(name: str, path: Path | None, xtr, ytr, xte, yte) -> Dataset:
             f"train samples have shape {np.shape(xtr)[1:]}, test {np.shape(xte)[1:]}",
             "use one sample shape",
         )
-    as_x = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))
-    as_y = lambda a: torch.as_tensor(np.asarray(a).astype(np.int64))
+
+    def as_x(a):
+        return torch.as_tensor(np.asarray(a, dtype=np.float32))
+
+    def as_y(a):
+        return torch.as_tensor(np.asarray(a).astype(np.int64))
+
     return Dataset(name, as_x(xtr), as_y(ytr), as_x(xte), as_y(yte))

@@ -118,7 +118,9 @@ def balanced(layers: Sequence[Layer], sparsity: float) -> Allocation:
     redistributed (Gadhikar, Mukherjee & Burkholz, ICML 2023, `ER_same_params_per_layer`)."""
     check_sparsity(sparsity)
     budget = kept_budget(layers, sparsity)
-    return exact_counts(layers, _solve_capped(layers, {l.name: 1.0 / l.size for l in layers}, budget), budget)
+    return exact_counts(
+        layers, _solve_capped(layers, {layer.name: 1.0 / layer.size for layer in layers}, budget), budget
+    )
 
 
 @ALLOCATORS.register("pyramidal")

@@ -54,7 +54,7 @@ class Comparison:
     @property
     def class_drops(self) -> tuple[float, ...]:
         """Per class: dense accuracy minus sparse accuracy (positive = the sparse model lost accuracy)."""
-        return tuple(d - s for d, s in zip(self.dense.per_class, self.sparse.per_class))
+        return tuple(d - s for d, s in zip(self.dense.per_class, self.sparse.per_class, strict=True))
 
     @property
     def worst_class(self) -> tuple[int, float]:

@@ -69,7 +69,7 @@ def capture(
     The unlifted module renames the graph inputs; they are matched to the program's by position.
     """
     placeholders = [n.name for n in module.graph.nodes if n.op == "placeholder"]
-    renamed = dict(zip(placeholders, program.exported.graph_signature.user_inputs))
+    renamed = dict(zip(placeholders, program.exported.graph_signature.user_inputs, strict=True))
     wanted = set(names)
     recorder = _Recorder(module, {n for n in placeholders if renamed[n] in wanted} | wanted)
     with torch.no_grad():

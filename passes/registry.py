@@ -53,6 +53,6 @@ def run(program: Program, steps: Sequence[Step], *, check: bool = True) -> Progr
                 f"pass {name!r} failed after {before}: {type(exc).__name__}: {exc}",
                 "rerun with --debug for the traceback and report it",
             ) from exc
-        program = dataclasses.replace(result, history=program.history + (PassRecord(name, dict(options)),))
+        program = dataclasses.replace(result, history=(*program.history, PassRecord(name, dict(options))))
         done.append(name)
     return program

@@ -9,6 +9,7 @@ every layer of the sum. What cannot be sliced safely is kept and reported (a Pas
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import operator
 import warnings
 from collections.abc import Mapping, Sequence
@@ -124,7 +125,7 @@ def _groups(prunable: Sequence[Layer], graph: torch.fx.Graph) -> list[_Group]:
 
     users = connectivity.consumers(prunable)
     for layer in prunable:
-        for a, b in zip(layer.producers, layer.producers[1:]):
+        for a, b in itertools.pairwise(layer.producers):
             parent[root(b)] = root(a)
     members: dict[str, list[Layer]] = {}
     for layer in prunable:

@@ -143,14 +143,15 @@ def main(argv: list[str] | None = None) -> int:
         with np.load(work / "outputs.npz") as data:
             emulated = [data[f"output_{i}"] for i in range(len(data.files))]
         native = cascc.run(work / "x86", inputs)
-    vs_x86 = max(float(np.max(np.abs(a - b))) for a, b in zip(emulated, native))
-    vs_torch = max(float(np.max(np.abs(a - b))) for a, b in zip(emulated, expected))
+    vs_x86 = max(float(np.max(np.abs(a - b))) for a, b in zip(emulated, native, strict=True))
+    vs_torch = max(float(np.max(np.abs(a - b))) for a, b in zip(emulated, expected, strict=True))
     for step, seconds in timings.items():
         print(f"{step}: {seconds:.1f} s")
     print(f"arm64 under qemu vs x86 build: max abs difference {vs_x86:.3g}")
     print(f"arm64 under qemu vs torch eager: max abs difference {vs_torch:.3g}")
     same = len(emulated) == len(native) and all(
-        a.shape == b.shape and np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(emulated, native)
+        a.shape == b.shape and np.allclose(a, b, rtol=1e-4, atol=1e-5)
+        for a, b in zip(emulated, native, strict=False)
     )
     print("ok" if same else "MISMATCH")
     return 0 if same else 1

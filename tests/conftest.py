@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
+
 from support import model_ref
 
 warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
@@ -40,17 +41,15 @@ def lenet_program():
 
 @pytest.fixture(scope="session")
 def digits_mlp_program():
-    from support import EXAMPLES
-
     from cascc import frontends
+    from support import EXAMPLES
 
     return frontends.load(f"{EXAMPLES / 'digits.py'}:mlp")
 
 
 @pytest.fixture(scope="session")
 def digits_cnn_program():
-    from support import EXAMPLES
-
     from cascc import frontends
+    from support import EXAMPLES
 
     return frontends.load(f"{EXAMPLES / 'digits.py'}:cnn")

@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import pytest
-from support import model_ref
 
 import cascc
 from cascc.errors import ArtifactError, OptionError
 from cascc.runtime.artifact import open_artifact, write_npz
+from support import model_ref
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def test_same_seed_gives_same_masks_and_same_bytes(twice):
 
 
 def test_manifest_contents(twice):
-    root, (a, _) = twice
+    root, (_a, _) = twice
     m = json.loads((root / "a" / "manifest.json").read_text())
     assert m["target"]["name"] == "x86" and m["target"]["tvm"]["mtriple"] == "x86_64-linux-gnu"
     assert m["target"]["tvm"]["mcpu"] not in ("", "generic")
@@ -37,7 +37,7 @@ def test_manifest_contents(twice):
     assert m["passes"] == [{"name": "prune.magnitude", "options": {"sparsity": 0.9, "allocator": "uniform"}}]
     assert set(m["versions"]) == {"cascc", "apache-tvm", "torch", "numpy"}
     assert m["source"]["seed"] == 3
-    assert {f for f in m["files"]} == {"model.so", "selftest.npz"}
+    assert set(m["files"]) == {"model.so", "selftest.npz"}
 
 
 def test_npz_writer_is_byte_stable(tmp_path):

@@ -5,12 +5,12 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-from support import model_ref
 
 import cascc
 from cascc.cli.main import main
 from cascc.errors import OptionError
 from cascc.runtime.bench import measure
+from support import model_ref
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +39,8 @@ def test_bench_with_baselines(artifact):
 
 
 def test_baseline_is_the_same_masked_model(artifact):
-    from cascc.runtime.replay import baseline_module
     from cascc.runtime.artifact import open_artifact
+    from cascc.runtime.replay import baseline_module
 
     art = open_artifact(artifact)
     inputs, expected = art.selftest_data()

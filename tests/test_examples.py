@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from support import EXAMPLES
 
 from cascc.cli.main import main
+from support import EXAMPLES
 
 
 @pytest.fixture(scope="module")

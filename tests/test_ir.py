@@ -95,10 +95,9 @@ def test_linear_seen_through_bmm_against_an_expanded_weight():
 def test_linear_weights_stored_in_out_become_out_in(tmp_path):
     """GPT-2's Conv1D and a plain x @ W read their weight as [in, out]: the program stores them [out, in],
     so fan-in and fan-out are the layer's, and the original module still takes the program's weights."""
-    from models import InOutMLP
-
     from cascc import passes
     from cascc.frontends.torch import from_module, load_pt2, save_pt2
+    from models import InOutMLP
 
     torch.manual_seed(0)
     model, x = InOutMLP().eval(), torch.randn(2, 5, 32)
@@ -125,10 +124,9 @@ def test_linear_weights_stored_in_out_become_out_in(tmp_path):
 
 def test_tied_weights_are_one_prunable_layer():
     """An embedding tied to the LM head is one layer, counted once by the sparsity budget."""
-    from models import TiedLM
-
     from cascc import passes
     from cascc.frontends.torch import from_module
+    from models import TiedLM
 
     torch.manual_seed(0)
     model = TiedLM().eval()

@@ -7,10 +7,10 @@ import json
 
 import pytest
 import torch
-from support import invoke
 
 from cascc.experiments.planted import TASKS, plant, run, teacher
 from cascc.frontends.torch import from_module
+from support import invoke
 
 
 @pytest.fixture(scope="module")

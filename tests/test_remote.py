@@ -11,9 +11,9 @@ import sys
 import time
 
 import pytest
-from support import assert_clean_error, invoke, model_ref
 
 import cascc
+from support import assert_clean_error, invoke, model_ref
 
 
 def _free_port() -> int:

@@ -136,7 +136,7 @@ def _sparsify_option_table() -> dict[str, Any]:
         "input_shapes", "sparsity", "allocator", "criterion", "nm", "block", "dense_ends", "margin", "reparam",
         "repair_flow", "shrink", "data",
     ]  # fmt: skip
-    return dict(zip(names, options))
+    return dict(zip(names, options, strict=True))
 
 
 def sparsify_options(command, only: tuple[str, ...] | None = None):

@@ -111,7 +111,7 @@ def plant(
     units += [torch.arange(task.outputs)]
     masks = {}
     with torch.no_grad():
-        for index, (s, b) in enumerate(zip(small, big)):
+        for index, (s, b) in enumerate(zip(small, big, strict=True)):
             b.weight.copy_(torch.randn(b.weight.shape, generator=gen) * math.sqrt(2.0 / b.in_features))
             b.bias.zero_()
             rows, cols = units[index + 1], units[index]

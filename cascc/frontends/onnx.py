@@ -358,7 +358,7 @@ class OnnxModule(torch.nn.Module):
         """Evaluate the graph once eagerly; keep the values that depend on no input and no parameter."""
         env: dict[str, torch.Tensor] = {}
         static: dict[str, torch.Tensor] = dict(self.graph_.constants)
-        for value, tensor in zip(self.graph_.inputs, example_inputs):
+        for value, tensor in zip(self.graph_.inputs, example_inputs, strict=True):
             env[value.name] = tensor
         for name in self.graph_.parameters:
             env[name] = self._value(name)
@@ -367,7 +367,7 @@ class OnnxModule(torch.nn.Module):
             with torch.no_grad():
                 outputs = self._call(index, node, [env.get(n) if n else None for n in node.input])
             foldable = node.op_type in ("Shape", "Size") or all(not n or n in static for n in node.input)
-            for name, value in zip(node.output, outputs):
+            for name, value in zip(node.output, outputs, strict=False):
                 if not name:
                     continue
                 env[name] = value
@@ -388,7 +388,7 @@ class OnnxModule(torch.nn.Module):
         return result if isinstance(result, tuple) else (result,)
 
     def forward(self, *inputs):
-        env: dict[str, Any] = {value.name: x for value, x in zip(self.graph_.inputs, inputs)}
+        env: dict[str, Any] = {value.name: x for value, x in zip(self.graph_.inputs, inputs, strict=True)}
         for name in self.names:
             env[name] = self._value(name)
         env.update(self.folded)
@@ -399,7 +399,7 @@ class OnnxModule(torch.nn.Module):
                 if all(not n or n in self.folded for n in node.output):
                     continue
                 outputs = self._call(index, node, [env.get(n) if n else None for n in node.input])
-                env.update(zip(node.output, outputs))
+                env.update(zip(node.output, outputs, strict=False))
         finally:
             onnx_ops.CONCRETE.reset(token)
         results = tuple(env[name] for name in self.graph_.outputs)

@@ -203,7 +203,7 @@ def write(
     expected = [_torch_outputs(program, case) for case in cases]
     tol = selftests.tolerance(selftests.accumulation_depth(program), expected)
     arrays = {}
-    for c, (xs, ys) in enumerate(zip(cases, expected)):
+    for c, (xs, ys) in enumerate(zip(cases, expected, strict=True)):
         prefix = f"case{c}_" if c else ""  # case 0 keeps the plain names `run` and `bench` read
         arrays.update({f"{prefix}input_{i}": x for i, x in enumerate(xs)})
         arrays.update({f"{prefix}output_{i}": y for i, y in enumerate(ys)})
@@ -270,7 +270,7 @@ class Artifact:
             with np.load(self.path / SELFTEST, allow_pickle=False) as data:
                 inputs = [data[f"{prefix}input_{i}"] for i in range(len(self.manifest["inputs"]))]
                 outputs = [data[f"{prefix}output_{i}"] for i in range(len(self.manifest["outputs"]))]
-            for x, spec in zip(inputs, self.inputs):
+            for x, spec in zip(inputs, self.inputs, strict=True):
                 if tuple(x.shape) != spec.shape or str(x.dtype) != spec.dtype:
                     raise ValueError(f"an input is {x.dtype}{list(x.shape)}, not the signature's")
         except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:

@@ -37,7 +37,7 @@ def onnxruntime_runner(
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    feeds = {n: t.numpy() for n, t in zip(names, inputs)}
+    feeds = {n: t.numpy() for n, t in zip(names, inputs, strict=True)}
     return lambda: session.run(None, feeds)
 
 

@@ -95,7 +95,7 @@ def check_inputs(art: Artifact, inputs: Sequence[np.ndarray]) -> None:
         raise OptionError(
             art.path, f"expected {len(specs)} input(s), got {len(inputs)}", "pass one array per model input"
         )
-    for spec, x in zip(specs, inputs):
+    for spec, x in zip(specs, inputs, strict=True):
         if tuple(x.shape) != spec.shape or str(x.dtype) != spec.dtype:
             raise OptionError(
                 art.path,

@@ -99,9 +99,9 @@ def judge(
 ) -> SelfTest:
     """Each call's outputs against its case's expected outputs; the first call out of tolerance is named."""
     worst_abs, worst_rel, failed = 0.0, 0.0, None
-    for outs, want, label in zip(got, expected, labels):
+    for outs, want, label in zip(got, expected, labels, strict=True):
         ok = len(outs) == len(want)
-        for k, (g, e) in enumerate(zip(outs, want)):
+        for k, (g, e) in enumerate(zip(outs, want, strict=False)):
             if g.shape != e.shape:
                 ok = False
                 continue

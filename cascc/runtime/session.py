@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -31,10 +32,8 @@ def content_addressed(library: Path, sha256: str) -> Path:
     (owner, mode, not a link) before every use, and its sha256 is checked against `sha256` (the
     manifest's) every time before it is loaded: a planted or replaced cached copy is never run."""
     cache = Path(tempfile.gettempdir()) / f"cascc-libs-{os.getuid()}"
-    try:
+    with contextlib.suppress(FileExistsError):
         cache.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
     facts = os.lstat(cache)
     if not stat.S_ISDIR(facts.st_mode) or facts.st_uid != os.getuid() or facts.st_mode & 0o077:
         raise ArtifactError(

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CasccError, OptionError
-from .plan import TrainPlan
 from ..recipe import Recipe
+from .plan import TrainPlan
 
 
 def check_endpoint(endpoint: str) -> None:

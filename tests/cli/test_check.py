@@ -4,6 +4,7 @@ import json
 from xml.etree import ElementTree
 
 import pytest
+
 from support import EXAMPLES, assert_clean_error, invoke
 
 

@@ -4,10 +4,10 @@ where its declaration takes them."""
 
 import click
 import pytest
-from support import assert_clean_error, invoke, model_ref
 
 from cascc.cli.main import main
 from cascc.cli.options import Names
+from support import assert_clean_error, invoke, model_ref
 
 
 def _choices(command: str, option: str) -> list[str]:
@@ -148,11 +148,11 @@ def test_an_unknown_name_lists_the_registry():
     from cascc.recipe import Recipe
     from cascc.training.plan import TrainPlan
 
-    with pytest.raises(OptionError, match="unknown criterion 'nope'.*magnitude, random, random-regular"):
+    with pytest.raises(OptionError, match=r"unknown criterion 'nope'.*magnitude, random, random-regular"):
         Recipe(criterion="nope", sparsity=0.5).steps()
     with pytest.raises(OptionError, match=f"unknown optimizer 'nope'.*{', '.join(OPTIMIZERS)}"):
         TrainPlan(optimizer="nope")
     with pytest.raises(
-        OptionError, match="unknown schedule 'nope'.*static, gmp, imp, lrr, rigl, set, sculpt"
+        OptionError, match=r"unknown schedule 'nope'.*static, gmp, imp, lrr, rigl, set, sculpt"
     ):
         TrainPlan(schedule="nope")

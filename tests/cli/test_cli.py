@@ -4,9 +4,9 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from support import EXAMPLES, assert_clean_error, invoke, model_ref
 
 from cascc.cli.main import main
+from support import EXAMPLES, assert_clean_error, invoke, model_ref
 
 
 @pytest.mark.parametrize(
@@ -48,8 +48,9 @@ def test_unknown_target(tmp_path):
 
 
 def test_compile_pt2_and_run_cli(tmp_path):
-    import models
     import torch
+
+    import models
 
     module, args = models.mlp()
     path = tmp_path / "mlp.pt2"

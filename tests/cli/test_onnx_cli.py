@@ -5,6 +5,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+
 from support import assert_clean_error, invoke
 
 

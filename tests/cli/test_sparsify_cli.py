@@ -4,11 +4,11 @@ import json
 
 import pytest
 import torch
-from support import EXAMPLES, assert_clean_error, invoke, model_ref
 
 from cascc import frontends, passes
 from cascc.frontends.torch import save_pt2
 from cascc.ir import layers
+from support import EXAMPLES, assert_clean_error, invoke, model_ref
 
 
 def test_prune_writes_a_pt2_that_keeps_masks_and_history(tmp_path):

@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-from support import EXAMPLES, assert_clean_error, invoke
 
 from cascc import passes
 from cascc.data import load
 from cascc.frontends.torch import load_pt2
 from cascc.ir import layers
+from support import EXAMPLES, assert_clean_error, invoke
 
 FRESH_MLP = f"{EXAMPLES / 'digits.py'}:untrained_mlp"
 STATIC = ["--sparsity", "0.9", "--allocator", "erk", "--criterion", "random", "--epochs", "10"]

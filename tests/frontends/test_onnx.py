@@ -384,7 +384,7 @@ def test_missing_initializer_and_rank_mismatch():
     with pytest.raises(ModelLoadError, match="invalid ONNX model"):
         from_model(missing, source="m.onnx")
     bad_rank = single("MatMul", {"a": rand(2, 3)}, {}, {"b": rand(4, 5, 6, 7)[0, 0]}, 17)
-    with pytest.raises(ModelLoadError, match="invalid ONNX model|tracing"):
+    with pytest.raises(ModelLoadError, match=r"invalid ONNX model|tracing"):
         from_model(bad_rank, source="m.onnx")
 
 

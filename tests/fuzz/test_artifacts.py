@@ -8,9 +8,9 @@ import shutil
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import assert_clean_error, invoke, model_ref
 
 import cascc
+from support import assert_clean_error, invoke, model_ref
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
-from support import assert_clean_error, invoke, model_ref
 
 import cascc
+from support import assert_clean_error, invoke, model_ref
 
 MLP = model_ref("mlp")
 

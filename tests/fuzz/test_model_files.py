@@ -6,11 +6,12 @@ import subprocess
 import sys
 import zipfile
 
-import hostile
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import hostile
 from support import assert_clean_error, invoke
 
 
@@ -50,7 +51,7 @@ def test_unguarded_torch_would_have_run_the_payloads(tmp_path, valid_pt2):
     for case in ("pickled sample inputs", "pickled weight", "pickled constant"):
         marker = tmp_path / case.replace(" ", "-")
         bad = hostile.HOSTILE_PT2[case](valid_pt2, tmp_path / f"{marker.name}.pt2", marker)
-        subprocess.run(  # noqa: PLW1510 (the exit code is not the point: the marker is)
+        subprocess.run(
             [
                 sys.executable,
                 "-c",
@@ -104,7 +105,7 @@ def test_broken_pt2_prints_no_torch_log_line(tmp_path, valid_pt2):
     bad = tmp_path / "broken.pt2"
     with zipfile.ZipFile(bad, "w") as z:
         z.writestr("m/hello.txt", "not a model")
-    result = subprocess.run(  # noqa: PLW1510 (the exit code is asserted below)
+    result = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -187,7 +188,7 @@ def test_broken_factory_is_one_paragraph(tmp_path, case):
     head, module, example = FACTORIES[case]
     model = tmp_path / "factory.py"
     model.write_text(f"import torch\n{head}\ndef f():\n    return {module}, ({example},)\n")
-    result = subprocess.run(  # noqa: PLW1510 (the exit code is asserted below)
+    result = subprocess.run(
         [sys.executable, "-m", "cascc.cli", "compile", f"{model}:f", "-o", str(tmp_path / "out")],
         capture_output=True,
         text=True,

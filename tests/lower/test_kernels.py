@@ -172,7 +172,7 @@ def test_sparse_kernel_matches_numpy(build, batch, density):
     slots = max(p.slots, 4)
     data = np.zeros((slots, 16), np.float32)
     data[: p.slots] = p.data
-    cols = np.zeros((slots,) + p.cols.shape[1:], np.int32)
+    cols = np.zeros((slots, *p.cols.shape[1:]), np.int32)
     cols[: p.slots] = p.cols
     for act in (None, "relu", "relu6"):
         func = tiled_ell_linear(batch, k, len(p.ptr) - 1, 16, slots, 4, p.shared, act)

@@ -85,7 +85,10 @@ def test_cost_model_prefers_sparse_only_when_sparse_enough():
     from cascc.lower import lower
 
     target = dataclasses.replace(TARGETS["x86"], costs=KernelCosts())
-    wide = lambda s: from_module(nn.Linear(1024, 1024), (torch.randn(1, 1024),))
+
+    def wide(s):
+        return from_module(nn.Linear(1024, 1024), (torch.randn(1, 1024),))
+
     sparse = lower(passes.run(wide(0), [("prune.magnitude", {"sparsity": 0.95})]), target).decisions[0]
     dense = lower(passes.run(wide(0), [("prune.magnitude", {"sparsity": 0.3})]), target).decisions[0]
     assert (
@@ -147,8 +150,8 @@ def test_narrow_format_follows_the_mask_structure(criterion, kernel):
 def test_column_indices_are_int16_where_loaded_one_at_a_time(criterion, index):
     """1×C blocks and broadcast columns load one index at a time: int16 where K fits; per-lane gathers
     (vector index loads, slower as int16) and nothing else keep int32."""
-    from cascc.lower.pipeline import to_relax
     from cascc.lower.kernels.formats import scalar_index
+    from cascc.lower.pipeline import to_relax
     from cascc.lower.rewrite import LayerRewrite, weight_key
 
     torch.manual_seed(0)
@@ -177,9 +180,8 @@ def test_operand_pitch_is_an_odd_number_of_cache_lines(m, lanes):
 @pytest.mark.parametrize("sparse", [True, False])
 def test_linears_stored_in_out_take_cascc_kernels(sparse):
     """GPT-2's Conv1D (addmm(b, x, W) with W [in, out]) and x @ W run as cascc linear kernels."""
-    from models import InOutMLP
-
     from cascc.lower import lower
+    from models import InOutMLP
 
     torch.manual_seed(3)
     x = torch.randn(1, 5, 32)

@@ -34,7 +34,7 @@ def test_exact_reachability_matches_matrix_products_on_an_mlp(mlp_program, spars
     prunable = layers(pruned)
     got = connectivity.exact(prunable, pruned.masks)
     reach, co = chain_reference([pruned.masks[layer.name] for layer in prunable])
-    for layer, r, c in zip(prunable, reach, co):
+    for layer, r, c in zip(prunable, reach, co, strict=True):
         assert torch.equal(got.reachable[layer.name], r)
         assert torch.equal(got.coreachable[layer.name], c)
 
@@ -58,9 +58,8 @@ def test_exact_reachability_through_residual_adds_and_flatten(cnn_program):
 
 @pytest.fixture(scope="module")
 def wide_mlp():
-    from models import relu_mlp
-
     from cascc.frontends.torch import from_module
+    from models import relu_mlp
 
     torch.manual_seed(0)
     return from_module(relu_mlp(400, 400, 400, 400, 100), (torch.randn(1, 400),))
@@ -83,9 +82,8 @@ def test_analytic_functional_fraction_agrees_with_exact_on_er_masks(wide_mlp, sp
 
 def test_analytic_active_fraction_agrees_with_a_monte_carlo_forward_pass():
     """METHODS.md §1: a zero-bias ER ReLU net with λ = 3.2; the recursion vs the measured active fraction."""
-    from models import relu_mlp
-
     from cascc.frontends.torch import from_module
+    from models import relu_mlp
 
     torch.manual_seed(0)
     program = from_module(relu_mlp(256, 256, 256, 256, 256, 256, bias=False), (torch.randn(64, 256),))

@@ -52,7 +52,7 @@ def test_every_allocator_and_criterion_hits_the_global_sparsity(
     if allocator_options:
         step["allocator_options"] = allocator_options
     if allocator == "global" and criterion == "prune.random_regular":
-        with pytest.raises(OptionError, match="ranks a criterion.s scores.*Choose one of uniform"):
+        with pytest.raises(OptionError, match=r"ranks a criterion.s scores.*Choose one of uniform"):
             passes.run(program, [(criterion, step)])
         return
     pruned = passes.run(program, [(criterion, step)])

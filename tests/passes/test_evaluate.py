@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from support import EXAMPLES
 
 from cascc import passes
 from cascc.data import load
 from cascc.frontends.torch import call_factory, from_module
 from cascc.passes.evaluate import compare, evaluate
 from cascc.passes.seeding import generator
+from support import EXAMPLES
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
-from support import model_ref
 
 from cascc import frontends, passes
 from cascc.ir import layers
 from cascc.passes.init import orthogonality_error
+from support import model_ref
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from support import EXAMPLES
 
 from cascc import frontends, passes
 from cascc.data import load
 from cascc.passes import mw
 from cascc.passes.batched import batched
+from support import EXAMPLES
 
 START = [("prune.random", {"sparsity": 0.9, "allocator": "erk"}), ("reparam.sparse_init", {})]
 
@@ -24,7 +24,7 @@ def test_folding_the_factors_gives_identical_outputs(sparse):
     factors = mw.attach(module.inner, sparse.masks)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        for m, w in factors.values():  # unbalanced factors, as after training
+        for m, _w in factors.values():  # unbalanced factors, as after training
             m.mul_(1 + torch.rand(m.shape, generator=gen))
     x = load("digits").x_test[:32]
     with torch.no_grad():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from support import EXAMPLES
 
 from cascc import frontends, passes
 from cascc.passes.optim import HAM
+from support import EXAMPLES
 
 
 def test_ham_applies_the_update_of_the_paper_after_the_base_step():
@@ -41,7 +41,7 @@ def test_divergence_is_a_clear_error():
     from cascc.errors import OptionError
 
     program = frontends.load(f"{EXAMPLES / 'digits.py'}:untrained_mlp")
-    with pytest.raises(OptionError, match="diverged.*Lower the learning rate"):
+    with pytest.raises(OptionError, match=r"diverged.*Lower the learning rate"):
         passes.run(program, [("train.fit", {"data": "digits", "epochs": 2, "lr": 1e6})])
 
 

@@ -122,9 +122,8 @@ def test_snip_scores_are_weight_times_gradient_on_a_real_batch(digits_mlp_progra
     """Reference: torch eager autograd on the original module with the same digits batch."""
     import importlib.util
 
-    from support import EXAMPLES
-
     from cascc.data import load
+    from support import EXAMPLES
 
     spec = importlib.util.spec_from_file_location("digits_example", EXAMPLES / "digits.py")
     digits = importlib.util.module_from_spec(spec)
@@ -158,8 +157,8 @@ def test_synflow_single_round_matches_a_hand_computed_flow(cnn_program):
     x = torch.ones(cnn_program.inputs[0].shape, dtype=torch.float64)
     module(x).sum().backward()
     scores = {
-        l.name: (module.get_parameter(l.name) * module.get_parameter(l.name).grad).abs()
-        for l in layers(cnn_program)
+        layer.name: (module.get_parameter(layer.name) * module.get_parameter(layer.name).grad).abs()
+        for layer in layers(cnn_program)
     }
     pruned = passes.run(
         cnn_program, [("prune.synflow", {"sparsity": 0.7, "rounds": 1, "allocator": "global"})]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from support import model_ref
 
 from cascc import frontends, passes
 from cascc.errors import PassWarning
 from cascc.ir import layers
 from cascc.passes.connectivity import unit_edges
+from support import model_ref
 
 
 @pytest.mark.parametrize("model", ["lenet_300_100", "cnn"])

@@ -79,7 +79,10 @@ def test_rescale_with_data_corrects_the_mean(digits_mlp_program, rescaled_digits
     pruned, rescaled = rescaled_digits
     x = load("digits").x_train
     layer = layers(digits_mlp_program)[0]
-    bias = lambda p: p.weights[layer.bias].double()
+
+    def bias(p):
+        return p.weights[layer.bias].double()
+
     _, dense_mean = unit_variance(digits_mlp_program, digits_mlp_program, layer, x)
     _, masked_mean = unit_variance(pruned, digits_mlp_program, layer, x)
     _, fixed_mean = unit_variance(rescaled, digits_mlp_program, layer, x)

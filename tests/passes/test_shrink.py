@@ -33,8 +33,11 @@ def test_shrink_keeps_outputs_and_drops_parameters(request, fixture, sparsity):
     torch.testing.assert_close(outputs(shrunk, inputs), outputs(pruned, inputs), rtol=1e-5, atol=1e-5)
     assert parameter_count(shrunk) < parameter_count(pruned)
     assert [r.name for r in shrunk.history] == ["prune.random", "shrink.dead_units"]
+
     # every kept weight of the masked model survives: shrink removes only what cannot matter
-    kept = lambda p: sum(int(p.masks[layer.name].sum()) for layer in layers(p))
+    def kept(p):
+        return sum(int(p.masks[layer.name].sum()) for layer in layers(p))
+
     assert kept(shrunk) <= kept(pruned)
 
 

@@ -6,12 +6,12 @@ import math
 
 import pytest
 import torch
-from support import EXAMPLES
 
 from cascc import frontends, passes
 from cascc.ir import layers
 from cascc.passes.signs import agreement, flipped
 from cascc.passes.train import _lr_factor
+from support import EXAMPLES
 
 
 @pytest.fixture(scope="module")

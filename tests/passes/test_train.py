@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from support import EXAMPLES
 
 from cascc import frontends, passes
 from cascc.data import load
@@ -12,6 +11,7 @@ from cascc.ir import layers
 from cascc.passes.batched import batched
 from cascc.passes.schedules import DropGrow, GradualMagnitude
 from cascc.passes.train import TrainConfig, train
+from support import EXAMPLES
 
 SPARSE_START = [("prune.random", {"sparsity": 0.9, "allocator": "erk"}), ("reparam.sparse_init", {})]
 

@@ -5,10 +5,10 @@ import subprocess
 
 import numpy as np
 import pytest
-from support import model_ref
 
 import cascc
 from cascc.errors import ArtifactError
+from support import model_ref
 
 pytestmark = pytest.mark.skipif(
     shutil.which("aarch64-linux-gnu-gcc") is None,

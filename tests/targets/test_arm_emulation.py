@@ -7,6 +7,7 @@ import runpy
 import shutil
 
 import pytest
+
 from support import TESTS, model_ref
 
 pytestmark = [

@@ -13,11 +13,11 @@ import subprocess
 
 import numpy as np
 import pytest
-from support import assert_clean_error, invoke, model_ref
 
 import cascc
 from cascc.lower.export import embedded_cuda_source
 from cascc.runtime.session import device_present
+from support import assert_clean_error, invoke, model_ref
 
 has_gpu = device_present("cuda")
 gpu = pytest.mark.skipif(not has_gpu, reason="needs an NVIDIA GPU with a CUDA driver")

@@ -38,7 +38,7 @@ def _pads(x, kernel, strides, dilations, pads, auto_pad):
     n = len(spatial)
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         result_begin, result_end = [], []
-        for size, k, s, d in zip(spatial, kernel, strides, dilations):
+        for size, k, s, d in zip(spatial, kernel, strides, dilations, strict=True):
             out = -(-size // s)
             total = max(0, (out - 1) * s + (k - 1) * d + 1 - size)
             small, large = total // 2, total - total // 2
@@ -202,8 +202,6 @@ def _onnx_indices(where, X, padded, pads, storage_order):
     flat = torch.zeros_like(where)
     if storage_order:  # column-major spatial layout
         stride = 1
-        for i in reversed(range(n)):
-            pass
         for i in range(n):
             flat = flat + coords[i] * stride
             stride *= spatial[i]

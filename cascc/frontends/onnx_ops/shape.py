@@ -65,7 +65,7 @@ def Slice(data, starts, ends, axes=None, steps=None):
 def _slice(x, starts, ends, axes, steps):
     axes = axes if axes is not None else list(range(len(starts)))
     steps = steps if steps is not None else [1] * len(starts)
-    for start, end, axis, step in zip(starts, ends, axes, steps):
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
         axis = _axis(axis, x.dim())
         size = x.shape[axis]
         idx = list(range(size))[slice(*_clamped(start, end, step, size))]

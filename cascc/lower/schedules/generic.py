@@ -42,8 +42,8 @@ class GenericCPU(CPUScheduleRule):
             loops = sch.get_loops(block)
             if len(loops) != len(kinds) or "O" in kinds:
                 continue  # opaque iteration: leave the block as written
-            spatial = [lp for lp, k in zip(loops, kinds) if k == "S"]
-            reduce_ = [lp for lp, k in zip(loops, kinds) if k == "R"]
+            spatial = [lp for lp, k in zip(loops, kinds, strict=True) if k == "S"]
+            reduce_ = [lp for lp, k in zip(loops, kinds, strict=True) if k == "R"]
             if not spatial:
                 continue
             sch.reorder(*spatial, *reduce_)
