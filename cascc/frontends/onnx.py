@@ -367,6 +367,7 @@ class OnnxModule(torch.nn.Module):
             with torch.no_grad():
                 outputs = self._call(index, node, [env.get(n) if n else None for n in node.input])
             foldable = node.op_type in ("Shape", "Size") or all(not n or n in static for n in node.input)
+            # a node may leave trailing optional outputs unnamed (e.g. MaxPool's Indices)
             for name, value in zip(node.output, outputs, strict=False):
                 if not name:
                     continue
@@ -399,7 +400,7 @@ class OnnxModule(torch.nn.Module):
                 if all(not n or n in self.folded for n in node.output):
                     continue
                 outputs = self._call(index, node, [env.get(n) if n else None for n in node.input])
-                env.update(zip(node.output, outputs, strict=False))
+                env.update(zip(node.output, outputs, strict=False))  # unnamed optional outputs, as above
         finally:
             onnx_ops.CONCRETE.reset(token)
         results = tuple(env[name] for name in self.graph_.outputs)

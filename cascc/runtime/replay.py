@@ -31,7 +31,15 @@ def replay(art: Artifact, model: str | None, *, purpose: str, passes: bool = Tru
     if str(model).lower().endswith(".onnx"):
         from ..frontends.onnx import input_names
 
-        shapes = {name: spec.shape for name, spec in zip(input_names(Path(model)), art.inputs, strict=False)}
+        names = input_names(Path(model))
+        if len(names) != len(art.inputs):
+            raise OptionError(
+                model,
+                f"the model has {len(names)} input(s) and the artifact {len(art.inputs)}: it is not the model the "
+                "artifact was compiled from",
+                "pass the ONNX file the artifact was compiled from",
+            )
+        shapes = {name: spec.shape for name, spec in zip(names, art.inputs, strict=True)}
     program = frontends.load(model, seed=seed, input_shapes=shapes)
     if not passes:
         return program
