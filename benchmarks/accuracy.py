@@ -76,7 +76,7 @@ class Suite:
 SUITES = {
     # the sparse-training issue: allocations × the standard schedules
     "standard": Suite(("digits-mlp", "mnist1d-cnn"), METHODS, ALLOCATORS, (0.8, 0.9, 0.95, 0.98), "accuracy"),
-    # the grant's methods (METHODS.md §2, §4, §5) on the cascade allocation, against static sparse-aware
+    # the grant's methods (docs/methods.md §2, §4, §5) on the cascade allocation, against static sparse-aware
     "grant": Suite(
         ("digits-mlp", "mnist1d-mlp", "mnist1d-cnn"),
         ("static", "looks-linear", "depth-bias", "repair", "ham", "mw", "imp", "lrr", "sculpt"),

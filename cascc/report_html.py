@@ -63,7 +63,7 @@ figure{{display:inline-block;margin:0 1em 1em 0}}img{{width:380px}}</style></hea
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <p>Functional units are reachable from the input and co-reachable to an output through kept weights (exact
 traversal at channel level) against the branching-process recursion on an Erdős–Rényi layered graph; gain is the
-pre-activation variance ratio to the preceding layer (METHODS.md §1).</p>
+pre-activation variance ratio to the preceding layer (docs/methods.md §1).</p>
 </body></html>
 """
 

@@ -1,7 +1,7 @@
 """Cascade analysis: the network seen as a threshold cascade on the random layered graph of its masks.
 
 Structure (exact traversal vs the branching-process recursion), degrees, dead and isolated units, and
-signal propagation (mean-field variance gain and active fraction vs a forward probe). METHODS.md §1.
+signal propagation (mean-field variance gain and active fraction vs a forward probe). docs/methods.md §1.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class Report:
 def analyze(
     program: Program, *, data: str | None = None, samples: int = 256, seed: int | None = None
 ) -> Report:
-    """Structural and dynamic cascade analysis of `program`'s masks (METHODS.md §1: Burkholz, Herrmann &
+    """Structural and dynamic cascade analysis of `program`'s masks (docs/methods.md §1: Burkholz, Herrmann &
     Schweitzer, Sci. Rep. 2018; Burkholz & Dubatovka, NeurIPS 2019; Vysogorets & Kempe, JMLR 2023)."""
     prunable = layers(program)
     masks = connectivity.full_masks(prunable, program.masks)
@@ -179,7 +179,7 @@ def _weights_on(layer: Layer, mask: torch.Tensor, effective_pairs: torch.Tensor)
 
 
 def _p_silent(degree: torch.Tensor, active_in: float, relu: bool) -> float:
-    """P(no unit of the layer fires): Poisson-binomial with π_i = ½[1 − (1 − a)^k_i] (METHODS.md §1)."""
+    """P(no unit of the layer fires): Poisson-binomial with π_i = ½[1 − (1 − a)^k_i] (docs/methods.md §1)."""
     fire = 1.0 - (1.0 - active_in) ** degree.double()
     if relu:
         fire = fire / 2

@@ -178,7 +178,7 @@ class Recursion:
 
 
 def analytic(layers: Sequence[Layer], densities: Mapping[str, float]) -> Recursion:
-    """Local-tree recursion on an Erdős–Rényi layered graph (METHODS.md §1; Burkholz et al., Sci. Rep. 2018).
+    """Local-tree recursion on an Erdős–Rényi layered graph (docs/methods.md §1; Burkholz et al., Sci. Rep. 2018).
 
     r_l = 1 − (1 − p_l r_{l−1})^{n_in},  c_l = 1 − Π_consumers (1 − p c)^{n_out·m},  a_l = ½[1 − (1 − p_l a_{l−1})^{n_in}];
     residual merges combine producers as independent events.

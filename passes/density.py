@@ -142,7 +142,7 @@ def pyramidal(layers: Sequence[Layer], sparsity: float) -> Allocation:
 
 @ALLOCATORS.register("cascade")
 def cascade(layers: Sequence[Layer], sparsity: float, *, margin: float = 3.0) -> Allocation:
-    """cascc's cascade-guided allocation (METHODS.md §2): start from ERK, raise every layer whose expected
+    """cascc's cascade-guided allocation (docs/methods.md §2): start from ERK, raise every layer whose expected
     live in- or out-degree is below the percolation margin κ to the least density meeting it, and take the
     budget back proportionally from layers with slack. If the budget cannot meet κ everywhere, the best
     achievable κ is used and an AllocationWarning says so.
@@ -178,7 +178,7 @@ def percolation_floor(
     expected live out-degree, reach κ.
 
     The margin is taken in its Poisson-exact form −n·ln(1 − p·r) ≥ κ (probability of no live link ≤ e^−κ),
-    which equals λ·r ≥ κ of METHODS.md §1 for wide layers and stays meaningful for depthwise convs (n = 1).
+    which equals λ·r ≥ κ of docs/methods.md §1 for wide layers and stays meaningful for depthwise convs (n = 1).
     """
     rec = connectivity.analytic(layers, densities)
     floors = {}

@@ -1,5 +1,5 @@
 """Accuracy of a Program on a data set's test split: overall, per class, under Gaussian input noise and
-under FGSM, and the comparison of a sparse model with its dense reference (METHODS.md §6).
+under FGSM, and the comparison of a sparse model with its dense reference (docs/methods.md §6).
 
 Noise levels and ε are in units of the training data's standard deviation (one scalar over all features),
 so σ = 0.1 means noise a tenth as large as the data's spread, whatever the raw scale of the inputs.

@@ -1,4 +1,4 @@
-"""Initializations for sparse networks trained from scratch (METHODS.md §4): looks-linear orthogonal and
+"""Initializations for sparse networks trained from scratch (docs/methods.md §4): looks-linear orthogonal and
 depth-scaled bias. Per-unit sparse-aware He init lives in reparam.py (`reparam.sparse_init`).
 
 Both draw from their own seeded stream and respect the program's masks (masked weights are zero).

@@ -1,4 +1,4 @@
-"""Iterative pruning schedules around the training loop (METHODS.md §4–5): IMP with weight rewinding, LRR
+"""Iterative pruning schedules around the training loop (docs/methods.md §4–5): IMP with weight rewinding, LRR
 (learning-rate rewinding) and SCULPT (cyclic training, one magnitude step, cyclic training)."""
 
 from __future__ import annotations

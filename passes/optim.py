@@ -7,7 +7,7 @@ import torch
 
 class HAM(torch.optim.Optimizer):
     """After each step of the base optimizer, every weight with ≥ 2 dimensions is multiplied by
-    exp(clamp(lr·(−α·sign(w)⊙∇f(w) − β), −5, 5)) (METHODS.md §4; α = 200, β = 1e-3 by default). The update is
+    exp(clamp(lr·(−α·sign(w)⊙∇f(w) − β), −5, 5)) (docs/methods.md §4; α = 200, β = 1e-3 by default). The update is
     multiplicative, so a zero weight stays exactly zero and masks are preserved."""
 
     def __init__(self, base: torch.optim.Optimizer, *, alpha: float = 200.0, beta: float = 1e-3):

@@ -120,7 +120,7 @@ def random_regular(
     seed: int | None = None,
 ) -> Program:
     """Random masks in which every output unit keeps the same number of inputs (±1), so no unit is dead
-    while its layer keeps ≥ one weight per unit (METHODS.md §3)."""
+    while its layer keeps ≥ one weight per unit (docs/methods.md §3)."""
     check_sparsity(sparsity)
     prunable = layers(program)
     allocation = allocate(allocator, prunable, sparsity, **dict(allocator_options or {}))

@@ -1,4 +1,4 @@
-"""Mask repair: flow preservation after any criterion and allocator (METHODS.md §1, §4; Gadhikar et al. 2023).
+"""Mask repair: flow preservation after any criterion and allocator (docs/methods.md §1.1, §2.4; Gadhikar et al. 2023).
 
 A unit with no kept input weight is dead, one whose outputs no consumer reads is isolated; either blocks the
 flow of signal and gradient. Repair gives each such unit one random connection (at channel level for convs:

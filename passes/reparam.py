@@ -1,5 +1,5 @@
 """Reparameterizations that keep a sparse network trainable: sparse-aware initialization for de novo training
-and the variance-preserving rescale after one-shot pruning of a trained model (METHODS.md §4)."""
+and the variance-preserving rescale after one-shot pruning of a trained model (docs/methods.md §4)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def rescale(
     """Variance-preserving rescale after one-shot pruning: per output unit, α_i = sqrt(w_iᵀΣw_i / w̃_iᵀΣw̃_i)
     with Σ the covariance of the layer's inputs (its im2col patches for convs) in the dense network, from a
     probe (Gaussian, or `data`; BatchNorm acts with its running statistics). `covariance="diag"` is the
-    data-free diagonal form of METHODS.md §4. With data, biases are also corrected so each unit's mean
+    data-free diagonal form of docs/methods.md §4. With data, biases are also corrected so each unit's mean
     pre-activation matches the dense one; a bias-free layer followed by BatchNorm gets the correction in the
     BatchNorm's running mean instead."""
     if covariance not in ("full", "diag"):

@@ -1,4 +1,4 @@
-"""Mask schedules applied during training (METHODS.md §5): which weights are active at each step.
+"""Mask schedules applied during training (docs/methods.md §5): which weights are active at each step.
 
 A schedule is called after the backward pass and before the optimizer step, sees the weights and their dense
 gradients, and may change masks in place; the training loop then masks gradients and weights, so inactive

@@ -1,4 +1,4 @@
-"""Sign diagnostics for sparse training (METHODS.md §4; Gadhikar & Burkholz, ICLR 2024): how many kept
+"""Sign diagnostics for sparse training (docs/methods.md §4; Gadhikar & Burkholz, ICLR 2024): how many kept
 weights changed sign, how two runs agree, and the `perturb_signs` ablation."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The training loop over a Program with masks enforced after every step, and `train.fit`: static masks, GMP,
-RigL/SET (METHODS.md §4–5). The schedules built from several runs (IMP, LRR, SCULPT) are in iterative.py.
+RigL/SET (docs/methods.md §4–5). The schedules built from several runs (IMP, LRR, SCULPT) are in iterative.py.
 
 The loop trains `batched(program)`: the exported graph mapped over the batch (see batched.py). After every
 optimizer step masked gradients and weights are zeroed, so a masked weight is exactly zero at all times.

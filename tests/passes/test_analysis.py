@@ -81,7 +81,7 @@ def test_analytic_functional_fraction_agrees_with_exact_on_er_masks(wide_mlp, sp
 
 
 def test_analytic_active_fraction_agrees_with_a_monte_carlo_forward_pass():
-    """METHODS.md §1: a zero-bias ER ReLU net with λ = 3.2; the recursion vs the measured active fraction."""
+    """docs/methods.md §1: a zero-bias ER ReLU net with λ = 3.2; the recursion vs the measured active fraction."""
     from cascc.frontends.torch import from_module
     from models import relu_mlp
 

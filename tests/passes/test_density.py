@@ -101,7 +101,7 @@ def test_allocators_are_exact_and_never_exceed_a_layer(sizes, sparsity, name):
 
 @pytest.fixture(scope="module")
 def methods_mlp():
-    """The worked example of METHODS.md §1: a 40-256-256-256-10 MLP at 98% sparsity."""
+    """The worked example of docs/methods.md §1: a 40-256-256-256-10 MLP at 98% sparsity."""
     return fake_layers([(256, 40), (256, 256), (256, 256), (10, 256)])
 
 
