@@ -9,12 +9,15 @@ import enum
 import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.export import ExportedProgram
 
-from .program import Program, _rebuilt
+from .exported import rebuilt
+
+if TYPE_CHECKING:
+    from .program import Program
 
 aten = torch.ops.aten
 
@@ -351,4 +354,4 @@ def store_linear_weights_out_in(ep: ExportedProgram) -> tuple[ExportedProgram, f
         node.replace_all_uses_with(view, delete_user_cb=lambda user, view=view: user is not view)
         view.meta = dict(node.meta)
         node.meta["val"] = node.meta["val"].fake_mode.from_tensor(state[name], static_shapes=True)
-    return _rebuilt(ep, state, torch.fx.GraphModule(ep.graph_module, graph)), frozenset(moved)
+    return rebuilt(ep, state, torch.fx.GraphModule(ep.graph_module, graph)), frozenset(moved)

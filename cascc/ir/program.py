@@ -12,6 +12,9 @@ from typing import Any
 import torch
 from torch.export import ExportedProgram
 
+from .exported import replace_state
+from .layers import store_linear_weights_out_in
+
 aten = torch.ops.aten
 
 
@@ -107,41 +110,9 @@ class Program:
         return dataclasses.replace(self, exported=replace_state(self.exported, updates))
 
 
-def replace_state(ep: ExportedProgram, updates: Mapping[str, torch.Tensor]) -> ExportedProgram:
-    """Copy of `ep` with some state-dict entries replaced; the graph is shared, not re-exported."""
-    state = dict(ep.state_dict)
-    for name, value in updates.items():
-        old = state[name]
-        if tuple(old.shape) != tuple(value.shape):
-            raise ValueError(f"{name}: new shape {tuple(value.shape)} != {tuple(old.shape)}")
-        value = value.detach().to(old.dtype).clone()
-        state[name] = (
-            torch.nn.Parameter(value, requires_grad=False) if isinstance(old, torch.nn.Parameter) else value
-        )
-    return _rebuilt(ep, state)
-
-
-def _rebuilt(ep: ExportedProgram, state: dict, root: torch.fx.GraphModule | None = None) -> ExportedProgram:
-    """`ep` with another state dict (and graph module), everything else shared."""
-    root = ep.graph_module if root is None else root
-    return ExportedProgram(
-        root=root,
-        graph=root.graph,
-        graph_signature=ep.graph_signature,
-        state_dict=state,
-        range_constraints=ep.range_constraints,
-        module_call_graph=ep.module_call_graph,
-        example_inputs=ep.example_inputs,
-        constants=ep.constants,
-        verifiers=[ep.verifier],
-    )
-
-
 def from_exported(ep: ExportedProgram, *, source: str, frontend: str, seed: int = 0) -> Program:
     """Wrap a core-ATen ExportedProgram, reading its static input/output signature from the graph.
     Linear weights stored [in, out] are stored [out, in] (`store_linear_weights_out_in`)."""
-    from .layers import store_linear_weights_out_in
-
     ep, transposed = store_linear_weights_out_in(ep)
     sig = ep.graph_signature
     nodes = {n.name: n for n in ep.graph.nodes}

@@ -13,7 +13,7 @@ from tvm import relax
 
 from cascc.targets import Target
 
-from .rewrite import add_kernel
+from .context import add_kernel
 from .schedules.generic import MIN_PARALLEL_WORK
 
 Legalization = Callable[[relax.BlockBuilder, relax.Call], relax.Expr]

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 import tvm
 
-from .rewrite import Candidate
+from .context import Candidate
 
 
 def measure_candidates(

@@ -22,7 +22,7 @@ import numpy as np
 from ..epilogue import Epilogue
 
 if TYPE_CHECKING:
-    from ..rewrite import Context
+    from ..context import Context
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,11 +11,11 @@ import numpy as np
 from tvm import relax
 
 from .. import cost
+from ..context import symbol
 from ..decision import Decline
 from ..epilogue import Epilogue, block_diagonal
 from ..kernels import conv as conv_kernels
 from ..kernels.formats import padded
-from ..rewrite import symbol
 from . import ConvLayer
 from .wide import emit_wide, operand_pitch, rows_at, wide_packing, wide_us
 

@@ -8,6 +8,7 @@ import numpy as np
 from tvm import relax
 
 from .. import cost
+from ..context import Candidate
 from ..decision import Decision, DecisionKind, Decline
 from ..kernels import conv as conv_kernels
 from . import ConvLayer
@@ -17,8 +18,6 @@ class Depthwise:
     """One filter per channel (see the module docstring)."""
 
     def lower(self, ctx, layer: ConvLayer) -> relax.Expr:
-        from ..rewrite import Candidate
-
         c, lanes = ctx.costs, ctx.target.kernel_lanes
         shape, kernel, stride, pad, out_hw, ep = (
             layer.shape,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from tvm import relax
 
 from .. import cost
+from ..context import Candidate
 from ..formats import Operand, Work, cheapest, of, priced
 from . import LinearLayer
 from .wide import emit_wide, operand_pitch, rows_at
@@ -29,8 +30,6 @@ class Linear:
         return relax.op.permute_dims(relax.op.reshape(out, (n, rows)), [1, 0])
 
     def _narrow(self, ctx, layer: LinearLayer) -> relax.Expr:
-        from ..rewrite import Candidate
-
         batch, k, n, ep = layer.rows, layer.k, layer.n, layer.ep
         work = Work(ctx.costs, batch, k, n, ep.weight, ep.bias, ep.act)
         dense_format = of(Operand.NARROW, sparse=False)[0]

@@ -7,6 +7,7 @@ import numpy as np
 from tvm import relax
 
 from .. import cost
+from ..context import Candidate
 from ..epilogue import Epilogue
 from ..formats import Operand, Option, Work, cheapest, of, priced
 from ..kernels.formats import TiledEll, padded
@@ -64,8 +65,6 @@ def emit_wide(
 
 
 def _candidate(kernel, func, consts, shapes):
-    from ..rewrite import Candidate
-
     return Candidate(kernel, func, consts, *shapes)
 
 
