@@ -1,4 +1,16 @@
-"""Shared fixtures: tiny test models loaded as Programs and compiled once per session."""
+"""Shared fixtures: tiny test models loaded as Programs and compiled once per session.
+
+Running the tests:
+
+    pytest -q                      # everything, as CI runs it
+    pytest -q -m "not slow"        # the quick loop: under 10 minutes on a 2-core machine
+    pytest -q tests/ops            # the op suite: every op on every target (~3 min)
+    pytest -q -m arm_emulation     # only the runs of arm64 builds under qemu-aarch64
+
+`slow` marks a test that takes over ~10 s on 2 cores (or a case of one that pays a shared start-up, such as
+the qemu run every arm64 op comparison shares); find candidates with `pytest --durations=40`. Models come
+from tests/models.py, which serves the shared model set (benchmarks/zoo.py) under the names tests use.
+"""
 
 from __future__ import annotations
 
