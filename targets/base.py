@@ -15,10 +15,13 @@ class KernelCosts:
     dense: ns per (K · padded N) weight pass, paid once per batch tile (weights are streamed again for
     every `dense_batch_tile` rows of x). sparse: ns per stored weight (padding included), per row of x, for
     each narrow format: tiled ELL gathering x by per-lane column (`sparse_rows` rows per tile), tiled ELL
-    broadcasting the column a tile's rows share (r×1 blocks; per tile height), and 1×C blocks read as
-    one vector of x (per block width, with the tile height that ran fastest). The narrow constants are
-    about twice the warm-cache times of a 1024×1024 layer (x86: gather 0.25, broadcast 0.048/0.058/0.098,
-    blocks 0.068/0.097 ns), as the dense one is, so the choice among them keeps the measured order.
+    broadcasting the column a tile's rows share (r×1 blocks; per tile height). The narrow constants are
+    about twice the warm-cache times of a 1024×1024 layer (x86: gather 0.25, broadcast 0.048/0.058/0.098
+    ns), as the dense one is, so the choice among them keeps the measured order.
+
+    `format_costs` tunes a format that declares its own price table (e.g. `bsr.1xC` in lower/formats/bsr.py):
+    (format name, table) pairs; a format absent here uses its module's default, so adding a format needs no
+    field here.
     """
 
     dense_ns_per_weight: float = 0.1
@@ -26,7 +29,6 @@ class KernelCosts:
     dense_tile: int = 64
     gather_ns_per_lane: float = 0.5
     broadcast_ns_per_lane: tuple[tuple[int, float], ...] = ((16, 0.1), (8, 0.12), (4, 0.2))  # (rows, ns)
-    block_ns_per_lane: tuple[tuple[int, int, float], ...] = ((8, 4, 0.14), (4, 8, 0.2))  # (width, rows, ns)
     sparse_rows: int = 16
     sparse_unroll: int = 4
     # wide operand (conv pixels, tokens, batch ≥ wide_min_batch): ns per MAC (dense) or per stored weight
@@ -63,6 +65,11 @@ class KernelCosts:
     gpu_bytes_per_ns: float = 1500.0
     gpu_gather_penalty: float = 2.0
     gpu_launch_us: float = 3.0
+    format_costs: tuple[tuple[str, Any], ...] = ()
+
+    def format_cost(self, name: str, default: Any) -> Any:
+        """The target's price table for format `name`, else the format's own `default`."""
+        return dict(self.format_costs).get(name, default)
 
 
 @dataclass(frozen=True)
