@@ -43,6 +43,11 @@ def test_bsr_is_one_module_holding_packing_estimator_kernel_and_cost():
         assert packed.data.size == o.lanes == fmt.stored_lanes(w, o.rows, o.width, work.costs)
         assert o.us == pytest.approx(work.batch / 1e3 * o.ns * o.lanes)
     assert fmt in of(Operand.NARROW, sparse=True)
+    # its prices are its own (bsr.PRICES); a target tunes them by format name, with no KernelCosts field
+    assert [(o.width, o.rows, o.ns) for o in options] == list(bsr.PRICES)
+    tuned = Work(KernelCosts(format_costs=((fmt.name, ((4, 16, 0.05),)),)), 1, 64, 32, w, None, None)
+    assert [(o.width, o.rows, o.ns) for o in fmt.options(tuned)] == [(4, 16, 0.05)]
+    assert not [f.name for f in dataclasses.fields(KernelCosts) if "block" in f.name or "bsr" in f.name]
 
 
 def test_kernel_families_replace_the_string_keyed_tables():
