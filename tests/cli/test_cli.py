@@ -121,3 +121,21 @@ def test_unknown_cpu_is_refused(tmp_path):
     code, text = invoke("compile", model_ref("mlp"), "--cpu", "notacpu", "-o", tmp_path / "o")
     assert_clean_error(code, text, 2, "notacpu", "x86_64-linux-gnu", "it knows, e.g.")
     assert not (tmp_path / "o").exists()
+
+
+def test_the_command_tree_loads_without_torch_or_tvm():
+    """`cascc --help` stays fast because building the commands imports neither torch nor TVM (each takes
+    seconds): option choices are read from the registries only when an option is parsed or shown."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, cascc, cascc.cli\n"
+        "from click.testing import CliRunner\n"
+        "result = CliRunner().invoke(cascc.cli.main, ['--help'])\n"
+        "assert result.exit_code == 0 and 'compile' in result.output, result.output\n"
+        "heavy = sorted(m for m in ('torch', 'tvm', 'onnx', 'numpy') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "", f"cascc --help imported {done.stdout.strip()}"
