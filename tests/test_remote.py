@@ -85,6 +85,7 @@ def test_check_gates_remote_latency(artifact, server):
     assert code == 1 and "max_latency" in text
 
 
+@pytest.mark.slow
 def test_a_tracker_hands_out_the_device_by_key(artifact):
     tracker_port = _free_port()
     tracker = _start(

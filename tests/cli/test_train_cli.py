@@ -51,6 +51,7 @@ def test_train_writes_a_sparse_model_that_learned(single):
     assert evaluation["dense"]["accuracy"] >= 0.9
 
 
+@pytest.mark.slow
 def test_two_torchrun_processes_train_the_same_masks(single, tmp_path):
     out = tmp_path / "ddp.pt2"
     command = [sys.executable, "-m", "cascc.cli", "train", "--model", FRESH_MLP, *STATIC, "--no-baseline"]

@@ -45,6 +45,7 @@ def test_hostile_pt2_never_runs_its_payload(tmp_path, valid_pt2, case):
     assert_refused(tmp_path, bad, marker=marker)
 
 
+@pytest.mark.slow
 def test_unguarded_torch_would_have_run_the_payloads(tmp_path, valid_pt2):
     """The corpus is real: plain torch.export.load executes the pickle payloads."""
     ran = []

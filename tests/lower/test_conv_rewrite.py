@@ -218,6 +218,7 @@ def test_strided_dilated_convs_fall_back_and_say_so():
     assert decisions["0.weight"].kernel == "dense (TVM generic schedule)"
 
 
+@pytest.mark.slow
 def test_attention_batched_matmul_matches_torch():
     torch.manual_seed(3)
     layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)

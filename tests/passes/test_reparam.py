@@ -91,6 +91,7 @@ def test_rescale_with_data_corrects_the_mean(digits_mlp_program, rescaled_digits
     assert float(err_after) < 0.1 * float(err_before)
 
 
+@pytest.mark.slow
 def test_rescale_on_a_cnn_with_batchnorm_uses_conv_patches(cnn_program):
     pruned = passes.run(cnn_program, [("prune.magnitude", {"sparsity": 0.8})])
     rescaled = passes.run(pruned, [("reparam.rescale", {"samples": 2000})])

@@ -19,6 +19,7 @@ pytestmark = [
 ]
 
 
+@pytest.mark.slow
 def test_arm64_artifact_under_qemu_matches_the_x86_build(capsys):
     script = runpy.run_path(str(TESTS.parent / "scripts" / "arm64_emulation.py"))
     code = script["main"]([model_ref("cnn"), "--sparsity", "0.8", "--cpu", "cortex-a72"])
