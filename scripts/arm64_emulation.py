@@ -6,7 +6,7 @@ Then compiles MODEL for x86 and for arm64 with the same recipe, runs the arm64 l
 artifact's sample input and checks its outputs against the x86 library run here and against torch.
 
     python scripts/arm64_emulation.py examples/digits.py:cnn --sparsity 0.8 [--cpu cortex-a72]
-    python scripts/arm64_emulation.py benchmarks/models.py:mlp --sparsity 0.9 --criterion block --block 1x4
+    python scripts/arm64_emulation.py benchmarks/zoo.py:mlp --sparsity 0.9 --criterion block --block 1x4
 
 Host needs (Debian): gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static mmdebstrap. Timings under
 emulation mean nothing for the board (~20× slower); this checks correctness only.

@@ -175,6 +175,9 @@ def layer_table(program: Program, decisions: Sequence[Any]) -> list[dict[str, An
                 "density": density(program, layer.name),
                 "kernel": decision.kernel if decision else None,
                 "reason": decision.reason if decision else None,
+                # the typed decision: DecisionKind's value, and the Decline's name where it ran dense
+                "kernel_kind": decision.kind.value if decision else None,
+                "decline": decision.decline.name if decision and decision.decline else None,
                 "dense_us": decision.dense_us if decision else None,
                 "sparse_us": decision.sparse_us if decision else None,
                 **({"measured_us": dict(decision.measured_us)} if decision and decision.measured_us else {}),

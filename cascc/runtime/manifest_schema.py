@@ -83,7 +83,11 @@ _LAYER = _record(
         "dense_us": _optional(_number(0.0)),
         "sparse_us": _optional(_number(0.0)),
     },
-    {"measured_us": lambda v: isinstance(v, dict) and all(_number(0.0)(x) for x in v.values())},
+    {
+        "measured_us": lambda v: isinstance(v, dict) and all(_number(0.0)(x) for x in v.values()),
+        "kernel_kind": _optional(_str),
+        "decline": _optional(_str),
+    },
 )
 
 # field → check, for the top level and the nested records whose contents the code reads

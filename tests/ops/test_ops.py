@@ -413,13 +413,8 @@ def test_matches_torch_eager(op, build, target, builds, emulated):
 
 
 def kernel_kind(row: Mapping) -> DecisionKind:
-    """The kind of kernel a manifest row records. The manifest keeps the decision's labels, not its typed
-    `kind`; their form tells them apart: "sparse …" is a cascc sparse kernel, "dense (…)" TVM's lowering
-    (its generic schedule, or dlight on GPUs), any other "dense …" a cascc dense kernel."""
-    label = row["kernel"]
-    if label.startswith("sparse"):
-        return SPARSE
-    return GENERIC if label.startswith("dense (") else CASCC_DENSE
+    """The kind of kernel a manifest row records (the decision's typed kind, stored by its value)."""
+    return DecisionKind(row["kernel_kind"])
 
 
 def test_sparse_build_records_the_expected_kernels(op, target, builds):

@@ -39,8 +39,9 @@ def test_sparse_hidden_layer_gets_the_csr_kernel_and_small_ones_stay_dense(manif
     kernels = {row["name"]: row["kernel"] for row in manifest["layers"]}
     assert kernels["0.weight"].startswith("sparse CSR")
     assert kernels["2.weight"].startswith("dense (dlight")  # 4096×10: one launch dominates either way
-    reasons = {row["name"]: row["reason"] for row in manifest["layers"]}
-    assert "predicted" in reasons["0.weight"] and "predicted" in reasons["2.weight"]
+    typed = {row["name"]: (row["kernel_kind"], row["decline"]) for row in manifest["layers"]}
+    # both decided by the GPU bandwidth model: one sparse, one declined by it
+    assert typed == {"0.weight": ("sparse", None), "2.weight": ("generic", "COST_MODEL")}
 
 
 def test_library_embeds_the_cuda_kernels_the_manifest_lists(artifact, manifest):
