@@ -64,6 +64,27 @@ def single(op, inputs, attrs=None, initializers=(), opset=17, outputs=("y",), in
     )
 
 
+def ints(*shape, nonzero=False, dtype=np.int64):
+    """Small integers of both signs; `nonzero` for divisors."""
+    values = RNG.integers(-9, 10, size=shape)
+    if nonzero:
+        values = np.where(values == 0, 3, values)
+    return values.astype(dtype)
+
+
+def signs(*shape):
+    return np.where(RNG.uniform(size=shape) < 0.5, -1.0, 1.0).astype(np.float32)
+
+
+def ties(*shape):
+    """Floats with many repeated values, so first and last index of the extreme differ."""
+    return RNG.integers(-2, 3, size=shape).astype(np.float32)
+
+
+def one_hot(depth, values, dtype=np.float32):
+    return {"depth": np.array(depth, np.int64), "values": np.array(values, dtype)}
+
+
 X4 = rand(2, 4, 7, 6)
 CASES = [
     # convolutions
@@ -217,6 +238,55 @@ CASES = [
         },
         19,
     ),
+    # integer arithmetic, scans, triangles, selection, one-hot, arg-reductions
+    # integer divisors are initializers: the importer traces with zero integer inputs, and 0 divides nothing
+    ("Mod", {"a": ints(2, 3, 4)}, {}, {"b": ints(2, 3, 4, nonzero=True)}, 13),
+    (
+        "Mod",
+        {"a": ints(2, 3, 4, dtype=np.int32)},
+        {"fmod": 1},
+        {"b": ints(3, 1, nonzero=True, dtype=np.int32)},
+        13,
+    ),
+    ("Mod", {"a": ints(2, 5)}, {"fmod": 0}, {"b": np.array([3, -3, 4, -4, 7], np.int64)}, 10),
+    (
+        "Mod",
+        {"a": rand(2, 3, 4, low=-6, high=6), "b": rand(4, low=0.5, high=2) * signs(4)},
+        {"fmod": 1},
+        {},
+        13,
+    ),
+    ("CumSum", {"x": rand(2, 3, 4)}, {}, {"axis": np.array(1, np.int64)}, 14),
+    ("CumSum", {"x": rand(2, 3, 4)}, {"exclusive": 1}, {"axis": np.array(-1, np.int32)}, 14),
+    ("CumSum", {"x": rand(2, 3, 4)}, {"reverse": 1}, {"axis": np.array(0, np.int64)}, 11),
+    (
+        "CumSum",
+        {"x": ints(3, 5, dtype=np.int32)},
+        {"exclusive": 1, "reverse": 1},
+        {"axis": np.array(-2, np.int64)},
+        14,
+    ),
+    ("Trilu", {"x": rand(3, 4)}, {}, {}, 14),
+    ("Trilu", {"x": rand(2, 4, 5)}, {"upper": 0}, {"k": np.array(1, np.int64)}, 14),
+    ("Trilu", {"x": rand(2, 4, 5)}, {"upper": 1}, {"k": np.array(-2, np.int64)}, 14),
+    ("Trilu", {"x": ints(2, 1, 3, 4)}, {"upper": 0}, {"k": np.array(-1, np.int64)}, 14),
+    ("Trilu", {"x": rand(3, 4)}, {"upper": 0}, {"k": np.array(7, np.int64)}, 14),
+    ("TopK", {"x": rand(3, 7)}, {}, {"k": np.array([3], np.int64)}, 11),
+    ("TopK", {"x": rand(2, 5, 4)}, {"axis": 1, "largest": 0}, {"k": np.array([2], np.int64)}, 11),
+    ("TopK", {"x": rand(4, 9).round(1)}, {"axis": -1}, {"k": np.array([6], np.int64)}, 11),  # ties
+    ("TopK", {"x": rand(4, 9).round(1)}, {"largest": 0}, {"k": np.array([4], np.int64)}, 11),  # ties
+    ("TopK", {"x": rand(3, 6)}, {"axis": 0}, {"k": np.array([2], np.int64)}, 10),
+    ("TopK", {"x": rand(3, 6)}, {"k": 2}, {}, 9),
+    ("OneHot", {"i": np.array([[0, 3, -1], [-4, 5, 2]], np.int64)}, {}, one_hot(4, [0.0, 1.0]), 11),
+    ("OneHot", {"i": np.array([[0, 3, -1], [-4, 5, 2]], np.int64)}, {"axis": 0}, one_hot(4, [-1.0, 2.0]), 11),
+    ("OneHot", {"i": np.array([1.7, 0.2, 3.0], np.float32)}, {"axis": -2}, one_hot(5, [0, 7], np.int64), 11),
+    ("OneHot", {"i": np.array([[2, 0], [1, 3]], np.int64)}, {"axis": 1}, one_hot(3, [0.5, 1.5]), 9),
+    ("ArgMin", {"x": rand(2, 3, 4)}, {"axis": 1}, {}, 13),
+    ("ArgMin", {"x": rand(2, 3, 4)}, {"axis": -2, "keepdims": 0}, {}, 11),
+    ("ArgMin", {"x": ties(3, 5, 4)}, {"axis": -1, "select_last_index": 1}, {}, 13),
+    ("ArgMin", {"x": ties(3, 5, 4)}, {"axis": 1, "keepdims": 0, "select_last_index": 0}, {}, 12),
+    ("ArgMax", {"x": ties(3, 5, 4)}, {"axis": -1, "keepdims": 0, "select_last_index": 1}, {}, 13),
+    ("ArgMax", {"x": ties(3, 5, 4)}, {"axis": 0}, {}, 11),
 ]
 
 
@@ -224,8 +294,45 @@ CASES = [
     "op,inputs,attrs,initializers,opset", CASES, ids=[f"{c[0]}-opset{c[4]}-{i}" for i, c in enumerate(CASES)]
 )
 def test_op_matches_onnxruntime(op, inputs, attrs, initializers, opset):
-    outputs = ("y", "mask") if op == "Dropout" else ("y",)
+    outputs = {"Dropout": ("y", "mask"), "TopK": ("values", "indices")}.get(op, ("y",))
     check(single(op, inputs, attrs, initializers, opset, outputs=outputs), inputs)
+
+
+@pytest.mark.parametrize("axis,largest", [(1, 1), (-2, 0), (-1, 1)])
+def test_topk_unsorted(axis, largest):
+    """sorted=0 leaves the order open (onnxruntime and cascc order them differently): the same k elements."""
+    x = {"x": rand(2, 5, 4)}
+    model = single(
+        "TopK",
+        x,
+        {"axis": axis, "largest": largest, "sorted": 0},
+        {"k": np.array([3], np.int64)},
+        11,
+        outputs=("values", "indices"),
+    )
+    values, indices = ort.InferenceSession(model.SerializeToString()).run(None, x)
+    got_values, got_indices = from_model(model, source="test").module()(torch.from_numpy(x["x"]))
+    np.testing.assert_array_equal(np.sort(got_indices.numpy(), axis), np.sort(indices, axis))
+    np.testing.assert_array_equal(np.take_along_axis(x["x"], got_indices.numpy(), axis), got_values.numpy())
+    np.testing.assert_array_equal(np.sort(got_values.numpy(), axis), np.sort(values, axis))
+
+
+@pytest.mark.parametrize(
+    "op,attrs,initializers,what",
+    [
+        ("TopK", {}, {}, "TopK: K"),
+        ("CumSum", {}, {}, "CumSum: axis"),
+        ("Trilu", {"upper": 0}, {}, "Trilu: k"),
+        ("OneHot", {}, {"values": np.array([0.0, 1.0], np.float32)}, "OneHot: depth"),
+    ],
+)
+def test_number_inputs_must_be_constant(op, attrs, initializers, what):
+    """An input read as a number (K, axis, k, depth) that comes from the model's inputs is refused by name."""
+    x = rand(3, 4) if op != "OneHot" else np.array([0, 2, 1], np.int64)
+    inputs = {"x": x, "n": np.array([1] if op == "TopK" else 1, np.int64)}
+    model = single(op, inputs, attrs, initializers, 14, outputs=("v", "i") if op == "TopK" else ("y",))
+    with pytest.raises(ModelLoadError, match=f"{what} is computed from the model's inputs"):
+        from_model(model, source="m.onnx")
 
 
 @pytest.mark.parametrize("opset", [13, 18])
@@ -328,6 +435,42 @@ def test_torch_onnx_cascc_round_trip(tmp_path, name, module, example):
     )
     pruned = passes.run(program, [("prune.magnitude", {"sparsity": 0.8})])  # passes work on imported weights
     assert all(float(pruned.masks[layer.name].float().mean()) < 0.25 for layer in prunable)
+
+
+class CausalEncoder(nn.Module):
+    """A 2-layer TransformerEncoder with a causal or a key-padding mask: the TorchScript exporter spells the
+    masks with Mod (and the causal one with Trilu)."""
+
+    def __init__(self):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True, dropout=0.0)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+
+    def forward(self, x, pad=None):
+        if pad is not None:
+            return self.encoder(x, src_key_padding_mask=pad)
+        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1])
+        return self.encoder(x, mask=mask, is_causal=True)
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("masking", ["causal", "padding"])
+def test_transformer_encoder_with_mask(tmp_path, masking):
+    torch.manual_seed(0)
+    module = CausalEncoder().eval()
+    x = torch.randn(2, 6, 32)
+    pad = torch.zeros(2, 6, dtype=torch.bool)
+    pad[1, 4:] = True
+    example = (x,) if masking == "causal" else (x, pad)
+    names = ["x"] if masking == "causal" else ["x", "pad"]
+    path = tmp_path / "encoder.onnx"
+    torch.onnx.export(module, example, path, dynamo=False, opset_version=17, input_names=names)
+    model = onnx.load(path)
+    ops = {node.op_type for node in model.graph.node}
+    assert "Mod" in ops and ("Trilu" in ops) == (masking == "causal")
+    program = check(model, {n: t.numpy() for n, t in zip(names, example, strict=True)}, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(*example), module(*example), rtol=1e-4, atol=1e-5)
 
 
 def test_matmul_and_gemm_weights_become_linear_layers():

@@ -7,12 +7,25 @@ Slice's starts, …) are constants at import time and are read with `ints()`.
 """
 
 from . import elementwise, nn, reduce, resize, shape  # noqa: F401  (registration side effect)
-from .registry import CONCRETE, OPS, concrete, floats, ints, numbers, op, resolve, scalar, torch_dtype
+from .registry import (
+    CONCRETE,
+    OPS,
+    concrete,
+    constant,
+    floats,
+    ints,
+    numbers,
+    op,
+    resolve,
+    scalar,
+    torch_dtype,
+)
 
 __all__ = [
     "CONCRETE",
     "OPS",
     "concrete",
+    "constant",
     "floats",
     "ints",
     "numbers",

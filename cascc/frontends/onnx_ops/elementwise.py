@@ -32,6 +32,15 @@ def Div(A, B):
     return A / B
 
 
+@op(since=10)
+def Mod(A, B, *, fmod=0):
+    # fmod=0: the remainder takes the divisor's sign (integers; onnxruntime rejects it for floats), fmod=1: C's
+    # fmod, the dividend's sign
+    if fmod:
+        return torch.fmod(A, B)
+    return torch.remainder(A, B)
+
+
 @op()
 def Pow(X, Y):
     return torch.pow(X, Y).to(X.dtype)

@@ -1,10 +1,10 @@
-"""Reductions: axes became an input in ReduceSum-13 and in the others at 18."""
+"""Reductions (axes became an input in ReduceSum-13 and in the others at 18), arg-reductions, CumSum, TopK."""
 
 from __future__ import annotations
 
 import torch
 
-from .registry import _axis, floats, ints, op, scalar, torch_dtype  # noqa: F401
+from .registry import _axis, constant, floats, ints, op, scalar, torch_dtype  # noqa: F401
 
 
 def _reduce(fn, data, axes, keepdims, noop_with_empty_axes, empty=None):
@@ -70,3 +70,49 @@ def ArgMax(data, *, axis=0, keepdims=1, select_last_index=0):
         flipped = data.flip(axis).argmax(axis, keepdim=bool(keepdims))
         return data.shape[axis] - 1 - flipped
     return data.argmax(axis, keepdim=bool(keepdims))
+
+
+@op()
+def ArgMin(data, *, axis=0, keepdims=1, select_last_index=0):
+    axis = _axis(axis, data.dim())
+    if select_last_index:
+        flipped = data.flip(axis).argmin(axis, keepdim=bool(keepdims))
+        return data.shape[axis] - 1 - flipped
+    return data.argmin(axis, keepdim=bool(keepdims))
+
+
+@op(since=11)
+def CumSum(x, axis, *, exclusive=0, reverse=0):
+    axis = _axis(int(scalar(constant(axis, "axis"))), x.dim())
+    if reverse:
+        x = x.flip(axis)
+    y = x.cumsum(axis, dtype=x.dtype)
+    if exclusive:  # shift by one: a leading zero, the last sum dropped (no subtraction, so exact)
+        size = x.shape[axis]
+        zero = torch.zeros_like(x.narrow(axis, 0, min(size, 1)))
+        y = torch.cat([zero, y.narrow(axis, 0, max(size - 1, 0))], axis)
+    return y.flip(axis) if reverse else y
+
+
+@op(since=1, name="TopK")
+def TopK_v1(X, *, axis=-1, k):
+    return _topk(X, k, axis, 1)
+
+
+@op(since=10, name="TopK")
+def TopK_v10(X, K, *, axis=-1):
+    return _topk(X, int(scalar(constant(K, "K"))), axis, 1)
+
+
+@op(since=11)
+def TopK(X, K, *, axis=-1, largest=1, sorted=1):
+    return _topk(X, int(scalar(constant(K, "K"))), axis, largest)
+
+
+def _topk(x, k, axis, largest):
+    """Values and int64 indices, always sorted (with sorted=0 the spec leaves the order open). Among equal
+    values the lower index comes first, as the spec asks: a stable sort, since torch.topk breaks ties its own
+    way (it would export as aten.topk, which TVM's converter takes; aten.sort.stable it does not yet)."""
+    axis = _axis(axis, x.dim())
+    values, indices = torch.sort(x, dim=axis, descending=bool(largest), stable=True)
+    return values.narrow(axis, 0, k), indices.narrow(axis, 0, k)

@@ -62,6 +62,19 @@ def numbers(t: torch.Tensor) -> list:
     return flat
 
 
+def constant(t: torch.Tensor, what: str) -> torch.Tensor:
+    """`t`, which an op reads as numbers, checked to be known at import time: a value computed from the
+    model's inputs while tracing cannot be (its numbers would decide the output's shape)."""
+    from torch._subclasses.fake_tensor import is_fake
+
+    if is_fake(concrete(t)):
+        raise NotImplementedError(
+            f"{what} is computed from the model's inputs (cascc needs it constant: an initializer, a Constant, "
+            "or folded from shapes)"
+        )
+    return t
+
+
 def ints(t: torch.Tensor | Sequence[int] | None) -> list[int] | None:
     """A constant shape/axes input as a Python list."""
     if t is None:

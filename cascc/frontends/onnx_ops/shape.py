@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .registry import _axis, floats, ints, op, scalar, torch_dtype  # noqa: F401
+from .registry import _axis, constant, floats, ints, op, scalar, torch_dtype  # noqa: F401
 
 
 @op()
@@ -141,6 +141,36 @@ def _unsqueeze(x, axes):
     for axis in sorted(_axis(a, rank) for a in axes):
         shape.insert(axis, 1)
     return x.reshape(shape)
+
+
+@op(since=14)
+def Trilu(input, k=None, *, upper=1):
+    diagonal = 0 if k is None else int(scalar(constant(k, "k")))
+    return torch.triu(input, diagonal) if upper else torch.tril(input, diagonal)
+
+
+@op(since=9, name="OneHot")
+def OneHot_v9(indices, depth, values, *, axis=-1):
+    return _one_hot(indices, depth, values, axis, wrap=False)
+
+
+@op(since=11)
+def OneHot(indices, depth, values, *, axis=-1):
+    return _one_hot(indices, depth, values, axis, wrap=True)
+
+
+def _one_hot(indices, depth, values, axis, wrap):
+    """Indices in [0, depth) (from opset 11 also [-depth, 0), counting from the end) pick on_value; any other
+    gives a row of off_value."""
+    n = int(scalar(constant(depth, "depth")))
+    axis = _axis(axis, indices.dim() + 1)
+    idx = indices.to(torch.int64)  # float indices are truncated, as the spec's cast
+    if wrap:
+        idx = torch.where(idx < 0, idx + n, idx)
+    idx = idx.unsqueeze(axis)
+    classes = torch.arange(n, dtype=torch.int64).reshape([n if i == axis else 1 for i in range(idx.dim())])
+    off, on = values.reshape(2)[0], values.reshape(2)[1]
+    return torch.where(idx == classes, on, off)
 
 
 @op()
