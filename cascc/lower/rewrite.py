@@ -51,6 +51,9 @@ class LayerRewrite:
         self.candidates: dict[str, dict[str, Candidate]] = {}
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        from .conv1d import Conv1dAsConv2d
+
+        mod = Conv1dAsConv2d()(mod)  # 1-D convs take the conv strategies as 1-high 2-D ones
         ctx = Context(self.target, relax.BlockBuilder(mod), self.cores, self.keep_candidates)
         self._ctx, self._named = ctx, {}
         pats = LayerPatterns()

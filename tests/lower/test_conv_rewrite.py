@@ -281,6 +281,33 @@ def test_conv_epilogue_is_fused_into_the_kernel(act):
     assert not {"relax.clip", "relax.nn.relu", "relax.nn.batch_norm", "relax.nn.conv2d"} & set(ops)
 
 
+@pytest.mark.parametrize("act", [nn.ReLU, nn.ReLU6])
+def test_conv1d_takes_the_conv_kernels_with_its_bias_and_activation(act):
+    """A Conv1d layer is a 1-high conv2d for the rewrite (lower/conv1d.py): no conv1d, bias add or activation
+    is left outside the kernel, and the decisions are the conv strategy's."""
+    import tvm
+    from tvm import relax
+
+    from cascc.lower.pipeline import to_relax
+    from cascc.lower.rewrite import LayerRewrite
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(8, 16, 5, padding=2), act(), nn.Conv1d(16, 16, 3, stride=2, padding=1))
+    program = from_module(model, (torch.randn(1, 8, 40),))
+    rewrite = LayerRewrite(TARGETS["x86"], {})
+    out = rewrite(to_relax(program.exported))
+    ops = []
+    relax.analysis.post_order_visit(
+        out["main"],
+        lambda e: (
+            ops.append(e.op.name) if isinstance(e, relax.Call) and isinstance(e.op, tvm.ir.Op) else None
+        ),
+    )
+    assert not {"relax.nn.conv1d", "relax.nn.conv2d", "relax.add", "relax.clip", "relax.nn.relu"} & set(ops)
+    assert [d.kind for d in rewrite.decisions.values()] == [DecisionKind.DENSE_CASCC] * 2
+    compile_and_compare(model, torch.randn(2, 8, 40))
+
+
 class Branches(nn.Module):
     """Every conv kernel family on the same full-size image, outputs flattened side by side."""
 

@@ -140,7 +140,17 @@ OPS = {
         Op(
             "conv1d",
             lambda: (_seq(nn.Conv1d(32, 64, 5, padding=2), nn.ReLU()), (torch.randn(1, 32, 40),)),
-            kernels=NOT_MATCHED,
+        ),
+        Op(
+            "conv1d_strided_dilated_grouped",
+            lambda: (
+                _seq(
+                    nn.Conv1d(32, 64, 3, stride=2, padding=1),
+                    nn.ReLU6(),
+                    nn.Conv1d(64, 32, 3, dilation=2, groups=4, bias=False),
+                ),
+                (torch.randn(1, 32, 48),),
+            ),
         ),
         Op(
             "layer_norm",
