@@ -17,6 +17,15 @@ from . import cost
 from .decision import Decision, DecisionKind, Decline, declined
 from .epilogue import Epilogue
 
+
+def static_shape(expr) -> list[int] | None:
+    """A Relax expression's static shape, or None where it is symbolic or unknown."""
+    try:
+        return [int(d) for d in expr.ty.shape]
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
 OPAQUE = 8  # relay/relax OpPatternKind.kOpaque: FuseOps leaves the kernel alone
 
 

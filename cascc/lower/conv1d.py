@@ -12,13 +12,7 @@ import tvm
 from tvm import relax
 from tvm.relax.dpl import is_const, is_op, rewrite_call, wildcard
 
-
-def _static(shape) -> list[int] | None:
-    try:
-        return [int(d) for d in shape]
-    except (TypeError, ValueError):
-        return None
-
+from .context import static_shape
 
 X, W = wildcard(), is_const()
 CONV1D = is_op("relax.nn.conv1d")(X, W)
@@ -27,7 +21,7 @@ CONV1D = is_op("relax.nn.conv1d")(X, W)
 def _to_conv2d(expr: relax.Expr, matches) -> relax.Expr:
     attrs = expr.attrs
     x, w = matches[X], matches[W].value.numpy()
-    x_shape = _static(x.ty.shape)
+    x_shape = static_shape(x)
     if (
         attrs.data_layout != "NCW"
         or attrs.kernel_layout != "OIW"
@@ -66,7 +60,7 @@ def _sink(expr: relax.Expr, matches) -> relax.Expr:
         return expr
     if BIAS in matches:
         bias = matches[BIAS].value.numpy().reshape(-1)
-        if bias.shape != (_static(inner.ty.shape)[1],):
+        if bias.shape != (static_shape(inner)[1],):
             return expr
         out = relax.op.add(inner, relax.op.reshape(relax.const(bias), (1, bias.shape[0], 1, 1)))
     elif LO in matches:
@@ -79,7 +73,7 @@ def _sink(expr: relax.Expr, matches) -> relax.Expr:
 def _one_high(inner: relax.Expr, view: relax.Expr) -> bool:
     """Whether `view` is [N, O, 1, L] `inner` viewed as [N, O, L] (a 1-high conv2d result, or one with an
     epilogue already sunk), so a per-channel bias or an activation commutes with the view."""
-    four, three = _static(inner.ty.shape), _static(view.ty.shape)
+    four, three = static_shape(inner), static_shape(view)
     return (
         four is not None
         and three is not None

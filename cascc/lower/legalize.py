@@ -13,7 +13,7 @@ from tvm import relax
 
 from cascc.targets import Target
 
-from .context import add_kernel
+from .context import add_kernel, static_shape
 from .schedules.generic import MIN_PARALLEL_WORK
 
 Legalization = Callable[[relax.BlockBuilder, relax.Call], relax.Expr]
@@ -44,12 +44,8 @@ def _softmax(bb: relax.BlockBuilder, call: relax.Call, lanes: int) -> relax.Expr
 def _rows(x: relax.Expr, axes: list[int], lanes: int) -> tuple[int, int] | None:
     """(rows, width) of a static fp32 tensor reduced over its last axis only, with width a multiple of the
     row kernels' `lanes`; None for any other form."""
-    shape = x.ty.shape
-    if shape is None or str(x.ty.dtype) != "float32":
-        return None
-    try:
-        dims = [int(d) for d in shape]
-    except TypeError:
+    dims = static_shape(x)
+    if dims is None or str(x.ty.dtype) != "float32":
         return None
     if axes not in ([len(dims) - 1], [-1]) or dims[-1] % lanes:
         return None

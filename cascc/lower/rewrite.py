@@ -19,7 +19,7 @@ from tvm.relax.dpl import rewrite_call
 
 from cascc.targets import Target
 
-from .context import Candidate, Context, weight_key
+from .context import Candidate, Context, static_shape, weight_key
 from .decision import Decision, Decline
 from .epilogue import density_of, fold
 from .patterns import Chain, LayerPatterns
@@ -91,7 +91,7 @@ class LayerRewrite:
         name = self._name(const, weight)
         density = density_of(weight)
         x = m[pats.x]
-        shape = _static_shape(x)
+        shape = static_shape(x)
         if shape is None:
             return ctx.why(name, density, Decline.SYMBOLIC_SHAPE) or expr
         if [int(a) for a in m[pats.wt].attrs.axes] != [1, 0] or len(shape) != 2 or weight.ndim != 2:
@@ -114,7 +114,7 @@ class LayerRewrite:
         if attrs.data_layout != "NCHW" or attrs.kernel_layout != "OIHW" or attrs.out_layout != "NCHW":
             return ctx.why(name, density, Decline.LAYOUT) or expr
         x = m[pats.x]
-        shape = _static_shape(x)
+        shape = static_shape(x)
         if shape is None:
             return ctx.why(name, density, Decline.SYMBOLIC_SHAPE) or expr
         if weight.dtype != np.float32 or str(x.ty.dtype) != "float32":
@@ -129,16 +129,8 @@ class LayerRewrite:
 
     def _matmul(self, pats: LayerPatterns, expr, m):
         a, b = m[pats.lhs], m[pats.rhs]
-        sa, sb = _static_shape(a), _static_shape(b)
+        sa, sb = static_shape(a), static_shape(b)
         if sa is None or sb is None:
             return expr  # symbolic shapes: TVM's generic lowering (no prunable layer to report on)
         out = self.family.strategies.attention.lower(self._ctx, MatmulLayer(a, b, tuple(sa), tuple(sb)))
         return expr if out is None else out
-
-
-def _static_shape(x) -> list[int] | None:
-    """A tensor's static shape, or None where it is symbolic or unknown."""
-    try:
-        return [int(d) for d in x.ty.shape]
-    except (TypeError, AttributeError):
-        return None

@@ -65,20 +65,20 @@ _reductions()
 
 @op()
 def ArgMax(data, *, axis=0, keepdims=1, select_last_index=0):
-    axis = _axis(axis, data.dim())
-    if select_last_index:
-        flipped = data.flip(axis).argmax(axis, keepdim=bool(keepdims))
-        return data.shape[axis] - 1 - flipped
-    return data.argmax(axis, keepdim=bool(keepdims))
+    return _arg(torch.argmax, data, axis, keepdims, select_last_index)
 
 
 @op()
 def ArgMin(data, *, axis=0, keepdims=1, select_last_index=0):
+    return _arg(torch.argmin, data, axis, keepdims, select_last_index)
+
+
+def _arg(fn, data, axis, keepdims, select_last_index):
+    """argmax/argmin along `axis`; among ties the first index, or with `select_last_index` the last one."""
     axis = _axis(axis, data.dim())
     if select_last_index:
-        flipped = data.flip(axis).argmin(axis, keepdim=bool(keepdims))
-        return data.shape[axis] - 1 - flipped
-    return data.argmin(axis, keepdim=bool(keepdims))
+        return data.shape[axis] - 1 - fn(data.flip(axis), axis, keepdim=bool(keepdims))
+    return fn(data, axis, keepdim=bool(keepdims))
 
 
 @op(since=11)
