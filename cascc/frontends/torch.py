@@ -247,7 +247,10 @@ def save_pt2(program: Program, path: Path) -> Path:
 
 
 def _wrap(ep: torch.export.ExportedProgram, source: str, seed: int) -> Program:
+    from .cleanup import clean
+
     try:
+        ep = clean(ep)
         program = from_exported(ep, source=source, frontend="torch", seed=seed)
     except TypeError as exc:
         raise ModelLoadError(
