@@ -552,15 +552,15 @@ def wav2vec2(small: bool = False):
     samples = 3200 if small else 16000
     kwargs = {}
     if small:
-        kwargs = dict(
-            hidden_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=128,
-            conv_dim=(64,) * 7,
-            num_conv_pos_embeddings=16,
-            num_conv_pos_embedding_groups=4,
-        )
+        kwargs = {
+            "hidden_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 128,
+            "conv_dim": (64,) * 7,
+            "num_conv_pos_embeddings": 16,
+            "num_conv_pos_embedding_groups": 4,
+        }
     model = _hf("Wav2Vec2Config", "Wav2Vec2Model", "last_hidden_state", **kwargs)
     torch.manual_seed(1)
     return trained_like(model, (torch.randn(1, samples),))

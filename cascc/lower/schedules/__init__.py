@@ -12,6 +12,7 @@ from ...errors import LoweringError
 from ...registry import Registry
 from .generic import GenericCPU
 
+
 class Tolerant(dlight.ScheduleRule):
     """A dlight rule that declines (returns None) where it raises: dlight's rules assert on forms their
     analysis does not cover (dlight.cpu.GEMV on a gemv whose reduction loop normalization removed, seen in
