@@ -19,24 +19,32 @@ from .decision import Decision, DecisionKind, Decline, declined
 
 @dataclass(frozen=True, eq=False)
 class Lowered:
-    """A compiled program: the TVM executable, the resolved target and one decision per prunable layer."""
+    """A compiled program: its linked library (built in a child process, `build.py`), the resolved target,
+    one decision per prunable layer and the device code the library carries."""
 
-    executable: Any
+    library: Path
     target: Target
     target_spec: dict[str, Any]
     decisions: tuple[Decision, ...]
+    device_modules: tuple[dict[str, Any], ...] = ()
+    scratch: Any = None  # the temporary directory holding `library`, removed with this object
+
+    @property
+    def executable(self) -> Any:
+        """The library loaded into this process (host targets only), for a relax.VirtualMachine."""
+        import tvm
+
+        return tvm.runtime.load_module(str(self.library))
 
     def export(self, path: Path) -> None:
         """Write the shared library (kernels, VM code and constants) to `path`."""
-        from .export import export_library
+        import shutil
 
-        export_library(self.executable, self.target, path)
+        shutil.copyfile(self.library, path)
 
     def device_code(self) -> list[dict[str, Any]]:
         """Device modules (e.g. CUDA) the library carries: kind, source or binary, kernel names, hash."""
-        from .export import device_code
-
-        return device_code(self.executable)
+        return [dict(m) for m in self.device_modules]
 
 
 def decide(program: Program, rewritten: dict[str, Decision]) -> tuple[Decision, ...]:
@@ -86,14 +94,11 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
     rewrite = LayerRewrite(target, names, cores=int(spec.get("num-cores", 1)), keep_candidates=measure)
     mod = rewrite(mod)
     mod = schedule(mod, tvm_target, target)
-    try:
-        executable = tvm.compile(mod, target=tvm_target, relax_pipeline=finish(tvm_target, target.backend))
-    except Exception as exc:
-        raise LoweringError(
-            program.source,
-            f"TVM compilation for {target.name} failed: {first_paragraph(exc)}",
-            "rerun with --debug and report it",
-        ) from exc
+    from .build import build
+
+    library, device_modules, scratch = build(
+        mod, tvm_target, target, finish(tvm_target, target.backend), program.source
+    )
     decisions = rewrite.decisions
     if measure:
         from .measure import measure_candidates
@@ -102,7 +107,7 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
         decisions = {
             name: dataclasses.replace(d, measured_us=timings.get(name)) for name, d in decisions.items()
         }
-    return Lowered(executable, target, spec, decide(program, decisions))
+    return Lowered(library, target, spec, decide(program, decisions), tuple(device_modules), scratch)
 
 
 __all__ = ["Decision", "DecisionKind", "Decline", "Lowered", "decide", "lower"]

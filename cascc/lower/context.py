@@ -35,8 +35,12 @@ def weight_key(w: np.ndarray) -> str:
 
 
 def add_kernel(bb: relax.BlockBuilder, func: tvm.tirx.PrimFunc, symbol: str) -> tvm.ir.GlobalVar:
-    """Add a kernel under a unique symbol (TVMScript names every generated function `kernel`), unfusable."""
-    return bb.add_func(func.with_attr("global_symbol", symbol).with_attr("op_pattern", OPAQUE), symbol)
+    """Add a kernel, unfusable, named after its first user. Layers of one shape class get structurally
+    equal kernels (weights and indices are arguments), and the BlockBuilder returns the first one's
+    GlobalVar for each later one, so the library holds one copy of their code; TVM gives the kernel its
+    symbol from the GlobalVar when it builds."""
+    func = func.without_attr("global_symbol") if func.attrs and "global_symbol" in func.attrs else func
+    return bb.add_func(func.with_attr("op_pattern", OPAQUE), symbol)
 
 
 def symbol(name: str) -> str:

@@ -67,3 +67,48 @@ def check_scheduled(mod: tvm.IRModule) -> None:
             f"no schedule rule applied to {len(missing)} kernel(s): {', '.join(missing)}",
             "this is a cascc bug; report it with the model",
         )
+    wide = {name: lanes for name, lanes in vector_extents(mod).items() if lanes > MAX_VECTOR_LANES}
+    if wide:
+        raise LoweringError(
+            None,
+            "kernel(s) vectorize a loop wider than "
+            f"{MAX_VECTOR_LANES} lanes: {', '.join(f'{n} ({v} lanes)' for n, v in sorted(wide.items()))}; "
+            "TVM's lane count is 16-bit (it wraps past 65,535 and leaves outputs unwritten) and LLVM "
+            "aborted on a 51,076-lane vector",
+            "this is a cascc bug (a kernel must split such loops into register-wide chunks); report it",
+        )
+
+
+# The widest vectorized loop a kernel may hand LLVM: 256 fp32 zmm registers' worth is already far past any
+# useful width; the limit exists because one whole-plane vector (51,076 lanes) aborted LLVM inside
+# TypeSize ("Cannot implicitly convert a scalable size") and past 65,535 lanes TVM's count wraps.
+MAX_VECTOR_LANES = 4096
+
+
+def vector_extents(mod: tvm.IRModule) -> dict[str, int]:
+    """Per PrimFunc, the largest constant extent of its vectorized loops (0 where it has none)."""
+    found: dict[str, int] = {}
+    for gv, func in mod.functions_items():
+        if not isinstance(func, tirx.PrimFunc):
+            continue
+        found[gv.name_hint] = max((int(n.extent.value) for n in _vector_loops(func.body)), default=0)
+    return found
+
+
+def _vector_loops(stmt):
+    """The vectorized For nodes with constant extents under `stmt` (walks every statement's children)."""
+    stack = [stmt]
+    while stack:
+        node = stack.pop()
+        if (
+            isinstance(node, tirx.For)
+            and node.kind == tirx.ForKind.VECTORIZED
+            and isinstance(node.extent, tirx.IntImm)
+        ):
+            yield node
+        for field in ("body", "then_case", "else_case", "block"):
+            child = getattr(node, field, None)
+            if isinstance(child, tirx.Stmt):
+                stack.append(child)
+        if isinstance(node, tirx.SeqStmt):
+            stack.extend(node.seq)
