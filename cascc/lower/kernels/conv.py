@@ -18,6 +18,17 @@ from .linear import SCHEDULED, _activate
 # plus a static tail.
 
 
+# A row loop is one vector up to this many lanes (a 224-px image row: 14 zmm registers); a wider row (a
+# Conv1d over 16,000 audio samples is a 1-high conv of that width) is a serial loop LLVM's loop vectorizer
+# widens to the register. One 3,200-lane vector took LLVM over a minute to legalize.
+MAX_ROW_LANES = 256
+
+
+def _row(n: int):
+    """The loop over one row of n pixels: vectorized when n fits MAX_ROW_LANES, else serial."""
+    return T.vectorized(n) if n <= MAX_ROW_LANES else T.serial(n)
+
+
 @T.macro
 def _fill(buf, start, count, value, chunk):
     """buf[start + f] = value for f < count (count a Python int), in chunk-wide vector stores."""
@@ -45,7 +56,7 @@ def _load_tile(tile, X, b, c, height, width, top, left, wp, size, fill, chunk):
     """tile[(i + top)·Wp + j + left] = X[b, c, i, j]; every other element of the tile = fill."""
     _fill(tile, 0, size, fill, chunk)
     for i in range(height):
-        for j in T.vectorized(width):
+        for j in _row(width):
             tile[(i + top) * wp + j + left] = X[b, c, i, j]
 
 
@@ -149,7 +160,7 @@ def im2col(
                                 base = (b * rows + (c * kh + p) * kw + q) * m_padded + i * ow_
                                 _store_chunk(Af, row, base, jc * lanes, ow_, lanes, None)
                         else:
-                            for j in T.vectorized(ow_):
+                            for j in _row(ow_):
                                 A[b, (c * kh + p) * kw + q, i * ow_ + j] = tile[
                                     (i * sh + p) * wp + j * sw + q
                                 ]
@@ -185,10 +196,10 @@ def pad_planes(
             b = task // channels
             c = task % channels
             for i in range(hp):
-                for j in T.vectorized(wp):
+                for j in _row(wp):
                     P[b, c, i, j] = fill[0]
             for i in range(height):
-                for j in T.vectorized(width):
+                for j in _row(width):
                     P[b, c, i + top, j + left] = X[b, c, i, j]
 
     return kernel_
@@ -210,7 +221,7 @@ def crop_planes(batch: int, channels: int, height: int, pitch: int, width: int, 
             b = task // channels
             c = task % channels
             for i in range(height):
-                for j in T.vectorized(width):
+                for j in _row(width):
                     Y[b, c, i, j] = G[b, c, i * pitch + j] + fill[0]
 
     return kernel_
@@ -274,18 +285,18 @@ def depthwise(
                     for v in T.vectorized(lanes):
                         out[ch * lanes + v] = acc[v]
                 for i in range(oh_):
-                    for j in T.vectorized(ow_):
+                    for j in _row(ow_):
                         Y[b, c, i, j] = _activate(out[i * wp + j], act)
             else:
                 for i in range(oh_):
                     acc = T.alloc_local((ow_,), "float32")
-                    for j in T.vectorized(ow_):
+                    for j in _row(ow_):
                         acc[j] = bias[c]
                     for p in T.unroll(kh):
                         for q in T.unroll(kw):
-                            for j in T.vectorized(ow_):
+                            for j in _row(ow_):
                                 acc[j] = acc[j] + W[c, p, q] * tile[(i * sh + p) * wp + j * sw + q]
-                    for j in T.vectorized(ow_):
+                    for j in _row(ow_):
                         Y[b, c, i, j] = _activate(acc[j], act)
 
     return kernel_

@@ -79,10 +79,11 @@ def check_scheduled(mod: tvm.IRModule) -> None:
         )
 
 
-# The widest vectorized loop a kernel may hand LLVM: 256 fp32 zmm registers' worth is already far past any
+# The widest vectorized loop a kernel may hand LLVM: 64 fp32 zmm registers' worth is already far past any
 # useful width; the limit exists because one whole-plane vector (51,076 lanes) aborted LLVM inside
-# TypeSize ("Cannot implicitly convert a scalable size") and past 65,535 lanes TVM's count wraps.
-MAX_VECTOR_LANES = 4096
+# TypeSize ("Cannot implicitly convert a scalable size"), a 3,200-lane one took LLVM over a minute, and
+# past 65,535 lanes TVM's count wraps.
+MAX_VECTOR_LANES = 1024
 
 
 def vector_extents(mod: tvm.IRModule) -> dict[str, int]:
