@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -130,10 +131,32 @@ def compile_cmd(
     kept, total = sum(r["nonzero"] for r in rows), sum(r["weights"] for r in rows)
     size = sum(f["bytes"] for f in result.manifest["files"].values())
     out.print(f"{kept:,} of {total:,} prunable weights kept (density {kept / max(total, 1):.3f})")
+    out.print(kernel_count_line(rows))
     out.print(f"wrote [bold]{escape(str(output))}[/] ({size / 1024:.1f} KiB) for target {target}")
+    if "size" in result.manifest:
+        s = result.manifest["size"]
+        out.print(
+            f"library {s['library'] / 1024:.1f} KiB: code {s['code'] / 1024:.1f} KiB in {s['kernels']} "
+            f"kernels, constants {s['weights'] / 1024:.1f} KiB"
+        )
     out.print(
         f"manifest digest {result.digest} (pin it with --expect-digest)", highlight=False, soft_wrap=True
     )
+
+
+def kernel_count_line(rows: list[dict[str, Any]]) -> str:
+    """How many prunable layers run on cascc's kernels (sparse, dense) and how many on TVM's generic
+    lowering, with the generic ones' kinds."""
+    kinds = Counter(r.get("kernel_kind", "generic") for r in rows)
+    cascc_ = kinds.get("sparse", 0) + kinds.get("dense", 0)
+    generic = Counter(r["kind"] for r in rows if r.get("kernel_kind", "generic") == "generic")
+    line = (
+        f"layers on cascc kernels: {cascc_} of {len(rows)} ({kinds.get('sparse', 0)} sparse, "
+        f"{kinds.get('dense', 0)} dense)"
+    )
+    if generic:
+        line += "; on TVM's generic lowering: " + ", ".join(f"{n} {k}" for k, n in sorted(generic.items()))
+    return line
 
 
 def _layer_table(manifest: dict[str, Any]) -> None:

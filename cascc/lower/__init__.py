@@ -27,7 +27,20 @@ class Lowered:
     target_spec: dict[str, Any]
     decisions: tuple[Decision, ...]
     device_modules: tuple[dict[str, Any], ...] = ()
+    weight_bytes: int = 0  # constants the kernels read: weights, sparse indices, folded biases
+    kernels: int = 0  # PrimFuncs in the library (layers of one shape class share one)
     scratch: Any = None  # the temporary directory holding `library`, removed with this object
+
+    def sizes(self) -> dict[str, int]:
+        """The library's bytes: in all, its code (.text), the constants its kernels read, kernel count."""
+        from .export import section_sizes
+
+        return {
+            "library": self.library.stat().st_size,
+            "code": section_sizes(self.library).get(".text", 0),
+            "weights": self.weight_bytes,
+            "kernels": self.kernels,
+        }
 
     @property
     def executable(self) -> Any:
@@ -107,7 +120,33 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
         decisions = {
             name: dataclasses.replace(d, measured_us=timings.get(name)) for name, d in decisions.items()
         }
-    return Lowered(library, target, spec, decide(program, decisions), tuple(device_modules), scratch)
+    return Lowered(
+        library,
+        target,
+        spec,
+        decide(program, decisions),
+        tuple(device_modules),
+        weight_bytes=constant_bytes(mod),
+        kernels=sum(isinstance(f, tvm.tirx.PrimFunc) for _, f in mod.functions_items()),
+        scratch=scratch,
+    )
+
+
+def constant_bytes(mod) -> int:
+    """Bytes of the distinct constants a scheduled module's Relax functions pass to its kernels."""
+    import tvm
+    from tvm import relax
+
+    seen: dict = {}  # keyed by the constant node itself (TVM objects hash by identity)
+
+    def visit(expr) -> None:
+        if isinstance(expr, tvm.ir.expr.Constant) and expr not in seen and hasattr(expr.value, "numpy"):
+            seen[expr] = int(expr.value.numpy().nbytes)  # tensors (scalar immediates are code)
+
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func.body, visit)
+    return sum(seen.values())
 
 
 __all__ = ["Decision", "DecisionKind", "Decline", "Lowered", "decide", "lower"]

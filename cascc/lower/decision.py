@@ -34,7 +34,7 @@ class Decline(enum.Enum):
     ATTENTION_WIDTH = "an activation matmul whose width no vector tile divides"
     NO_SPARSE_DEPTHWISE = "no sparse kernel for this depthwise form yet"
     NO_GPU_SPARSE_CONV = "no GPU sparse conv kernel yet"
-    NOT_MATCHED = "no cascc layer pattern for this form (e.g. embeddings) yet"
+    NOT_MATCHED = "this layer's form (no cascc pattern matched it)"
 
     def reason(self, density: float) -> str:
         """The reason shown for a layer of this density declined this way (an unmasked layer has no zeros to

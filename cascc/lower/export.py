@@ -78,3 +78,23 @@ def embedded_cuda_source(library: Path) -> str:
         raise ArtifactError(library, "holds no CUDA source module", "compile it with --target cuda")
     (length,) = struct.unpack("<Q", blob[start - 8 : start])
     return blob[start : start + length].decode()
+
+
+def section_sizes(library: Path) -> dict[str, int]:
+    """Bytes per section of an ELF64 little-endian shared library (x86-64, aarch64): `.text` is the code,
+    `.rodata` holds TVM's serialized module with its constants. Empty if the file is not such an ELF."""
+    blob = Path(library).read_bytes()
+    if blob[:4] != b"\x7fELF" or blob[4] != 2 or blob[5] != 1:
+        return {}
+    (shoff,) = struct.unpack_from("<Q", blob, 0x28)
+    entsize, count, names_index = struct.unpack_from("<HHH", blob, 0x3A)
+    if not shoff or entsize < 64 or shoff + count * entsize > len(blob) or names_index >= count:
+        return {}
+    headers = [struct.unpack_from("<IIQQQQ", blob, shoff + i * entsize) for i in range(count)]
+    names_at = headers[names_index][4]
+
+    def name(offset: int) -> str:
+        start = names_at + offset
+        return blob[start : blob.index(b"\0", start)].decode(errors="replace")
+
+    return {name(h[0]): h[5] for h in headers if h[0]}

@@ -18,6 +18,7 @@ from .strategies import Strategy
 from .strategies.attention import Attention
 from .strategies.conv import Conv
 from .strategies.depthwise import Depthwise
+from .strategies.embedding import Embedding
 from .strategies.gpu import GpuConv, GpuLinear
 from .strategies.linear import Linear
 
@@ -30,6 +31,7 @@ class Strategies:
     conv: Strategy
     depthwise: Strategy
     attention: Strategy | None = None  # None: activation matmuls stay with TVM
+    embedding: Strategy | None = None  # None: embedding lookups stay with TVM's take
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,9 @@ def register(fam: KernelFamily) -> KernelFamily:
     return FAMILIES.register(fam.name)(fam)
 
 
-CPU = register(KernelFamily("cpu", Strategies(Linear(), Conv(), Depthwise(), Attention()), legalize.cpu))
+CPU = register(
+    KernelFamily("cpu", Strategies(Linear(), Conv(), Depthwise(), Attention(), Embedding()), legalize.cpu)
+)
 GPU = register(KernelFamily("gpu", Strategies(GpuLinear(), GpuConv(), GpuConv()), legalize.gpu))
 
 

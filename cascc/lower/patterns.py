@@ -24,7 +24,7 @@ class Chain:
 
 
 class LayerPatterns:
-    """Patterns for linear and conv2d layers with constant weights."""
+    """Patterns for linear, conv2d and embedding layers with constant weights."""
 
     def __init__(self) -> None:
         self.x, self.w = wildcard(), is_const()
@@ -37,6 +37,8 @@ class LayerPatterns:
         self.clip_lo, self.clip_hi = wildcard(), wildcard()
         self.lhs, self.rhs = wildcard(), wildcard()
         self.activation_matmul = is_op("relax.matmul")(self.lhs, self.rhs)
+        self.ids = wildcard()
+        self.embedding = is_op("relax.take")(self.w, self.ids)  # aten.embedding, imported by TVM
         self.linear_chains = self._chains(self.matmul, batch_norm=False)
         self.conv_chains = self._chains(self.conv, batch_norm=True)
 

@@ -1,7 +1,7 @@
 """The Relax rewrite driver: layers with constant weights become calls to the kernel family's kernels.
 
 The driver matches each layer pattern (`patterns.py`: linear and conv2d with their bias, BatchNorm and
-ReLU/ReLU6 epilogue, longest first; activation × activation matmuls), folds the epilogue (`epilogue.py`),
+ReLU/ReLU6 epilogue, longest first; activation × activation matmuls; embedding lookups), folds the epilogue (`epilogue.py`),
 names the layer after the Program's parameter holding its weight, and hands a typed layer record to the
 family's strategy for its kind (`strategies/`). A layer the driver or a strategy declines stays a Relax op
 for TVM's generic lowering, and `Context.why` records the reason where it declines.
@@ -24,6 +24,7 @@ from .decision import Decision, Decline
 from .epilogue import density_of, fold
 from .patterns import Chain, LayerPatterns
 from .strategies import ConvLayer, LinearLayer, MatmulLayer
+from .strategies.embedding import EmbeddingLayer
 
 
 @tvm.transform.module_pass(opt_level=0, name="CasccLayerRewrite")
@@ -65,6 +66,8 @@ class LayerRewrite:
             main = rewrite_call(chain.pattern, lambda e, m, c=chain: self._conv(pats, c, e, m), main)
         if strategies.attention is not None:
             main = rewrite_call(pats.activation_matmul, lambda e, m: self._matmul(pats, e, m), main)
+        if strategies.embedding is not None:
+            main = rewrite_call(pats.embedding, lambda e, m: self._embedding(pats, e, m), main)
         self.decisions, self.candidates = ctx.decisions, ctx.candidates
         out = ctx.bb.get()
         out[out.get_global_var("main")] = main
@@ -126,6 +129,22 @@ class LayerRewrite:
         strategy = self.family.strategies.depthwise if layer.depthwise else self.family.strategies.conv
         out = strategy.lower(ctx, layer)
         return expr if out is None else out
+
+    def _embedding(self, pats: LayerPatterns, expr, m):
+        ctx, const = self._ctx, m[pats.w]
+        weight = const.value.numpy()
+        name = self._name(const, weight)
+        density = density_of(weight)
+        ids = m[pats.ids]
+        shape = static_shape(ids)
+        if shape is None:
+            return ctx.why(name, density, Decline.SYMBOLIC_SHAPE) or expr
+        if int(expr.attrs.axis) != 0 or weight.ndim != 2 or len(shape) != 1:
+            return ctx.why(name, density, Decline.LAYOUT) or expr
+        if weight.dtype != np.float32 or str(ids.ty.dtype) != "int32":
+            return ctx.why(name, density, Decline.NON_FLOAT32) or expr
+        layer = EmbeddingLayer(self._layer_name(name), ids, shape[0], weight, density)
+        return self.family.strategies.embedding.lower(ctx, layer)
 
     def _matmul(self, pats: LayerPatterns, expr, m):
         a, b = m[pats.lhs], m[pats.rhs]

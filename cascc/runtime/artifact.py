@@ -232,6 +232,7 @@ def write(
                 for name in (LIBRARY, SELFTEST)
             },
         }
+        manifest["size"] = lowered.sizes()
         device_modules = lowered.device_code()
         if device_modules:
             manifest["target"]["device_code"] = device_modules

@@ -119,7 +119,11 @@ TOP_LEVEL: dict[str, Check] = {
         )
     ),
 }
-OPTIONAL = {"evaluation": lambda v: isinstance(v, dict)}
+OPTIONAL = {
+    "evaluation": lambda v: isinstance(v, dict),
+    # bytes of the library, its code and its constants, and its kernel count (written since format 2)
+    "size": _record({"library": _int(), "code": _int(), "weights": _int(), "kernels": _int()}),
+}
 
 
 def validate(manifest: Any, where: str) -> Mapping[str, Any]:

@@ -110,8 +110,6 @@ class MeanPool(nn.Module):
         return self.conv(x).mean(dim=(2, 3))
 
 
-NOT_MATCHED = MappingProxyType({"cpu": GENERIC, "gpu": GENERIC})  # no cascc layer pattern: TVM's lowering
-
 OPS = {
     op.name: op
     for op in (
@@ -168,7 +166,6 @@ OPS = {
         Op(
             "embedding",
             lambda: (_seq(nn.Embedding(100, 32)), (torch.randint(0, 100, (2, 7)),)),
-            kernels=NOT_MATCHED,
         ),
         Op(
             "transformer_encoder",

@@ -12,6 +12,7 @@ import numpy as np
 from tvm import tirx
 from tvm.script import tirx as T
 
+from ..kernels.cache import cached
 from ..kernels.formats import (
     RowTiles,
     balanced_order,
@@ -77,6 +78,7 @@ def _occupied_blocks(full: np.ndarray, width: int) -> np.ndarray:
     return cells.reshape(n, -1, width).any(axis=2)
 
 
+@cached
 def block_rows_linear(
     batch: int,
     k: int,

@@ -10,6 +10,7 @@ import numpy as np
 from tvm import tirx
 from tvm.script import tirx as T
 
+from .cache import cached
 from .linear import SCHEDULED, _activate
 
 # LLVM's vector lane count is 16-bit: one vector over a whole plane (tens of thousands of pixels) aborts
@@ -103,6 +104,7 @@ def _flat_tile(height: int, width: int, kernel, padding, lanes: int) -> tuple[in
     return hw, chunks, lead, lead + chunks * lanes + (kh - 1 - top) * width + (kw - 1 - left)
 
 
+@cached
 def im2col(
     batch: int,
     channels: int,
@@ -170,6 +172,7 @@ def im2col(
     return kernel_
 
 
+@cached
 def pad_planes(
     batch: int,
     channels: int,
@@ -205,6 +208,7 @@ def pad_planes(
     return kernel_
 
 
+@cached
 def crop_planes(batch: int, channels: int, height: int, pitch: int, width: int, parallel: bool = True):
     """Y[b, c, i, j] = G[b, c, i · pitch + j] for j < width: a direct conv's output grid without its border
     columns (TVM's generic strided_slice ran ~5 µs on a 64 × 25 × 7 grid; this copies whole rows)."""
@@ -227,6 +231,7 @@ def crop_planes(batch: int, channels: int, height: int, pitch: int, width: int, 
     return kernel_
 
 
+@cached
 def depthwise(
     batch: int,
     channels: int,
@@ -302,6 +307,7 @@ def depthwise(
     return kernel_
 
 
+@cached
 def depthwise_same(
     batch: int,
     channels: int,
@@ -371,6 +377,7 @@ def column_mask(height: int, width: int, kw: int, left: int, lanes: int) -> np.n
     return ((src >= 0) & (src < width)).astype(np.float32)
 
 
+@cached
 def depthwise_stride2(
     batch: int,
     channels: int,
@@ -424,6 +431,7 @@ def depthwise_stride2(
     return kernel_
 
 
+@cached
 def depthwise_same_sparse(
     batch: int,
     channels: int,

@@ -10,6 +10,8 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script import tirx as T
 
+from .cache import cached
+
 SCHEDULED = {"tirx.noalias": True, "tirx.is_scheduled": True}
 
 
@@ -22,6 +24,7 @@ def _activate(value, act: str | None):
     return value
 
 
+@cached
 def dense_linear(
     batch: int, k: int, tiles: int, tile: int, batch_tile: int, act: str | None, parallel: bool = True
 ) -> tirx.PrimFunc:
@@ -62,6 +65,7 @@ def dense_linear(
     return kernel
 
 
+@cached
 def tiled_ell_linear(
     batch: int,
     k: int,
@@ -129,6 +133,7 @@ def tiled_ell_linear(
     return kernel
 
 
+@cached
 def wide_dense(
     batch: int,
     k: int,
@@ -178,6 +183,7 @@ def wide_dense(
     return kernel
 
 
+@cached
 def wide_sparse(
     batch: int,
     m: int,
@@ -279,6 +285,7 @@ def _store_tile(C, acc, b, t, m0, n, m, rows, lanes, act):
         _store_row(C, acc, b, r, t * rows + r, m0, n, m, lanes, act)
 
 
+@cached
 def batched_matmul(
     batch: int, m: int, k: int, n: int, rows: int, lanes: int, parallel: bool = True
 ) -> tirx.PrimFunc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script import tirx as T
 
+from .cache import cached
 from .linear import SCHEDULED
 
 # Every row kernel takes its vector width `lanes` (a power of two, 4–64) from the target's `kernel_lanes`.
@@ -59,6 +60,7 @@ def row_group(rows: int) -> int:
     return next(g for g in (4, 2, 1) if rows % g == 0)
 
 
+@cached
 def layer_norm(rows: int, width: int, eps: float, parallel: bool = False, *, lanes: int) -> tirx.PrimFunc:
     """Y[r] = (X[r] − mean) / sqrt(var + eps) · gamma + beta over rows of `width` floats.
 
@@ -132,6 +134,7 @@ def fast_exp(x):
     return p * T.reinterpret("float32", T.shift_left(T.Cast("int32", n) + 127, 23))
 
 
+@cached
 def softmax(rows: int, width: int, parallel: bool = False, *, lanes: int) -> tirx.PrimFunc:
     """Y[r] = exp(X[r] − max) / Σ exp(X[r] − max) over rows of `width` floats (a multiple of `lanes`).
 
@@ -187,6 +190,7 @@ def softmax(rows: int, width: int, parallel: bool = False, *, lanes: int) -> tir
     return kernel
 
 
+@cached
 def row_mean(rows: int, width: int, *, lanes: int) -> tirx.PrimFunc:
     """Y[r] = scale · Σ X[r, :] (scale = 1 / width: a mean, e.g. global average pooling over H·W), any width:
     `lanes`-wide partial sums, a scalar loop over the tail. `scale` is an input (not a constant) for the same

@@ -1,0 +1,65 @@
+"""Embedding lookups on cascc's gather kernels (CSR rows when pruned, ids clamped), layers of one shape
+class sharing one kernel, and the library's size breakdown."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cascc import api, passes
+from cascc.frontends.torch import from_module
+from cascc.lower.export import section_sizes
+from cascc.runtime.session import Session
+from zoo import relu_mlp
+
+
+@pytest.mark.parametrize("sparsity,kind", [(0.0, "dense"), (0.9, "sparse")])
+def test_embedding_gathers_rows_and_clamps_ids(tmp_path, sparsity, kind):
+    torch.manual_seed(0)
+    program = from_module(nn.Sequential(nn.Embedding(50, 24)), (torch.tensor([[1, 2, 3, 49, 0, 7]]),))
+    if sparsity:
+        program = passes.run(program, [("prune.magnitude", {"sparsity": sparsity})])
+    result = api.compile(program, out=tmp_path / "out")
+    (row,) = result.manifest["layers"]
+    assert row["kind"] == "embedding" and row["kernel_kind"] == kind, row
+    assert api.selftest(result.path).passed
+    table = program.masked_weights()["0.weight"].numpy()
+    ids = np.array([[5, 49, 0, 100, -3, 17]], np.int64)  # the last three out of range: nearest row
+    got = Session(result.path / "model.so").run([ids])[0]
+    np.testing.assert_array_equal(got[0], table[[5, 49, 0, 49, 0, 17]])
+
+
+def test_a_pruned_embedding_stores_its_nonzeros_only(tmp_path):
+    torch.manual_seed(0)
+    program = from_module(nn.Sequential(nn.Embedding(2000, 64)), (torch.randint(0, 2000, (1, 8)),))
+    dense = api.compile(program, out=tmp_path / "dense").manifest["size"]["weights"]
+    pruned = passes.run(program, [("prune.magnitude", {"sparsity": 0.9})])
+    sparse = api.compile(pruned, out=tmp_path / "sparse").manifest["size"]["weights"]
+    assert dense >= 2000 * 64 * 4
+    assert sparse < 0.2 * dense  # 10% of the values, int16 columns, row pointers
+
+
+def test_layers_of_one_shape_share_one_kernel(tmp_path):
+    """A fourth 64×64 layer adds weights but no kernel; the library's code does not grow with it."""
+    torch.manual_seed(0)
+    x = (torch.randn(1, 64),)
+    sizes = []
+    for depth in (3, 4):
+        result = api.compile(from_module(relu_mlp(*[64] * (depth + 1)), x), out=tmp_path / f"d{depth}")
+        assert api.selftest(result.path).passed
+        sizes.append(result.manifest["size"])
+    assert sizes[1]["kernels"] == sizes[0]["kernels"]
+    assert sizes[1]["weights"] > sizes[0]["weights"]
+    assert sizes[1]["code"] == sizes[0]["code"]
+
+
+def test_size_breakdown_reads_the_elf_sections(tmp_path):
+    result = api.compile(from_module(relu_mlp(32, 16), (torch.randn(1, 32),)), out=tmp_path / "out")
+    size = result.manifest["size"]
+    sections = section_sizes(result.path / "model.so")
+    assert size["code"] == sections[".text"] > 0
+    assert not [s for s in sections if s.startswith(".debug")]  # linked without DWARF
+    assert sum(sections.values()) <= size["library"] == (result.path / "model.so").stat().st_size
+    assert section_sizes(result.path / "manifest.json") == {}
