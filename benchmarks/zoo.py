@@ -635,3 +635,9 @@ MODELS = {
     "mobilenetv2": mobilenetv2,
     "transformer": transformer,
 }
+
+
+if __name__ == "__main__":
+    from zoo_bench import main
+
+    main()
