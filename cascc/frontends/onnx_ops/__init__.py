@@ -6,7 +6,7 @@ registered with the opset it starts at (`@op(since=…)`). Inputs that carry sha
 Slice's starts, …) are constants at import time and are read with `ints()`.
 """
 
-from . import elementwise, nn, reduce, resize, shape  # noqa: F401  (registration side effect)
+from . import elementwise, nn, recurrent, reduce, resize, scatter, shape  # noqa: F401  (registration)
 from .registry import (
     CONCRETE,
     OPS,

@@ -101,6 +101,32 @@ def Cos(input):
     return torch.cos(input)
 
 
+@op(since=11)
+def Round(X):
+    return torch.round(X)  # halves to even, as the spec asks
+
+
+@op(since=9)
+def Sign(input):
+    return torch.sign(input)
+
+
+@op(since=9)
+def IsNaN(X):
+    return torch.isnan(X)
+
+
+@op(since=10)
+def IsInf(X, *, detect_negative=1, detect_positive=1):
+    if detect_negative and detect_positive:
+        return torch.isinf(X)
+    if detect_positive:
+        return torch.isinf(X) & (X > 0)
+    if detect_negative:
+        return torch.isinf(X) & (X < 0)
+    return torch.zeros(X.shape, dtype=torch.bool)
+
+
 @op()
 def Relu(X):
     return torch.relu(X)
@@ -163,6 +189,31 @@ def Gelu(X, *, approximate="none"):
 @op()
 def Softplus(X):
     return F.softplus(X)
+
+
+@op()
+def Softsign(input):
+    return input / (1 + torch.abs(input))
+
+
+@op(since=18)
+def Mish(X):
+    return X * torch.tanh(F.softplus(X))
+
+
+@op(since=24)
+def Swish(X, *, alpha=1.0):
+    return X * torch.sigmoid(alpha * X)
+
+
+@op(since=6)
+def Selu(X, *, alpha=1.67326319217681884765625, gamma=1.05070102214813232421875):
+    return gamma * torch.where(X > 0, X, alpha * torch.expm1(X))
+
+
+@op(since=12)
+def Celu(X, *, alpha=1.0):
+    return torch.clamp(X, min=0) + torch.clamp(alpha * torch.expm1(X / alpha), max=0)
 
 
 @op(since=1, name="Softmax")

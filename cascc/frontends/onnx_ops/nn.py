@@ -154,6 +154,46 @@ def InstanceNormalization(input, scale, B, *, epsilon=1e-5):
     return F.instance_norm(input, weight=scale, bias=B, eps=epsilon)
 
 
+@op(since=21)
+def GroupNormalization(X, scale, bias, *, epsilon=1e-5, num_groups, stash_type=1):
+    # mean and (biased) variance over each group's channels and positions, then per-channel scale and bias
+    # (opset 18's per-group scale and bias are deprecated: onnx.checker refuses them)
+    groups = _stash(X.reshape(X.shape[0], num_groups, -1), stash_type)
+    centered = groups - groups.mean(dim=-1, keepdim=True)
+    inv_std = torch.rsqrt((centered * centered).mean(dim=-1, keepdim=True) + epsilon)
+    y = (centered * inv_std).to(X.dtype).reshape(X.shape)
+    shape = [1, X.shape[1]] + [1] * (X.dim() - 2)
+    return y * scale.reshape(shape) + bias.reshape(shape)
+
+
+@op(since=23)
+def RMSNormalization(X, scale, *, axis=-1, epsilon=1e-5, stash_type=1):
+    dims = tuple(range(_axis(axis, X.dim()), X.dim()))
+    x = _stash(X, stash_type)
+    inv_rms = torch.rsqrt((x * x).mean(dim=dims, keepdim=True) + epsilon)
+    return (x * inv_rms).to(X.dtype) * scale
+
+
+def _stash(x, stash_type):
+    """stash_type 1: the statistics in float32 (float16/bfloat16 inputs are widened for them)."""
+    if stash_type == 1 and x.is_floating_point() and x.element_size() < 4:
+        return x.float()
+    return x
+
+
+@op()
+def LRN(X, *, alpha=0.0001, beta=0.75, bias=1.0, size):
+    # the window over channels starts floor((size-1)/2) before c and ends ceil((size-1)/2) after it
+    # (F.local_response_norm centres an even window the other way)
+    before = (size - 1) // 2
+    squares = F.pad(X * X, [0, 0] * (X.dim() - 2) + [before, size - 1 - before])
+    channels = X.shape[1]
+    window = squares.narrow(1, 0, channels)
+    for k in range(1, size):
+        window = window + squares.narrow(1, k, channels)
+    return X / (bias + (alpha / size) * window) ** beta
+
+
 MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 

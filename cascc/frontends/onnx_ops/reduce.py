@@ -7,10 +7,10 @@ import torch
 from .registry import _axis, constant, floats, ints, op, scalar, torch_dtype  # noqa: F401
 
 
-def _reduce(fn, data, axes, keepdims, noop_with_empty_axes, empty=None):
+def _reduce(fn, data, axes, keepdims, noop_with_empty_axes, empty=None, each=None):
     if not axes:
-        if noop_with_empty_axes:
-            return data
+        if noop_with_empty_axes:  # reducing over no axes: each element alone (|x| for ReduceL1, x² …)
+            return each(data) if each is not None else data
         axes = list(range(data.dim()))
     axes = tuple(_axis(a, data.dim()) for a in axes)
     if empty is not None and any(data.shape[a] == 0 for a in axes):  # reducing an empty set: the identity
@@ -24,21 +24,30 @@ def _reduce(fn, data, axes, keepdims, noop_with_empty_axes, empty=None):
 
 
 def _reductions():
+    # name: (reduction, opset whose axes are an input, value over an empty set if torch's differs, the
+    # reduction of one element where it is not the element)
     table = {
-        "ReduceMean": (lambda x, a, k: x.mean(dim=a, keepdim=k), 18, None),
-        "ReduceSum": (lambda x, a, k: x.sum(dim=a, keepdim=k), 13, None),
-        "ReduceMax": (lambda x, a, k: x.amax(dim=a, keepdim=k), 18, float("-inf")),
-        "ReduceMin": (lambda x, a, k: x.amin(dim=a, keepdim=k), 18, float("inf")),
-        "ReduceProd": (lambda x, a, k: _prod(x, a, k), 18, None),
-        "ReduceL2": (lambda x, a, k: x.pow(2).sum(dim=a, keepdim=k).sqrt(), 18, None),
+        "ReduceMean": (lambda x, a, k: x.mean(dim=a, keepdim=k), 18, None, None),
+        "ReduceSum": (lambda x, a, k: x.sum(dim=a, keepdim=k), 13, None, None),
+        "ReduceMax": (lambda x, a, k: x.amax(dim=a, keepdim=k), 18, float("-inf"), None),
+        "ReduceMin": (lambda x, a, k: x.amin(dim=a, keepdim=k), 18, float("inf"), None),
+        "ReduceProd": (lambda x, a, k: _prod(x, a, k), 18, None, None),
+        "ReduceL2": (lambda x, a, k: x.pow(2).sum(dim=a, keepdim=k).sqrt(), 18, None, torch.abs),
+        "ReduceL1": (lambda x, a, k: x.abs().sum(dim=a, keepdim=k), 18, None, torch.abs),
+        "ReduceSumSquare": (lambda x, a, k: (x * x).sum(dim=a, keepdim=k), 18, None, lambda x: x * x),
+        "ReduceLogSum": (lambda x, a, k: x.sum(dim=a, keepdim=k).log(), 18, None, torch.log),
+        "ReduceLogSumExp": (lambda x, a, k: torch.logsumexp(x, dim=a, keepdim=k), 18, None, None),
     }
-    for name, (fn, since, empty) in table.items():
+    for name, (fn, since, empty, each) in table.items():
 
         def attr_form(data, *, axes=None, keepdims=1, _fn=fn, _empty=empty):
             return _reduce(_fn, data, axes, keepdims, 0, _empty)
 
-        def input_form(data, axes=None, *, keepdims=1, noop_with_empty_axes=0, _fn=fn, _empty=empty):
-            return _reduce(_fn, data, ints(axes), keepdims, noop_with_empty_axes, _empty)
+        def input_form(
+            data, axes=None, *, keepdims=1, noop_with_empty_axes=0, _fn=fn, _empty=empty, _each=each
+        ):
+            axes = ints(constant(axes, "axes")) if axes is not None else None
+            return _reduce(_fn, data, axes, keepdims, noop_with_empty_axes, _empty, _each)
 
         op(since=1, name=name)(attr_form)
         op(since=since, name=name)(input_form)

@@ -1,4 +1,5 @@
-"""Resize: source coordinates per the spec, then gathered (nearest) or interpolated axis by axis (linear)."""
+"""Resize and Upsample, its deprecated form: source coordinates per the spec, then gathered (nearest) or
+interpolated axis by axis (linear)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 
 import torch
 
-from .registry import _axis, floats, ints, op, scalar, torch_dtype  # noqa: F401
+from .registry import _axis, constant, floats, ints, op, scalar, torch_dtype  # noqa: F401
 
 
 @op(since=11)
@@ -37,6 +38,11 @@ def Resize(
         common = pick(size_list[i] / X.shape[a] for i, a in enumerate(axes))
         size_list = [round(common * X.shape[a]) for a in axes]
         scale_list = [common] * len(axes)
+    return _resize(X, axes, scale_list, size_list, mode, coordinate_transformation_mode, nearest_mode)
+
+
+def _resize(X, axes, scale_list, size_list, mode, coordinate_transformation_mode, nearest_mode):
+    """Resize along `axes` to `size_list` (or by `scale_list`), Python numbers both."""
     y = X
     for i, axis in enumerate(axes):
         size = X.shape[axis]
@@ -98,3 +104,20 @@ def _linear_axis(x, axis, coords, size):
     a = x.index_select(axis, torch.tensor(low, dtype=torch.long))
     b = x.index_select(axis, torch.tensor(high, dtype=torch.long))
     return a + (b - a) * w
+
+
+@op(since=7, name="Upsample")
+def Upsample_v7(X, *, mode="nearest", scales):
+    return _upsample(X, scales, mode)
+
+
+@op(since=9)
+def Upsample(X, scales, *, mode="nearest"):
+    return _upsample(X, floats(constant(scales, "scales")), mode)
+
+
+def _upsample(x, scales, mode):
+    """Upsample (deprecated at opset 10) is Resize with asymmetric coordinates and floor for nearest."""
+    if mode not in ("nearest", "linear"):
+        raise NotImplementedError(f"Upsample mode {mode!r}")
+    return _resize(x, list(range(x.dim())), scales, None, mode, "asymmetric", "floor")

@@ -174,6 +174,34 @@ def _one_hot(indices, depth, values, axis, wrap):
 
 
 @op()
+def DepthToSpace(input, *, blocksize, mode="DCR"):
+    b, c, h, w = input.shape
+    n = blocksize
+    if mode == "DCR":  # depth split as [row offset, column offset, channel]
+        y = input.reshape(b, n, n, c // (n * n), h, w).permute(0, 3, 4, 1, 5, 2)
+    elif mode == "CRD":  # as [channel, row offset, column offset]
+        y = input.reshape(b, c // (n * n), n, n, h, w).permute(0, 1, 4, 2, 5, 3)
+    else:
+        raise NotImplementedError(f"DepthToSpace mode {mode!r}")
+    return y.reshape(b, c // (n * n), h * n, w * n)
+
+
+@op()
+def SpaceToDepth(input, *, blocksize, mode="DCR"):
+    # opsets 1-13 have no mode and lay the output out as DCR; opset 28 adds CRD
+    b, c, h, w = input.shape
+    n = blocksize
+    blocks = input.reshape(b, c, h // n, n, w // n, n)
+    if mode == "DCR":
+        y = blocks.permute(0, 3, 5, 1, 2, 4)
+    elif mode == "CRD":
+        y = blocks.permute(0, 1, 3, 5, 2, 4)
+    else:
+        raise NotImplementedError(f"SpaceToDepth mode {mode!r}")
+    return y.reshape(b, c * n * n, h // n, w // n)
+
+
+@op()
 def Expand(input, shape):
     return input.expand(torch.broadcast_shapes(tuple(input.shape), tuple(ints(shape))))
 
