@@ -4,7 +4,7 @@ Float initializers become the module's parameters (ONNX names, sanitized), so ev
 fine-tuning — works on them; a 2-D weight read by MatMul (or Gemm without transB) is stored transposed, as
 [out, in], so it shows up as a linear layer. Values computable at import time (Constant, Shape, and
 anything computed only from them and integer initializers) are folded before tracing, so shape subgraphs
-never reach the exported program.
+never reach the exported program; an If whose condition folds is replaced by its taken branch there.
 """
 
 from __future__ import annotations
@@ -164,23 +164,66 @@ def _opset(model, source: str) -> int:
 
 
 def check_supported(model, opset: int, source: str) -> None:
-    """Raise one UnsupportedOp naming every op, domain or subgraph the importer cannot take."""
+    """Raise one UnsupportedOp naming every op or domain the importer cannot take, in If branches too."""
     missing = set()
-    for node in model.graph.node:
+    for node in all_nodes(model.graph):
         domain = node.domain or "ai.onnx"
         if domain != "ai.onnx":
             missing.add(f"{node.op_type} (domain {domain})")
         elif onnx_ops.resolve(node.op_type, opset) is None:
             known = " at this opset" if node.op_type in onnx_ops.OPS else ""
             missing.add(f"{node.op_type}{known}")
-        elif any(attr.g.node or attr.graphs for attr in node.attribute):
-            missing.add(f"{node.op_type} (subgraphs)")
     if missing:
         raise UnsupportedOp(
             source,
             f"unsupported ONNX op(s) at opset {opset}: {', '.join(sorted(missing))}",
             "replace them in the exporter, or export from torch and pass the .pt2 or file.py:factory",
         )
+
+
+def all_nodes(graph):
+    """The graph's nodes and, depth first, those of their subgraphs (both branches of an If: which one runs
+    is known only once its condition is folded)."""
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from all_nodes(sub)
+
+
+def inline_branch(node, branch, tag: str) -> list:
+    """The nodes of `branch` (the taken subgraph of If `node`) to run in its place: the names the branch
+    defines get `tag` appended (the other branch and other Ifs may define the same), its initializers become
+    Constant nodes, and one Identity per output gives the node's output its name."""
+    import onnx
+    from onnx import helper
+
+    local = {name for n in branch.node for name in n.output if name} | {t.name for t in branch.initializer}
+    rename = {name: name + tag for name in local}
+    nodes = [helper.make_node("Constant", [], [rename[t.name]], value=t) for t in branch.initializer]
+    for original in branch.node:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(original)
+        _rename(copy, rename)
+        nodes.append(copy)
+    for inner, outer in zip(branch.output, node.output, strict=True):
+        if outer:
+            nodes.append(helper.make_node("Identity", [rename.get(inner.name, inner.name)], [outer]))
+    return nodes
+
+
+def _rename(node, rename: Mapping[str, str]) -> None:
+    """Rename a node's inputs and outputs in place, and the outer names its subgraphs read."""
+    node.input[:] = [rename.get(n, n) for n in node.input]
+    node.output[:] = [rename.get(n, n) for n in node.output]
+    for attr in node.attribute:
+        for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+            own = {name for n in sub.node for name in n.output} | {t.name for t in sub.initializer}
+            outer = {k: v for k, v in rename.items() if k not in own}
+            for inner in sub.node:
+                _rename(inner, outer)
+            for value in sub.output:
+                value.name = outer.get(value.name, value.name)
 
 
 def sanitize(name: str, taken: set[str]) -> str:
@@ -348,14 +391,15 @@ class OnnxModule(torch.nn.Module):
             self.names[name] = attr
         # Integer initializers stay plain tensors (not buffers): they are shapes and indices, read at trace
         # time as real values, and torch.export lifts them as constants.
-        self.folded = self._fold(example_inputs)
+        self.steps, self.folded = self._fold(example_inputs)
 
     def _value(self, name: str) -> torch.Tensor:
         attr = getattr(self, self.names[name])
         return attr.t() if name in self.graph_.transposed else attr
 
-    def _fold(self, example_inputs) -> dict[str, torch.Tensor]:
-        """Evaluate the graph once eagerly; keep the values that depend on no input and no parameter."""
+    def _fold(self, example_inputs) -> tuple[list, dict[str, torch.Tensor]]:
+        """Evaluate the graph once eagerly; keep the values that depend on no input and no parameter. Returns
+        the steps to trace (node, op function, attributes), each If replaced by its taken branch."""
         env: dict[str, torch.Tensor] = {}
         static: dict[str, torch.Tensor] = dict(self.graph_.constants)
         for value, tensor in zip(self.graph_.inputs, example_inputs, strict=True):
@@ -363,10 +407,28 @@ class OnnxModule(torch.nn.Module):
         for name in self.graph_.parameters:
             env[name] = self._value(name)
         env.update(static)
-        for index, node in enumerate(self.graph_.nodes):
+        pending = list(zip(self.graph_.nodes, self.graph_.calls, strict=True))
+        steps: list = []
+        index = 0
+        while index < len(pending):
+            node, call = pending[index]
+            index += 1
             with torch.no_grad():
-                outputs = self._call(index, node, [env.get(n) if n else None for n in node.input])
+                outputs = self._call(call, node, [env.get(n) if n else None for n in node.input])
             foldable = node.op_type in ("Shape", "Size") or all(not n or n in static for n in node.input)
+            if outputs and isinstance(outputs[0], onnx_ops.Inline):
+                if not foldable:  # the branch taken here would hold only for these example inputs
+                    raise UnsupportedOp(
+                        self.graph_.source,
+                        f"{node.op_type} node {node.name!r} branches on {node.input[0]!r}, which is computed "
+                        "from the model's inputs; cascc inlines an If only when its condition is known at "
+                        "import (an initializer, a Constant, or folded from shapes)",
+                        "export the model with the branch decided, or make the condition a constant",
+                    )
+                branch = inline_branch(node, outputs[0].graph, f"::if{index}")  # index: unique per If
+                pending[index:index] = [(n, self.graph_._bind(n)) for n in branch]
+                continue
+            steps.append((node, call))
             # a node may leave trailing optional outputs unnamed (e.g. MaxPool's Indices)
             for name, value in zip(node.output, outputs, strict=False):
                 if not name:
@@ -374,10 +436,10 @@ class OnnxModule(torch.nn.Module):
                 env[name] = value
                 if foldable and isinstance(value, torch.Tensor):
                     static[name] = value.detach()
-        return static
+        return steps, static
 
-    def _call(self, index: int, node, args: list) -> tuple:
-        fn, attributes = self.graph_.calls[index]
+    def _call(self, call: tuple, node, args: list) -> tuple:
+        fn, attributes = call
         while args and args[-1] is None:
             args.pop()
         try:
@@ -396,10 +458,10 @@ class OnnxModule(torch.nn.Module):
         real = {id(env[name]): tensor for name, tensor in self.graph_.parameters.items()}
         token = onnx_ops.CONCRETE.set(real)
         try:
-            for index, node in enumerate(self.graph_.nodes):
+            for node, call in self.steps:
                 if all(not n or n in self.folded for n in node.output):
                     continue
-                outputs = self._call(index, node, [env.get(n) if n else None for n in node.input])
+                outputs = self._call(call, node, [env.get(n) if n else None for n in node.input])
                 env.update(zip(node.output, outputs, strict=False))  # unnamed optional outputs, as above
         finally:
             onnx_ops.CONCRETE.reset(token)

@@ -1,7 +1,7 @@
 """ONNX ops that real exports need beyond the core set (issue 17), against onnxruntime: ND gathers and
 scatters, group/RMS/local-response normalization, RNN/GRU/LSTM, depth/space rearrangement, Upsample, the
-activations and predicates, and more reductions. Ops that cannot be imported (a mode, an input that must
-be constant) are refused by name."""
+activations and predicates, more reductions, and If with a condition known at import. Ops that cannot be
+imported (a mode, an input that must be constant, a branch on a run-time value) are refused by name."""
 
 import numpy as np
 import onnx
@@ -393,6 +393,118 @@ def test_recurrent_refuses_an_unknown_activation():
     model, _ = recurrent("RNN", attrs={"activations": ["Swoosh"]})
     with pytest.raises(UnsupportedOp, match=r"RNN: activation 'Swoosh'"):
         from_model(model, source="m.onnx")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# If
+
+
+def branch(name, nodes, output):
+    return helper.make_graph(nodes, name, [], [onnx.ValueInfoProto(name=output)])
+
+
+def if_node(cond, then_nodes, then_out, else_nodes, else_out, output="y", name="choose"):
+    return helper.make_node(
+        "If",
+        [cond],
+        [output],
+        name=name,
+        then_branch=branch("then", then_nodes, then_out),
+        else_branch=branch("else", else_nodes, else_out),
+    )
+
+
+def two_ways(cond, output="y", name="choose"):
+    """then: Relu(x)·2 and else: Mish(x)-1, both through a branch-local value named `t`."""
+    return if_node(
+        cond,
+        [helper.make_node("Relu", ["x"], ["t"]), helper.make_node("Add", ["t", "t"], ["then_out"])],
+        "then_out",
+        [helper.make_node("Mish", ["x"], ["t"]), helper.make_node("Sub", ["t", "one"], ["else_out"])],
+        "else_out",
+        output,
+        name,
+    )
+
+
+@pytest.mark.parametrize("taken", [True, False])
+@pytest.mark.parametrize("source", ["initializer", "Constant", "folded"])
+def test_if_with_a_known_condition_runs_the_taken_branch(source, taken):
+    x = rand(3, 4, low=-3, high=3)
+    init = {"one": np.array(1.0, np.float32)}
+    nodes = []
+    if source == "initializer":
+        init["cond"] = np.array(taken)
+    elif source == "Constant":
+        nodes.append(
+            helper.make_node("Constant", [], ["cond"], value=numpy_helper.from_array(np.array(taken)))
+        )
+    else:  # from the input's shape, as function-expanded ops (AffineGrid) branch on the rank
+        init["rank"] = i64(2 if taken else 3)
+        nodes += [
+            helper.make_node("Shape", ["x"], ["shape"]),
+            helper.make_node("Size", ["shape"], ["n"]),
+            helper.make_node("Equal", ["n", "rank"], ["cond"]),
+        ]
+    model = model_of([*nodes, two_ways("cond")], {"x": x}, init, opset=18)
+    program = check(model, {"x": x})
+    ops = {str(n.target) for n in program.exported.graph.nodes if n.op == "call_function"}
+    assert any("relu" in t for t in ops) == taken and any("tanh" in t for t in ops) != taken
+
+
+def test_if_branches_reuse_names_and_nest():
+    """Two Ifs whose branches define the same names, the second holding an If that reads its branch's value;
+    their outputs feed later nodes."""
+    x = rand(2, 5, low=-2, high=2)
+    inner = if_node(
+        "no",
+        [helper.make_node("Neg", ["t"], ["inner_then"])],
+        "inner_then",
+        [helper.make_node("Softsign", ["t"], ["inner_else"])],
+        "inner_else",
+        "u",
+        "inner",
+    )
+    outer = if_node(
+        "yes",
+        [helper.make_node("Selu", ["a"], ["t"]), inner],
+        "u",
+        [helper.make_node("Identity", ["a"], ["t"])],
+        "t",
+        "b",
+        "outer",
+    )
+    nodes = [two_ways("yes", "a", "first"), outer, helper.make_node("Mul", ["a", "b"], ["y"])]
+    init = {"one": np.array(1.0, np.float32), "yes": np.array(True), "no": np.array(False)}
+    check(model_of(nodes, {"x": x}, init, opset=18), {"x": x})
+
+
+def test_if_on_a_runtime_value_is_refused_by_node_name():
+    x = rand(3, 4)
+    nodes = [
+        helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+        helper.make_node("Greater", ["s", "zero"], ["cond"]),
+        two_ways("cond", name="sign_switch"),
+    ]
+    init = {"zero": np.array(0.0, np.float32), "one": np.array(1.0, np.float32)}
+    with pytest.raises(UnsupportedOp) as info:
+        from_model(model_of(nodes, {"x": x}, init, opset=18), source="m.onnx")
+    text = str(info.value)
+    assert text.startswith("m.onnx: If node 'sign_switch' branches on 'cond'") and "known at import" in text
+    assert "\n" not in text and "Traceback" not in text
+
+
+def test_ops_inside_branches_are_checked():
+    x = rand(2, 3)
+    node = if_node(
+        "c",
+        [helper.make_node("Hardmax", ["x"], ["h"])],
+        "h",
+        [helper.make_node("LpNormalization", ["x"], ["l"])],
+        "l",
+    )
+    with pytest.raises(UnsupportedOp, match=r"Hardmax, LpNormalization"):
+        from_model(model_of([node], {"x": x}, {"c": np.array(True)}, opset=18), source="m.onnx")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -6,10 +6,11 @@ registered with the opset it starts at (`@op(since=…)`). Inputs that carry sha
 Slice's starts, …) are constants at import time and are read with `ints()`.
 """
 
-from . import elementwise, nn, recurrent, reduce, resize, scatter, shape  # noqa: F401  (registration)
+from . import control, elementwise, nn, recurrent, reduce, resize, scatter, shape  # noqa: F401  (registration)
 from .registry import (
     CONCRETE,
     OPS,
+    Inline,
     concrete,
     constant,
     floats,
@@ -24,6 +25,7 @@ from .registry import (
 __all__ = [
     "CONCRETE",
     "OPS",
+    "Inline",
     "concrete",
     "constant",
     "floats",

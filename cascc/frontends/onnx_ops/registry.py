@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -33,6 +35,14 @@ def resolve(name: str, opset: int) -> Callable | None:
         if since <= opset:
             chosen = fn
     return chosen
+
+
+@dataclasses.dataclass(frozen=True)
+class Inline:
+    """An op's result that is a subgraph to run in the node's place (the taken branch of an If): the importer
+    splices its nodes into the graph instead of binding outputs."""
+
+    graph: Any  # onnx.GraphProto
 
 
 # While tracing, an initializer reaches an op as a parameter (a fake tensor); the importer lists the real
