@@ -1,7 +1,8 @@
 """dpl patterns for the layers cascc replaces, each with every fusable epilogue, longest first.
 
 A layer is `core` (matmul(x, permute_dims(W)) or conv2d(x, W)), optionally followed by a constant bias add,
-a BatchNorm with constant statistics (conv only), and ReLU or ReLU6 (`clip(·, 0, 6)`).
+a BatchNorm with constant statistics (conv only), and an activation: ReLU, ReLU6 (`clip(·, 0, 6)`),
+sigmoid, SiLU (`p · sigmoid(p)`, as torch's SiLU imports), GELU (erf) or GELU (tanh).
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ import itertools
 from dataclasses import dataclass
 
 from tvm.relax.dpl import DFPattern, is_const, is_op, is_tuple_get_item, wildcard
+
+# The activations a layer's kernel applies (kernels/linear.py `_activate`), with the ops each adds to the
+# pattern (its length, for the longest-first order).
+ACTIVATIONS = {"silu": 2, "relu": 1, "relu6": 1, "sigmoid": 1, "gelu": 1, "gelu_tanh": 1, None: 0}
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,7 @@ class LayerPatterns:
     def _chains(self, core: DFPattern, batch_norm: bool) -> list[Chain]:
         chains = []
         for bias, bn, act in itertools.product(
-            (True, False), (True, False) if batch_norm else (False,), ("relu", "relu6", None)
+            (True, False), (True, False) if batch_norm else (False,), ACTIVATIONS
         ):
             p, bn_call = core, None
             if bias:
@@ -58,5 +63,13 @@ class LayerPatterns:
                 p = is_op("relax.nn.relu")(p)
             elif act == "relu6":
                 p = is_op("relax.clip")(p, self.clip_lo, self.clip_hi)
+            elif act == "sigmoid":
+                p = is_op("relax.sigmoid")(p)
+            elif act == "silu":
+                gate = is_op("relax.sigmoid")(p)
+                p = is_op("relax.multiply")(p, gate) | is_op("relax.multiply")(gate, p)
+            elif act in ("gelu", "gelu_tanh"):
+                p = is_op(f"relax.nn.{act}")(p)
             chains.append(Chain(p, bias, bn, act, bn_call))
-        return sorted(chains, key=lambda c: -(c.bias + c.batch_norm + (c.act is not None)))
+        # longest first: SiLU's multiply(p, sigmoid(p)) before sigmoid(p) alone, any epilogue before none
+        return sorted(chains, key=lambda c: -(c.bias + c.batch_norm + ACTIVATIONS[c.act]))

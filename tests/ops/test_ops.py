@@ -99,6 +99,22 @@ class Residual(nn.Module):
         return x + torch.relu(self.fc(x))
 
 
+class SqueezeExcite(nn.Module):
+    """A conv, then squeeze-excitation as EfficientNet/RegNet write it: pool, 1×1 conv + SiLU, 1×1 conv +
+    sigmoid, channel-wise multiply."""
+
+    def __init__(self, channels: int = 32, squeezed: int = 8):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.reduce = nn.Conv2d(channels, squeezed, 1)
+        self.expand = nn.Conv2d(squeezed, channels, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        s = torch.sigmoid(self.expand(nn.functional.silu(self.reduce(y.mean(dim=(2, 3), keepdim=True)))))
+        return y * s
+
+
 class MeanPool(nn.Module):
     """A 1×1 conv, then the global average pool written as a mean over the plane."""
 
@@ -121,6 +137,16 @@ OPS = {
         Op("linear_batch16", lambda: (_seq(nn.Linear(256, 256), nn.ReLU()), (torch.randn(16, 256),))),
         Op("conv1x1", lambda: (_seq(nn.Conv2d(32, 64, 1), nn.ReLU()), _image(32))),
         Op("conv3x3", lambda: (_seq(nn.Conv2d(32, 64, 3, padding=1), nn.ReLU()), _image(32))),
+        Op("linear_gelu", lambda: (_seq(nn.Linear(256, 256), nn.GELU()), (torch.randn(1, 256),))),
+        Op("linear_gelu_tanh", lambda: (_seq(nn.Linear(256, 256), nn.GELU("tanh")), (torch.randn(1, 256),))),
+        Op(
+            "conv_bn_silu",
+            lambda: (
+                _seq(nn.Conv2d(32, 64, 3, padding=1), _with_stats(nn.BatchNorm2d(64)), nn.SiLU()),
+                _image(32),
+            ),
+        ),
+        Op("squeeze_excite", lambda: (SqueezeExcite().eval(), _image(32)), terms=144),
         Op("conv3x3_stride2", lambda: (_seq(nn.Conv2d(32, 64, 3, stride=2, padding=1)), _image(32))),
         Op("conv3x3_dilated", lambda: (_seq(nn.Conv2d(32, 64, 3, padding=2, dilation=2)), _image(32))),
         Op("conv3x3_groups4", lambda: (_seq(nn.Conv2d(32, 64, 3, padding=1, groups=4)), _image(32))),

@@ -1,5 +1,5 @@
-"""Embedding lookups on cascc's gather kernels (CSR rows when pruned, ids clamped), layers of one shape
-class sharing one kernel, and the library's size breakdown."""
+"""Embedding lookups on cascc's gather kernels (CSR rows when pruned, ids clamped), activations fused into
+their layer's kernel, layers of one shape class sharing one kernel, and the library's size breakdown."""
 
 from __future__ import annotations
 
@@ -63,3 +63,19 @@ def test_size_breakdown_reads_the_elf_sections(tmp_path):
     assert not [s for s in sections if s.startswith(".debug")]  # linked without DWARF
     assert sum(sections.values()) <= size["library"] == (result.path / "model.so").stat().st_size
     assert section_sizes(result.path / "manifest.json") == {}
+
+
+@pytest.mark.parametrize(
+    "activation", [nn.SiLU(), nn.GELU(), nn.GELU("tanh"), nn.Sigmoid()], ids=lambda a: repr(a)
+)
+def test_activations_fuse_into_the_layer_kernel(tmp_path, activation):
+    """Linear + activation builds as many kernels as the linear alone (the activation is its epilogue), and
+    matches torch eager within the self-test tolerance, on inputs spanning the activations' curved range."""
+    torch.manual_seed(0)
+    x = (torch.randn(2, 64) * 3,)
+    counts = []
+    for model in (nn.Sequential(nn.Linear(64, 64)), nn.Sequential(nn.Linear(64, 64), activation)):
+        result = api.compile(from_module(model, x), out=tmp_path / str(len(counts)))
+        assert api.selftest(result.path).passed
+        counts.append(result.manifest["size"]["kernels"])
+    assert counts[1] == counts[0]
