@@ -1,6 +1,7 @@
 """The reduced zoo: every architecture of benchmarks/zoo.py at small width and resolution compiles for x86
-dense and at 90%, self-tests against torch eager, and runs each claimed layer kind on cascc's kernels; its
-ONNX export (TorchScript exporter, opset 17) imports, matches onnxruntime and self-tests too.
+dense and at 90%, self-tests against torch eager, and runs each claimed layer kind on cascc's kernels; the
+ONNX export (TorchScript exporter, opset 17) of one architecture per family imports, matches onnxruntime
+and self-tests too.
 
 Needs the `zoo` extra (transformers); the full-size zoo runs in `python benchmarks/zoo.py`.
 """
@@ -51,8 +52,13 @@ def test_zoo_model_compiles_and_self_tests(tmp_path, name):
             assert any(r["kernel_kind"] == "sparse" for r in rows)
 
 
+# One architecture per family through ONNX here (the suite's time budget); `python benchmarks/zoo.py`
+# imports and self-tests every zoo model's export.
+ONNX_FAMILIES = ["resnet18", "efficientnet-b0", "vit-tiny", "bert-tiny", "gpt2", "whisper-tiny-encoder"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(zoo.ZOO))
+@pytest.mark.parametrize("name", ONNX_FAMILIES)
 def test_zoo_model_onnx_export_imports_and_self_tests(tmp_path, name):
     import onnxruntime as ort
 
