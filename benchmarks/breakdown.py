@@ -7,6 +7,10 @@ bookkeeping calls timed the same way).
 
     python benchmarks/breakdown.py dscnn --density 0.1
     python benchmarks/breakdown.py mlp --density 1 0.1 --top 10
+    python benchmarks/breakdown.py resnet18 --density 1 0.1     # a zoo model (benchmarks/zoo.py ZOO)
+
+Layers of one shape class share one kernel, so a row counts every call of its kernel and names the first
+layer that uses it.
 
 Prints a table per build, writes breakdown_<model>.json to --out (default benchmarks/results/) and the tables
 to docs/benchmarks/breakdown_<model>.md (--doc PATH elsewhere).
@@ -30,10 +34,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 def main() -> None:
     import report
-    from zoo import MODELS
+    from zoo import MODELS, ZOO
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", choices=list(MODELS))
+    ap.add_argument("model", choices=list(MODELS) + list(ZOO))
+    ap.add_argument("--small", action="store_true", help="a zoo model at the reduced zoo's size")
     ap.add_argument("--density", nargs="+", type=float, default=[1.0, 0.1])
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=30)
@@ -41,7 +46,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     report.add_arguments(ap)
     args = ap.parse_args()
-    builds = {f"d={d:g}": breakdown(args.model, d, args.batch, args.repeat) for d in args.density}
+    builds = {f"d={d:g}": breakdown(args.model, d, args.batch, args.repeat, args.small) for d in args.density}
     tables = [
         table(f"{args.model} batch {args.batch} {label}", rows, args.top) for label, rows in builds.items()
     ]
@@ -55,7 +60,7 @@ def main() -> None:
     print(f"wrote {path}" + (f" and {doc}" if doc else ""))
 
 
-def breakdown(name: str, density: float, batch: int, repeat: int) -> list[dict]:
+def breakdown(name: str, density: float, batch: int, repeat: int, small: bool = False) -> list[dict]:
     """One row per kernel symbol: calls per inference, total µs, and the layer decision where there is one."""
     import torch
     import tvm
@@ -65,10 +70,10 @@ def breakdown(name: str, density: float, batch: int, repeat: int) -> list[dict]:
     from cascc.frontends.torch import from_module
     from cascc.lower import lower
     from cascc.targets import TARGETS
-    from zoo import MODELS
+    from zoo import MODELS, ZOO
 
     torch.manual_seed(0)
-    module, example = MODELS[name](batch)
+    module, example = ZOO[name][0](small=small) if name in ZOO else MODELS[name](batch)
     program = from_module(module, example, source=f"benchmarks/zoo.py:{name}")
     if density < 1.0:
         program = passes.run(program, [("prune.magnitude", {"sparsity": round(1 - density, 6)})])

@@ -212,7 +212,7 @@ def write(rows: list[dict], args, name: str) -> None:
         "dense ONNX export of the same weights; medians of interleaved rounds. `size ÷ ONNX`: the whole "
         "90% artifact (library, self-test cases, manifest) ÷ the dense ONNX file. `code KiB`: the "
         "library's .text. `self-test (of tol.)`: the largest error as a fraction of the tolerance. "
-        "`cascc layers`: prunable layers on cascc kernels (embeddings run TVM's gather).\n"
+        "`cascc layers`: prunable layers (linear, conv, depthwise, embedding) on cascc kernels.\n"
     )
     Console().print(table)
     report.write(
