@@ -79,3 +79,35 @@ def test_activations_fuse_into_the_layer_kernel(tmp_path, activation):
         assert api.selftest(result.path).passed
         counts.append(result.manifest["size"]["kernels"])
     assert counts[1] == counts[0]
+
+
+class SamePadded(nn.Module):
+    """TensorFlow-style "same" convs: an explicit pad (one more row and column bottom-right) before a
+    strided conv and a depthwise conv, and a pad of ones that must stay a pad."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, stride=2)
+        self.dw = nn.Conv2d(16, 16, 3, stride=2, groups=16)
+        self.last = nn.Conv2d(16, 8, 1)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(nn.functional.pad(x, (0, 1, 0, 1))))
+        y = torch.relu(self.dw(nn.functional.pad(y, (0, 1, 0, 1))))
+        return self.last(nn.functional.pad(y, (1, 1, 1, 1), value=1.0))
+
+
+def test_zero_pads_fold_into_the_conv(tmp_path):
+    from cascc.lower.pad_fold import FoldPadIntoConv
+    from cascc.lower.pipeline import to_relax
+
+    torch.manual_seed(0)
+    program = from_module(SamePadded().eval(), (torch.randn(1, 3, 33, 33),))
+    folded = FoldPadIntoConv()(to_relax(program.exported))["main"].script()
+    assert folded.count("R.nn.pad(") == 1 and "pad_value=1" in folded  # only the pad of ones is left
+    assert "padding=[0, 0, 1, 1]" in folded
+    for sparsity in (0.0, 0.9):
+        pruned = passes.run(program, [("prune.magnitude", {"sparsity": sparsity})]) if sparsity else program
+        result = api.compile(pruned, out=tmp_path / f"s{sparsity}")
+        assert api.selftest(result.path).passed
+        assert all(r["kernel_kind"] != "generic" for r in result.manifest["layers"])
