@@ -53,10 +53,12 @@ class LayerRewrite:
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
         from .conv1d import Conv1dAsConv2d
+        from .global_pool import GlobalPoolAsMean
         from .pad_fold import FoldPadIntoConv
 
         mod = Conv1dAsConv2d()(mod)  # 1-D convs take the conv strategies as 1-high 2-D ones
         mod = FoldPadIntoConv()(mod)  # explicit zero pads (TensorFlow's "same") become the conv's padding
+        mod = GlobalPoolAsMean()(mod)  # a pool whose window covers the input is the plane's mean
         ctx = Context(self.target, relax.BlockBuilder(mod), self.cores, self.keep_candidates)
         self._ctx, self._named = ctx, {}
         pats = LayerPatterns()

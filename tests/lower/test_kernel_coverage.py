@@ -111,3 +111,17 @@ def test_zero_pads_fold_into_the_conv(tmp_path):
         result = api.compile(pruned, out=tmp_path / f"s{sparsity}")
         assert api.selftest(result.path).passed
         assert all(r["kernel_kind"] != "generic" for r in result.manifest["layers"])
+
+
+def test_a_whole_input_average_pool_is_a_mean(tmp_path):
+    """EfficientNet's AvgPool2d(1280, ceil_mode=True) over a 7×7 map is the plane's mean; a 2×2 pool stays."""
+    from cascc.lower.global_pool import GlobalPoolAsMean
+    from cascc.lower.pipeline import to_relax
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.AvgPool2d(2), nn.AvgPool2d(1280, ceil_mode=True)).eval()
+    program = from_module(model, (torch.randn(1, 3, 16, 16),))
+    rewritten = GlobalPoolAsMean()(to_relax(program.exported))["main"].script()
+    assert rewritten.count("R.nn.avg_pool2d(") == 1 and "R.mean(" in rewritten
+    result = api.compile(program, out=tmp_path / "out")
+    assert api.selftest(result.path).passed
