@@ -9,7 +9,7 @@ TARGET = Target(
     device="cpu",
     detect_host=True,
     runs_on_host=True,
-    schedule_rules=("cpu.gemv", "cpu.reduction", "cpu.generic"),
+    schedule_rules=("cpu.gemv", "cpu.reduction", "cpu.generic", "cpu.extern"),
     # AVX-512: 16 fp32 lanes in each of 32 zmm registers (kernel_lanes: one register)
     vector_lanes=16,
     vector_registers=32,

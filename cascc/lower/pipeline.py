@@ -14,10 +14,13 @@ from .schedules import apply_rules, check_scheduled
 
 
 def to_relax(exported: torch.export.ExportedProgram) -> tvm.IRModule:  # noqa: F821
-    """Import a (masked) core-ATen program into Relax with the weights as constants."""
+    """Import a (masked) core-ATen program into Relax with the weights as constants; the ops TVM's importer
+    lacks are converted by cascc (`importer.py`)."""
     from tvm.relax.frontend.torch import from_exported_program
 
-    mod = from_exported_program(exported, keep_params_as_input=False)
+    from .importer import CONVERTERS
+
+    mod = from_exported_program(exported, keep_params_as_input=False, custom_convert_map=dict(CONVERTERS))
     return relax.transform.DeadCodeElimination()(mod)
 
 
@@ -40,8 +43,11 @@ def legalize_passes(target: Target) -> list[tvm.transform.Pass]:
 
 
 def schedule(mod: tvm.IRModule, tvm_target: tvm.target.Target, target: Target) -> tvm.IRModule:
-    """dispatch → legalize/fuse → apply the target's schedule rules; raises if any PrimFunc is left
-    unscheduled."""
+    """dispatch → legalize/fuse → apply the target's schedule rules; raises if an op would lower wrong or any
+    PrimFunc is left unscheduled."""
+    from .importer import refuse_misaddressed_scatters
+
+    refuse_misaddressed_scatters(mod)
     with tvm_target:
         seq = tvm.transform.Sequential(
             backend(target.backend).library_dispatch_passes(tvm_target)

@@ -10,6 +10,7 @@ from tvm.s_tir import dlight
 
 from ...errors import LoweringError
 from ...registry import Registry
+from .extern import ExternCPU, ExternGPU
 from .generic import GenericCPU
 
 
@@ -40,11 +41,13 @@ RULES: Registry[Callable[[], dlight.ScheduleRule]] = Registry("schedule rule")
 RULES.register("cpu.gemv")(_dlight(dlight.cpu.GEMV))
 RULES.register("cpu.reduction")(_dlight(dlight.cpu.Reduction))
 RULES.register("cpu.generic")(GenericCPU)
+RULES.register("cpu.extern")(ExternCPU)
 RULES.register("gpu.matmul")(_dlight(dlight.gpu.Matmul))
 RULES.register("gpu.gemv")(_dlight(dlight.gpu.GEMV))
 RULES.register("gpu.reduction")(_dlight(dlight.gpu.Reduction))
 RULES.register("gpu.general_reduction")(_dlight(dlight.gpu.GeneralReduction))
 RULES.register("gpu.fallback")(_dlight(dlight.gpu.Fallback))
+RULES.register("gpu.extern")(ExternGPU)
 
 SCHEDULED = "tirx.is_scheduled"
 
