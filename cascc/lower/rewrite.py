@@ -55,10 +55,12 @@ class LayerRewrite:
         from .conv1d import Conv1dAsConv2d
         from .global_pool import GlobalPoolAsMean
         from .pad_fold import FoldPadIntoConv
+        from .sink_views import SinkViews
 
         mod = Conv1dAsConv2d()(mod)  # 1-D convs take the conv strategies as 1-high 2-D ones
         mod = FoldPadIntoConv()(mod)  # explicit zero pads (TensorFlow's "same") become the conv's padding
         mod = GlobalPoolAsMean()(mod)  # a pool whose window covers the input is the plane's mean
+        mod = SinkViews()(mod)  # a 3-D Linear's activation after its view back folds into the layer
         ctx = Context(self.target, relax.BlockBuilder(mod), self.cores, self.keep_candidates)
         self._ctx, self._named = ctx, {}
         pats = LayerPatterns()

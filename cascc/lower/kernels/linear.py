@@ -17,9 +17,9 @@ SCHEDULED = {"tirx.noalias": True, "tirx.is_scheduled": True}
 
 def _activate(value, act: str | None):
     """The fused epilogue (patterns.ACTIVATIONS): identity, ReLU, ReLU6, sigmoid, SiLU, GELU (erf or tanh),
-    in float32 arithmetic that vectorizes (exp by `norm.fast_exp`; TVM legalizes erf and tanh for LLVM
-    as polynomials)."""
-    from .norm import fast_exp
+    in float32 arithmetic that vectorizes (exp, erf and tanh from `kernels/activations.py`, polynomials:
+    TVM lowers T.erf to a scalar call per element)."""
+    from .activations import fast_erf, fast_exp, fast_tanh
 
     if act == "relu":
         return T.max(value, T.float32(0))
@@ -30,10 +30,10 @@ def _activate(value, act: str | None):
     if act == "silu":
         return value / (T.float32(1) + fast_exp(T.float32(0) - value))
     if act == "gelu":
-        return T.float32(0.5) * value * (T.float32(1) + T.erf(value * T.float32(0.7071067811865476)))
+        return T.float32(0.5) * value * (T.float32(1) + fast_erf(value * T.float32(0.7071067811865476)))
     if act == "gelu_tanh":
         inner = T.float32(0.7978845608028654) * (value + T.float32(0.044715) * value * value * value)
-        return T.float32(0.5) * value * (T.float32(1) + T.tanh(inner))
+        return T.float32(0.5) * value * (T.float32(1) + fast_tanh(inner))
     if act is not None:
         raise ValueError(f"no fused form for activation {act!r}")
     return value
