@@ -81,13 +81,16 @@ class LayerRewrite:
 
     # ---- naming ----------------------------------------------------------------------------------------
 
-    def _name(self, const, weight: np.ndarray) -> str | None:
-        """The Program's name of the layer holding this weight constant (copies of one layer are named in
-        graph order), remembered per constant; None for a constant no prunable layer holds."""
-        if const not in self._named:
+    def _name(self, const, weight: np.ndarray, x) -> str | None:
+        """The Program's name of the layer holding this weight constant and reading `x` (copies of one layer
+        are named in graph order), remembered per (constant, input): Relax rewrites may merge the equal
+        constants of identical copies into one node, and a layer a shorter pattern revisits keeps its
+        name; None for a constant no prunable layer holds."""
+        key = (const, x)
+        if key not in self._named:
             queue = self.names.get(weight_key(weight))
-            self._named[const] = (queue.popleft() if len(queue) > 1 else queue[0]) if queue else None
-        return self._named[const]
+            self._named[key] = (queue.popleft() if len(queue) > 1 else queue[0]) if queue else None
+        return self._named[key]
 
     def _layer_name(self, name: str | None) -> str:
         return name if name is not None else f"layer_{self._ctx.index}"
@@ -97,9 +100,9 @@ class LayerRewrite:
     def _linear(self, pats: LayerPatterns, chain: Chain, expr, m):
         ctx, const = self._ctx, m[pats.w]
         weight = const.value.numpy()
-        name = self._name(const, weight)
-        density = density_of(weight)
         x = m[pats.x]
+        name = self._name(const, weight, x)
+        density = density_of(weight)
         shape = static_shape(x)
         if shape is None:
             return ctx.why(name, density, Decline.SYMBOLIC_SHAPE) or expr
@@ -117,7 +120,7 @@ class LayerRewrite:
     def _conv(self, pats: LayerPatterns, chain: Chain, expr, m):
         ctx, const = self._ctx, m[pats.w]
         weight = const.value.numpy()
-        name = self._name(const, weight)
+        name = self._name(const, weight, m[pats.x])
         density = density_of(weight)
         attrs = m[pats.conv].attrs
         if attrs.data_layout != "NCHW" or attrs.kernel_layout != "OIHW" or attrs.out_layout != "NCHW":
@@ -139,7 +142,7 @@ class LayerRewrite:
     def _embedding(self, pats: LayerPatterns, expr, m):
         ctx, const = self._ctx, m[pats.w]
         weight = const.value.numpy()
-        name = self._name(const, weight)
+        name = self._name(const, weight, m[pats.ids])
         density = density_of(weight)
         ids = m[pats.ids]
         shape = static_shape(ids)
