@@ -1,5 +1,6 @@
 """CPU activation × activation matmuls (attention scores and values): cascc's batched kernel, vectorized
-over the output width in two or one of the target's kernel vectors, whichever divides it."""
+over the output width in two or one of the target's kernel vectors, whichever divides it; a width neither
+divides (ViT's 197 tokens, Whisper's 1500) is padded with zero columns to a vector multiple."""
 
 from __future__ import annotations
 
@@ -27,9 +28,14 @@ class Attention:
         n = sb[2]
         vector = ctx.target.kernel_lanes
         lanes = next((w for w in (2 * vector, vector) if n % w == 0), None)
-        if lanes is None:
-            return None
-        work_us = cost.batched_matmul(ctx.costs, batch, rows, k, n)
-        func = batched_matmul(batch, rows, k, n, ctx.costs.wide_rows, lanes, parallel=ctx.parallel(work_us))
-        gv = ctx.add_kernel(func, f"cascc_batched_matmul_{batch}x{rows}x{k}x{n}")
-        return relax.call_tir(gv, [layer.a, layer.b], relax.TensorType((batch, rows, n), "float32"))
+        b, width = layer.b, n
+        if lanes is None:  # e.g. ViT's 197 tokens: zero columns up to a vector multiple, sliced off after
+            lanes, width = vector, -(-n // vector) * vector
+            b = relax.op.nn.pad(layer.b, [0, 0, 0, 0, 0, width - n])
+        work_us = cost.batched_matmul(ctx.costs, batch, rows, k, width)
+        func = batched_matmul(
+            batch, rows, k, width, ctx.costs.wide_rows, lanes, parallel=ctx.parallel(work_us)
+        )
+        gv = ctx.add_kernel(func, f"cascc_batched_matmul_{batch}x{rows}x{k}x{width}")
+        out = relax.call_tir(gv, [layer.a, b], relax.TensorType((batch, rows, width), "float32"))
+        return out if width == n else relax.op.strided_slice(out, axes=[2], begin=[0], end=[n])
