@@ -4,6 +4,10 @@ Each factory returns (module, example_inputs), like any cascc model factory, and
 The benchmark factories (`MODELS`) take a batch size and keep untrained weights (latency does not depend on
 their values); the small ones are seeded, so a test sees the same weights on every run. tests/models.py
 serves the small ones under the names tests reference (`tests/models.py:mlp`) beside its broken factories.
+
+`ZOO` holds the third-party architectures (`transformers` classes, the `zoo` extra), each factory taking
+`small=True` for the reduced zoo the tests compile; `python benchmarks/zoo.py` runs the zoo benchmark
+(`zoo_bench.py`).
 """
 
 from __future__ import annotations
