@@ -28,8 +28,6 @@ warnings.filterwarnings("ignore")
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-CLAIMED = {"linear", "conv", "depthwise"}
-
 
 def main() -> None:
     import report
@@ -75,6 +73,7 @@ def bench_model(model: str, entry, args) -> dict:
     from cascc.recipe import Recipe
     from cascc.runtime.bench import measure
     from cascc.runtime.session import Session
+    from zoo import CLAIMED
 
     say = Console(stderr=True).print
     factory, kind = entry

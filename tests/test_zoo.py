@@ -20,8 +20,6 @@ from cascc.frontends.torch import from_module
 
 pytest.importorskip("transformers")
 
-CLAIMED = {"linear", "conv", "depthwise"}  # layer kinds cascc has kernels for
-
 
 def check_build(result) -> None:
     """Self-test passes; no claimed layer kind on TVM's generic lowering; code and constants reported."""
@@ -30,7 +28,7 @@ def check_build(result) -> None:
     generic = [
         (row["name"], row["kind"], row["reason"])
         for row in result.manifest["layers"]
-        if row["kernel_kind"] == "generic" and row["kind"] in CLAIMED
+        if row["kernel_kind"] == "generic" and row["kind"] in zoo.CLAIMED
     ]
     assert not generic, generic
     size = result.manifest["size"]
@@ -45,7 +43,7 @@ def test_zoo_model_compiles_and_self_tests(tmp_path, name):
     for sparsity in (0.0, 0.9):
         result = api.compile(program, target="x86", sparsity=sparsity, out=tmp_path / f"s{sparsity}")
         check_build(result)
-        rows = [r for r in result.manifest["layers"] if r["kind"] in CLAIMED]
+        rows = [r for r in result.manifest["layers"] if r["kind"] in zoo.CLAIMED]
         kept = sum(r["nonzero"] for r in rows) / sum(r["weights"] for r in rows)
         assert kept == pytest.approx(1.0 - sparsity, abs=0.02)
         if sparsity:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import tvm
 from tvm import relax
-from tvm.relax.dpl import is_const, is_op, rewrite_call, wildcard
+from tvm.relax.dpl import is_const, is_op, wildcard
 
 from .context import static_shape
+from .main_rewrite import rewrite_main
 
 X, W = wildcard(), is_const()
 CONV1D = is_op("relax.nn.conv1d")(X, W)
@@ -93,10 +94,5 @@ class Conv1dAsConv2d:
     """Rewrite `main`'s NCW conv1d layers as 1-high conv2d layers with their epilogues below the view."""
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        main = mod["main"]
-        main = rewrite_call(CONV1D, _to_conv2d, main)
-        for epilogue in (BIAS_ADD, RELU, CLIP):  # in the order they follow a conv
-            main = rewrite_call(epilogue, _sink, main)
-        out = tvm.IRModule(dict(mod.functions), attrs=mod.attrs)
-        out[out.get_global_var("main")] = main
-        return out
+        # the epilogues in the order they follow a conv
+        return rewrite_main(mod, [(CONV1D, _to_conv2d)] + [(e, _sink) for e in (BIAS_ADD, RELU, CLIP)])

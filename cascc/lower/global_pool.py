@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import tvm
 from tvm import relax
-from tvm.relax.dpl import is_op, rewrite_call, wildcard
+from tvm.relax.dpl import is_op, wildcard
 
 from .context import static_shape
+from .main_rewrite import rewrite_main
 
 X = wildcard()
 POOL = is_op("relax.nn.avg_pool2d")(X)
@@ -41,6 +42,4 @@ class GlobalPoolAsMean:
     """Rewrite `main`'s whole-input average pools as means (see the module docstring)."""
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        out = tvm.IRModule(dict(mod.functions), attrs=mod.attrs)
-        out[out.get_global_var("main")] = rewrite_call(POOL, _as_mean, mod["main"])
-        return out
+        return rewrite_main(mod, [(POOL, _as_mean)])

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import tvm
 from tvm import relax
-from tvm.relax.dpl import is_op, rewrite_call, wildcard
+from tvm.relax.dpl import is_op, wildcard
+
+from .main_rewrite import rewrite_main
 
 X, W = wildcard(), wildcard()
 PAD = is_op("relax.nn.pad")(X)
@@ -52,6 +54,4 @@ class FoldPadIntoConv:
     """Fold zero pads into the conv2d layers of `main` that read them (see the module docstring)."""
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        out = tvm.IRModule(dict(mod.functions), attrs=mod.attrs)
-        out[out.get_global_var("main")] = rewrite_call(CONV, _fold, mod["main"])
-        return relax.transform.DeadCodeElimination()(out)
+        return rewrite_main(mod, [(CONV, _fold)], drop_dead=True)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import tvm
 from tvm import relax
-from tvm.relax.dpl import is_op, rewrite_call, wildcard
+from tvm.relax.dpl import is_op, wildcard
 
 from .context import static_shape
+from .main_rewrite import rewrite_main
 
 UNARY = ("relax.nn.relu", "relax.sigmoid", "relax.nn.gelu", "relax.nn.gelu_tanh", "relax.clip")
 Z, A, B = wildcard(), wildcard(), wildcard()
@@ -44,10 +45,4 @@ class SinkViews:
     """Sink `main`'s views below elementwise activations (see the module docstring)."""
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        main = mod["main"]
-        for pattern in ACTIVATED:
-            main = rewrite_call(pattern, _sink_unary, main)
-        main = rewrite_call(PRODUCT, _sink_product, main)
-        out = tvm.IRModule(dict(mod.functions), attrs=mod.attrs)
-        out[out.get_global_var("main")] = main
-        return out
+        return rewrite_main(mod, [(p, _sink_unary) for p in ACTIVATED] + [(PRODUCT, _sink_product)])
