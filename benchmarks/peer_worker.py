@@ -70,7 +70,7 @@ def load_openvino(model: str, inputs: list[np.ndarray], threads: int, options: d
         request.infer(inputs)
         return [request.get_output_tensor(i).data for i in range(len(compiled.outputs))]
 
-    return call, ov.get_version()
+    return call, ov.get_version().split("-")[0]
 
 
 @loader("deepsparse")
@@ -101,9 +101,13 @@ def load_litert(model: str, inputs: list[np.ndarray], threads: int, options: dic
         interpreter.invoke()
         return [interpreter.get_tensor(i) for i in outs]
 
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    return call, version("ai-edge-litert")
+    try:
+        converter = f", litert-torch {version('litert-torch')}"
+    except PackageNotFoundError:
+        converter = ""
+    return call, f"ai-edge-litert {version('ai-edge-litert')}{converter}"
 
 
 def convert_litert(pt2: str, inputs: list[np.ndarray]) -> str:
@@ -137,7 +141,7 @@ def load_cascc(model: str, inputs: list[np.ndarray], threads: int, options: dict
         device.sync()
         return [t.numpy() for t in flatten(out)]
 
-    return call, tvm.__version__
+    return call, f"TVM runtime {tvm.__version__}"
 
 
 def flatten(value) -> list:

@@ -175,6 +175,7 @@ def bench(args, say=print):
         "rounds": args.rounds,
         "target_s": TARGET_S,
         "pruning": "prune.magnitude",
+        "cascc_commit": git_commit(),
         "commands": [report.command()],
         "versions": {},
         "skipped": {},
@@ -209,6 +210,22 @@ def bench(args, say=print):
             for w in workers.values():
                 w.close()
     return doc
+
+
+def git_commit() -> str:
+    """The commit cascc's builds were compiled at ("+dirty" with uncommitted changes to it)."""
+    root = Path(__import__("cascc").__file__).resolve().parent.parent
+    git = ["git", "-C", str(root)]
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "cascc", "passes", "targets"], capture_output=True, text=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def start_workers(chosen: list[Runtime], tmp: Path, meta: dict, say, python: str | None = None) -> dict:
@@ -387,6 +404,9 @@ def measure_config(name, batch, threads, files, workers, meta, args, say) -> dic
         "model": name,
         "batch": batch,
         "threads": threads,
+        "load_average": os.getloadavg()[
+            0
+        ],  # the machine's 1-minute load after timing: a shared machine shows
         "density": files["density"],
         "cascc_sparse_layers": sum(k.startswith("sparse") for k in files.get("cascc sparse decisions", [])),
         "cascc_layers": len(files.get("cascc sparse decisions", [])),
@@ -406,7 +426,10 @@ def write(rows: list[dict], meta: dict, args) -> Path | None:
     ratios = [f"{label} ×" for label in labels if label != "onnxruntime"]
     header = ["model", "batch", "threads", "onnxruntime µs", *ratios]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    us = ["| " + " | ".join(["model", "batch", "threads", *labels]) + " |", "|" + "---|" * (3 + len(labels))]
+    us = [
+        "| " + " | ".join(["model", "batch", "threads", *labels, "load"]) + " |",
+        "|" + "---|" * (4 + len(labels)),
+    ]
     for row in rows:
         cells, times = [row["model"], str(row["batch"]), str(row["threads"])], []
         for label in labels:
@@ -418,8 +441,12 @@ def write(rows: list[dict], meta: dict, args) -> Path | None:
                 )
         cells.insert(3, f"{row['onnxruntime_us']:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
-        us.append("| " + " | ".join([*cells[:3], *times]) + " |")
-    versions = "; ".join(f"{k} {v}" for k, v in meta["versions"].items())
+        us.append("| " + " | ".join([*cells[:3], *times, f"{row.get('load_average', 0):.1f}"]) + " |")
+    versions = {}  # label -> version, one entry per distinct version string
+    for label, version in meta["versions"].items():
+        versions.setdefault(version, label)
+    versions = "; ".join(f"{label.split()[0]} {version}" for version, label in versions.items())
+    versions += f"; cascc at {meta.get('cascc_commit', 'unknown')}"
     skipped = "".join(f"\n- {k} skipped: {v}" for k, v in meta["skipped"].items())
     note = (
         f"\nRatios: onnxruntime latency ÷ the runtime's (> 1: faster than onnxruntime), all on the same "
@@ -428,7 +455,7 @@ def write(rows: list[dict], meta: dict, args) -> Path | None:
         "OpenVINO, DeepSparse and LiteRT run the masked model with their own kernels; `cascc dense` is the "
         "same weights on cascc's dense kernels, `cascc sparse` on its sparse ones. `OpenVINO bf16` is a "
         "different arithmetic (bf16 inference precision), checked at a looser tolerance; every other column "
-        f"is f32 and matches torch eager to 1e-4 of the output's scale.\n\nVersions: {versions}.{skipped}\n"
+        f"is f32 and matches torch eager to 1e-4 of the output's scale. `load`: the machine's 1-minute load average after the row's timing; above the thread count, other work shared the cores.\n\nVersions: {versions}.{skipped}\n"
     )
     body = "\n".join(lines) + "\n\nMicroseconds per call:\n\n" + "\n".join(us) + "\n" + note
     commands = "`; `".join(meta.get("commands", [])) or None
