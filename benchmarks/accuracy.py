@@ -16,6 +16,7 @@ tables to docs/benchmarks/accuracy.md (--doc PATH elsewhere).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -53,6 +54,12 @@ TASKS = {
         {"epochs": 30, "optimizer": "adamw", "lr": 1e-2, "weight_decay": 1e-2},
         {"epochs": 15, "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-2},
     ),
+    "mnist1d-mlp-6k": Task(  # the lottery-ticket notebook's budget: 6000 steps of batch 100 (150 epochs)
+        f"{ROOT / 'examples' / 'mnist1d.py'}:mlp",
+        "mnist1d",
+        {"epochs": 150, "optimizer": "adamw", "lr": 1e-2, "weight_decay": 1e-2, "batch_size": 100},
+        {"epochs": 75, "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-2, "batch_size": 100},
+    ),
     "mnist1d-mlp": Task(  # the 40-500-500-10 MLP of the MNIST-1D lottery-ticket notebook
         f"{ROOT / 'examples' / 'mnist1d.py'}:mlp",
         "mnist1d",
@@ -71,6 +78,10 @@ class Suite:
     allocators: tuple[str, ...]
     sparsities: tuple[float, ...]
     out: str
+    budgets: tuple[str, ...] = ("steps",)  # equal steps; "flops": the dense run's FLOPs (passes/budget.py)
+    per_task: dict = field(default_factory=dict)  # task -> its own sparsities, replacing `sparsities`
+    only: dict = field(default_factory=dict)  # method -> the tasks it runs on (default: every task)
+    steps_only: tuple[str, ...] = ()  # methods run at equal steps only (their FLOPs are not a sparse run's)
 
 
 SUITES = {
@@ -85,6 +96,22 @@ SUITES = {
         "accuracy_grant",
     ),
 }
+# de novo sparse training (issue 20): equal steps vs equal FLOPs, the best methods found, IMP as the anchor
+SUITES["denovo"] = Suite(
+    ("mnist1d-cnn", "mnist1d-mlp-6k", "digits-mlp"),
+    ("static", "rigl", "rigl-cascade", "imp"),
+    ("erk",),
+    (0.9, 0.95, 0.98),
+    "accuracy_denovo",
+    budgets=("steps", "flops"),
+    per_task={"mnist1d-mlp-6k": (0.9, 0.95, 0.98, 0.99), "digits-mlp": (0.9,)},
+    only={"imp": ("mnist1d-mlp-6k",)},
+    steps_only=("imp",),
+)
+DE_NOVO = ("static", "rigl", "rigl-cascade")  # sparse from the first step: a step costs its FLOP density
+FLOPS_CAP = (
+    10.0  # equal-FLOPs runs train at most 10× the dense epochs (≤ the dense FLOPs where density > 0.1)
+)
 ROUNDS = 3  # IMP/LRR levels in the benchmark (the 20%-per-round rule would take 10–18 trainings)
 
 
@@ -95,11 +122,14 @@ class Job:
     method: str  # "dense" or one of METHODS
     sparsity: float = 0.0
     allocator: str = ""
+    budget: str = "steps"
 
 
 def steps(job: Job, task: Task) -> list[tuple[str, dict]]:
     """The cascc passes of one run (the dense model of one-shot runs is loaded, already trained)."""
     fit = {"data": task.data, "seed": job.seed, **task.training}
+    if job.budget != "steps":
+        fit.update(budget=job.budget, budget_cap=FLOPS_CAP)
     target = {"sparsity": job.sparsity, "allocator": job.allocator}
     random_mask = ("prune.random", {**target, "seed": job.seed})
     sparse_start = [random_mask, ("reparam.sparse_init", {"seed": job.seed})]
@@ -111,6 +141,7 @@ def steps(job: Job, task: Task) -> list[tuple[str, dict]]:
         ],
         "gmp": lambda: [("train.fit", {**fit, "schedule": "gmp", **target})],
         "rigl": lambda: [*sparse_start, ("train.fit", {**fit, "schedule": "rigl"})],
+        "rigl-cascade": lambda: [*sparse_start, ("train.fit", {**fit, "schedule": "rigl-cascade"})],
         "looks-linear": lambda: [random_mask, ("init.looks_linear", {"seed": job.seed}), ("train.fit", fit)],
         "depth-bias": lambda: [random_mask, ("init.depth_bias", {"seed": job.seed}), ("train.fit", fit)],
         "repair": lambda: [
@@ -137,31 +168,57 @@ def run(job: Job, dense_dir: str) -> dict:
     from cascc import frontends, passes
     from cascc.data import load
     from cascc.frontends.torch import save_pt2
+    from cascc.passes.budget import step_cost
     from cascc.passes.evaluate import evaluate
+    from cascc.passes.train import diagnostics
 
     task = TASKS[job.task]
     start = time.perf_counter()
     dense_path = Path(dense_dir) / f"{job.task}-{job.seed}.pt2"
     source = dense_path if job.method == "oneshot+finetune" else task.model
-    program = passes.run(frontends.load(str(source), seed=job.seed), steps(job, task))
+    collected: dict = {}
+    token = diagnostics.set(collected)
+    try:
+        program = passes.run(frontends.load(str(source), seed=job.seed), steps(job, task))
+    finally:
+        diagnostics.reset(token)
     if job.method == "dense":
         save_pt2(program, dense_path)
     result = evaluate(program, load(task.data), seed=job.seed)
-    return {**asdict(job), **result.to_json(), "seconds": time.perf_counter() - start}
+    spent = collected.get("budget") or {
+        "epochs": task.training["epochs"],
+        "flops_vs_dense": step_cost(program).ratio if job.method in DE_NOVO else 1.0,
+    }
+    return {
+        **asdict(job),
+        **result.to_json(),
+        "epochs": spent["epochs"],
+        "flops_vs_dense": spent["flops_vs_dense"],
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def jobs(suite: Suite, tasks, seeds, sparsities) -> tuple[list[Job], list[Job]]:
     dense = [Job(t, s, "dense") for t in tasks for s in seeds]
     sparse = [
-        Job(t, s, m, sp, a)
+        Job(t, s, m, sp, a, b)
         for t in tasks
         for s in seeds
-        for sp in sparsities
+        for sp in _sparsities(suite, t, sparsities)
         for a in suite.allocators
         for m in suite.methods
+        if t in suite.only.get(m, (t,))
+        for b in (("steps",) if m in suite.steps_only else suite.budgets)
     ]
     # longest runs first, so the pool does not end waiting on one of them
-    return dense, sorted(sparse, key=lambda j: j.method not in ("imp", "lrr", "sculpt"))
+    return dense, sorted(
+        sparse, key=lambda j: (j.method not in ("imp", "lrr", "sculpt"), j.budget == "steps", -j.sparsity)
+    )
+
+
+def _sparsities(suite: Suite, task: str, chosen) -> tuple[float, ...]:
+    """The sparsities of `task`: those passed on the command line, else the suite's for the task."""
+    return tuple(chosen) if chosen is not None else suite.per_task.get(task, suite.sparsities)
 
 
 def summarize(results: list[dict]) -> dict:
@@ -169,7 +226,8 @@ def summarize(results: list[dict]) -> dict:
     dense = {(r["task"], r["seed"]): r for r in results if r["method"] == "dense"}
     cells: dict[tuple, list[dict]] = {}
     for r in results:
-        cells.setdefault((r["task"], r["method"], r["allocator"], r["sparsity"]), []).append(r)
+        key = (r["task"], r["method"], r["allocator"], r["sparsity"], r.get("budget", "steps"))
+        cells.setdefault(key, []).append(r)
     summary = {}
     for key, runs in sorted(cells.items()):
         accuracy = [r["accuracy"] for r in runs]
@@ -186,6 +244,8 @@ def summarize(results: list[dict]) -> dict:
             "noise_0.3_mean": statistics.mean(r["gaussian_noise"]["0.3"] for r in runs),
             "fgsm_mean": statistics.mean(r["fgsm"]["0.05"] for r in runs),
             "seeds": len(runs),
+            "epochs_mean": statistics.mean(r.get("epochs", 0) for r in runs),
+            "flops_vs_dense_mean": statistics.mean(r.get("flops_vs_dense", 1.0) for r in runs),
         }
     return summary
 
@@ -199,7 +259,7 @@ def markdown(summary: dict, suite: Suite, sparsities, seconds: float, workers: i
         "",
     ]
     for task, spec in TASKS.items():
-        dense = summary.get((task, "dense", "", 0.0))
+        dense = summary.get((task, "dense", "", 0.0, "steps"))
         if dense is None:
             continue
         lines += [
@@ -210,7 +270,7 @@ def markdown(summary: dict, suite: Suite, sparsities, seconds: float, workers: i
         ]
         for method in suite.methods:
             for allocator in suite.allocators:
-                cells = [summary.get((task, method, allocator, s)) for s in sparsities]
+                cells = [summary.get((task, method, allocator, s, "steps")) for s in sparsities]
                 row = " | ".join(_pm(c) if c else "" for c in cells)
                 lines.append(f"| {method} | {allocator} | {row} |")
         lines.append("")
@@ -244,8 +304,49 @@ def markdown(summary: dict, suite: Suite, sparsities, seconds: float, workers: i
     return "\n".join(lines)
 
 
+def markdown_budgets(summary: dict, suite: Suite, seconds: float, workers: int) -> str:
+    """The de novo suite's tables: per task, each method at equal steps and at equal FLOPs per sparsity,
+    with the FLOPs spent (× the dense run's) and the worst per-class drop vs dense."""
+    lines = [
+        (
+            f"Test accuracy, mean ± std over seeds; {seconds / 60:.1f} min on {workers} worker processes "
+            f"(`python benchmarks/accuracy.py{_suite_flag(suite)}`). *steps*: the dense run's epochs; *FLOPs*: "
+            f"as many epochs as the dense run's training FLOPs pay for at the mask's FLOP density, at most "
+            f"{FLOPS_CAP:g}× (passes/budget.py). In brackets: training FLOPs as a fraction of the dense run's, "
+            "and the worst per-class accuracy drop vs the same seed's dense model.",
+            "",
+        )
+    ]
+    for task, spec in TASKS.items():
+        dense = summary.get((task, "dense", "", 0.0, "steps"))
+        if dense is None:
+            continue
+        present = sorted({k[3] for k in summary if k[0] == task and k[1] != "dense"})
+        lines += [
+            f"**{task}** ({spec.data}, {spec.training['epochs']} epochs dense; dense {_pm(dense)})",
+            "",
+            "| method | allocation | budget | " + " | ".join(f"{s:.0%}" for s in present) + " |",
+            "|---|---|---|" + "---|" * len(present),
+        ]
+        for method in suite.methods:
+            for allocator in suite.allocators:
+                for budget in suite.budgets:
+                    cells = [summary.get((task, method, allocator, s, budget)) for s in present]
+                    if not any(cells):
+                        continue
+                    row = " | ".join(
+                        f"{_pm(c)} ({c['flops_vs_dense_mean']:.2f}×, −{100 * c['worst_class_drop_mean']:.0f})"
+                        if c
+                        else ""
+                        for c in cells
+                    )
+                    lines.append(f"| {method} | {allocator} | {budget} | {row} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def _suite_flag(suite: Suite) -> str:
-    name = next(key for key, value in SUITES.items() if value is suite)
+    name = next(key for key, value in SUITES.items() if value.out == suite.out)
     return "" if name == "standard" else f" --suite {name}"
 
 
@@ -259,30 +360,31 @@ def plot(summary: dict, suite: Suite, sparsities, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks = [t for t in TASKS if (t, "dense", "", 0.0) in summary]
+    tasks = [t for t in TASKS if (t, "dense", "", 0.0, "steps") in summary]
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.5), squeeze=False)
-    styles = {"uniform": ":", "erk": "--", "cascade": "-"}
+    styles = {"uniform": ":", "erk": "--", "cascade": "-", "gain": "-."}
     colors = {method: f"C{i % 10}" for i, method in enumerate(suite.methods)}
     for ax, task in zip(axes[0], tasks, strict=True):
-        for _i, method in enumerate(suite.methods):
-            for allocator in suite.allocators:
-                points = [
-                    (s, summary[(task, method, allocator, s)])
-                    for s in sparsities
-                    if (task, method, allocator, s) in summary
-                ]
-                if points:
-                    ax.errorbar(
-                        [p[0] for p in points],
-                        [p[1]["accuracy_mean"] for p in points],
-                        yerr=[p[1]["accuracy_std"] for p in points],
-                        color=colors[method],
-                        linestyle=styles[allocator],
-                        marker="o",
-                        markersize=3,
-                        label=f"{method} / {allocator}",
-                    )
-        ax.axhline(summary[(task, "dense", "", 0.0)]["accuracy_mean"], color="black", label="dense")
+        for method, allocator, budget in (
+            (m, a, b) for m in suite.methods for a in suite.allocators for b in suite.budgets
+        ):
+            points = [
+                (s, summary[(task, method, allocator, s, budget)])
+                for s in sparsities
+                if (task, method, allocator, s, budget) in summary
+            ]
+            if points:
+                ax.errorbar(
+                    [p[0] for p in points],
+                    [p[1]["accuracy_mean"] for p in points],
+                    yerr=[p[1]["accuracy_std"] for p in points],
+                    color=colors[method],
+                    linestyle=styles[allocator] if budget == "steps" else "-",
+                    marker="o" if budget == "steps" else "s",
+                    markersize=3,
+                    label=f"{method} / {allocator}" + ("" if budget == "steps" else " / equal FLOPs"),
+                )
+        ax.axhline(summary[(task, "dense", "", 0.0, "steps")]["accuracy_mean"], color="black", label="dense")
         ax.set_title(task)
         ax.set_xlabel("sparsity")
         ax.set_ylabel("test accuracy")
@@ -298,6 +400,7 @@ def main() -> None:
     ap.add_argument("--suite", choices=list(SUITES), default="standard")
     ap.add_argument("--quick", action="store_true", help="one seed at 90%%")
     ap.add_argument("--tasks", nargs="+", choices=list(TASKS), help="default: the suite's")
+    ap.add_argument("--methods", nargs="+", help="default: the suite's (dense always runs)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--sparsities", nargs="+", type=float, help="default: the suite's")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -306,17 +409,31 @@ def main() -> None:
     report.add_arguments(ap)
     args = ap.parse_args()
     suite = SUITES[args.suite]
+    if args.methods:
+        unknown = sorted(set(args.methods) - set(suite.methods))
+        if unknown:
+            ap.error(
+                f"suite {args.suite} has no method {', '.join(unknown)} (it has {', '.join(suite.methods)})"
+            )
+        suite = dataclasses.replace(suite, methods=tuple(m for m in suite.methods if m in args.methods))
     tasks = args.tasks or list(suite.tasks)
     seeds = [0] if args.quick else list(range(args.seeds))
-    sparsities = [0.9] if args.quick else (args.sparsities or list(suite.sparsities))
+    sparsities = [0.9] if args.quick else args.sparsities
     files = {ext: args.out / f"{suite.out}.{ext}" for ext in ("json", "png")}
-    title = "Accuracy of the grant's methods" if args.suite == "grant" else "Sparse-training accuracy"
+    title = {
+        "grant": "Accuracy of the grant's methods",
+        "denovo": "De novo sparse training: equal steps and equal FLOPs",
+    }.get(args.suite, "Sparse-training accuracy")
+    render = markdown_budgets if args.suite == "denovo" else None
     plot_line = (("Plot", f"`{report.relative(files['png'])}`"),)
     if args.report_only:
         saved = json.loads(files["json"].read_text())
         summary = summarize(saved["runs"])
         sparsities = sorted({k[3] for k in summary if k[1] != "dense"})
-        text = markdown(summary, suite, sparsities, saved["seconds"], saved["workers"])
+        if render:
+            text = render(summary, suite, saved["seconds"], saved["workers"])
+        else:
+            text = markdown(summary, suite, sparsities, saved["seconds"], saved["workers"])
         doc = report.write(
             args,
             suite.out,
@@ -354,8 +471,12 @@ def main() -> None:
                 bar.advance(task)
     seconds = time.perf_counter() - start
     summary = summarize(results)
+    sparsities = sorted({k[3] for k in summary if k[1] != "dense"})
     args.out.mkdir(parents=True, exist_ok=True)
-    text = markdown(summary, suite, sparsities, seconds, args.workers)
+    if render:
+        text = render(summary, suite, seconds, args.workers)
+    else:
+        text = markdown(summary, suite, sparsities, seconds, args.workers)
     doc = report.write(args, suite.out, title, text, raw=files["json"], extra=plot_line)
     files["json"].write_text(
         json.dumps(
@@ -368,7 +489,7 @@ def main() -> None:
                 "date": time.strftime("%Y-%m-%d"),
                 "tasks": {k: asdict(v) for k, v in TASKS.items() if k in tasks},
                 "summary": [
-                    {"task": k[0], "method": k[1], "allocator": k[2], "sparsity": k[3], **v}
+                    {"task": k[0], "method": k[1], "allocator": k[2], "sparsity": k[3], "budget": k[4], **v}
                     for k, v in summary.items()
                 ],
                 "runs": results,

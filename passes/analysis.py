@@ -6,6 +6,7 @@ signal propagation (mean-field variance gain and active fraction vs a forward pr
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -51,6 +52,12 @@ class LayerReport:
     predicted_gain: float
     measured_gain: float | None
     approximate_links: bool
+    silent_units: int | None = (
+        None  # functional units that never fire on the probe (no gradient reaches them)
+    )
+    grad_rms_kept: float | None = None  # RMS of ∂L/∂w over kept weights, on the probe batch
+    grad_rms_pruned: float | None = None  # … over masked positions (what a regrowth criterion sees)
+    grad_share_pruned: float | None = None  # share of ‖∂L/∂W‖² on masked positions
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,9 @@ def analyze(
     densities = {name: float(mask.float().mean()) for name, mask in masks.items()}
     exact = connectivity.exact(prunable, masks)
     predicted = connectivity.analytic(prunable, densities)
-    measured, probe_name = _measure(program, prunable, data, samples, program.seed if seed is None else seed)
+    seed = program.seed if seed is None else seed
+    measured, probe_name = _measure(program, prunable, data, samples, seed)
+    gradients = _gradients(program, prunable, data, samples, seed)
     weights = program.masked_weights()
     rows = []
     for layer in prunable:
@@ -104,6 +113,7 @@ def analyze(
                 measured.get(layer.name),
             )
         )
+        rows[-1] = dataclasses.replace(rows[-1], **gradients[layer.name])
     status, summary = _verdict(prunable, rows, exact)
     return Report(
         source=program.source,
@@ -160,6 +170,7 @@ def _row(
         p_silent=_p_silent(degree, predicted.active_in[layer.name], layer.activation == "relu"),
         predicted_gain=_predicted_gain(layer, by_name, weight, mask),
         measured_gain=None if measured is None else measured["gain"],
+        silent_units=None if measured is None else int((functional & ~measured["ever_active"]).sum()),
         approximate_links=layer.name in exact.approximate,
     )
 
@@ -238,6 +249,7 @@ def _measure(
         result[layer.name] = {
             # ReLU units are active when positive; other units when their output is not exactly zero.
             "active": float(((after > 0) if layer.activation == "relu" else (after != 0)).double().mean()),
+            "ever_active": _ever_active(layer, sums[layer.activation_node or layer.node]),
             "gain": pre[layer.name] / q_prev if q_prev > 0 else float("inf"),
         }
     probe_name = (
@@ -246,6 +258,53 @@ def _measure(
         else f"Gaussian N(0,1) ({used * spec.shape[0]} samples)"
     )
     return result, probe_name
+
+
+def _ever_active(layer: Layer, values: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Per unit: did it fire (ReLU: > 0; otherwise ≠ 0) at any sample and position of the probe."""
+    fired = [
+        ((v > 0) if layer.activation == "relu" else (v != 0)).movedim(layer.unit_axis, -1) for v in values
+    ]
+    return torch.stack([f.reshape(-1, f.shape[-1]).any(0) for f in fired]).any(0)
+
+
+def _gradients(
+    program: Program, prunable: Sequence[Layer], data: str | None, samples: int, seed: int
+) -> dict[str, dict[str, float]]:
+    """The gradient signal a sparse net trains on: ∂L/∂W of the cross-entropy on the probe (data with its
+    labels, or Gaussian inputs against the model's own predictions, as SNIP does without data), split into
+    kept and masked positions (RigL grows where the masked |∂L/∂w| is largest, Evci et al. 2020)."""
+    x = y = None
+    if data is not None:
+        from cascc.data import load
+
+        dataset = load(data)
+        x, y = dataset.x_test, dataset.y_test
+    module = program.module()
+    for param in module.parameters():
+        param.requires_grad_(False)
+    for layer in prunable:
+        module.get_parameter(layer.name).requires_grad_(True)
+    batch = program.inputs[0].shape[0]
+    count = max(1, -(-samples // batch))
+    for b, inputs in enumerate(probe.batches(program, x, count, seed=seed)):
+        out = module(*inputs)
+        logits = (out[0] if isinstance(out, (tuple, list)) else out).reshape(-1, program.outputs[0].shape[-1])
+        target = logits.argmax(1).detach() if y is None else y[b * batch : (b + 1) * batch]
+        torch.nn.functional.cross_entropy(logits, target, reduction="sum").backward()
+    masks = connectivity.full_masks(prunable, program.masks)
+    result = {}
+    for layer in prunable:
+        grad = module.get_parameter(layer.name).grad.double() / (count * batch)
+        mask = masks[layer.name]
+        kept, pruned = grad[mask], grad[~mask]
+        total = float(grad.pow(2).sum())
+        result[layer.name] = {
+            "grad_rms_kept": float(kept.pow(2).mean().sqrt()) if kept.numel() else 0.0,
+            "grad_rms_pruned": float(pruned.pow(2).mean().sqrt()) if pruned.numel() else None,
+            "grad_share_pruned": float(pruned.pow(2).sum()) / total if total > 0 else 0.0,
+        }
+    return result
 
 
 def _verdict(

@@ -123,6 +123,24 @@ def balanced(layers: Sequence[Layer], sparsity: float) -> Allocation:
     )
 
 
+@ALLOCATORS.register("gain")
+def gain(layers: Sequence[Layer], sparsity: float) -> Allocation:
+    """Trainability-targeted allocation from the variance-gain recursion (docs/methods.md §1, Burkholz &
+    Dubatovka 2019): with sparse-aware init a unit of in-degree k has a gain that is a mean of k χ²₁ terms
+    (relative variance 2/k), so the log-variance of the signal after all layers spreads as Σ_l 2/k_l. This
+    allocator minimizes Σ_l 1/k_l under the budget (k_l = d_l·fan_in_l): d_l ∝ 1/(fan_in_l·√n_out,l), layers
+    capped at dense leaving the pool. The least in-degree reached is the κ it achieves (`gain_margin`)."""
+    check_sparsity(sparsity)
+    budget = kept_budget(layers, sparsity)
+    weight = {layer.name: 1.0 / (layer.fan_in * math.sqrt(layer.fan_out)) for layer in layers}
+    return exact_counts(layers, _solve_capped(layers, weight, budget), budget)
+
+
+def gain_margin(layers: Sequence[Layer], allocation: Allocation) -> float:
+    """The least expected in-degree k_l = kept_l / n_out,l over layers: the κ an allocation achieves."""
+    return min(allocation[layer.name] / layer.fan_out for layer in layers)
+
+
 @ALLOCATORS.register("pyramidal")
 def pyramidal(layers: Sequence[Layer], sparsity: float) -> Allocation:
     """Density decays geometrically with depth, d_l = ρ^l, with Σ N_l ρ^l = (1 − s)N (Gadhikar et al. 2023)."""

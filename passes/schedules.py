@@ -86,22 +86,25 @@ class GradualMagnitude:
 class DropGrow:
     """Dynamic sparse training: every `every` steps until `stop` (fraction of training), drop the fraction
     α_t = α/2·(1 + cos(π t / T_end)) of each layer's smallest active |w| and regrow as many inactive weights,
-    at zero — where |∂L/∂w| is largest (RigL, Evci et al. 2020) or uniformly at random (SET, Mocanu et al.
-    2018). Each layer's active count never changes."""
+    at zero — where |∂L/∂w| is largest (RigL, Evci et al. 2020), uniformly at random (SET, Mocanu et al.
+    2018), or `cascade`: into starved units first (`starved_units`, grown at the He scale), then by |∂L/∂w|.
+    Each layer's active count never changes."""
 
     grow: str = "gradient"
     alpha: float = 0.3
     every: int | None = None
     stop: float = 0.75
     seed: int = 0
+    DEFAULT_EVERY = 100  # RigL's ΔT, the most `every` defaults to
 
     @property
     def name(self) -> str:
-        return "rigl" if self.grow == "gradient" else "set"
+        return {"gradient": "rigl", "random": "set", "cascade": "rigl-cascade"}[self.grow]
 
     def start(self, masks: dict[str, torch.Tensor], total_steps: int) -> None:
+        self.revived = 0  # starved rows grown into (cascade growth)
         self._end = max(1, int(self.stop * total_steps))
-        self._every = self.every or max(1, min(100, total_steps // 25))
+        self._every = self.every or max(1, min(self.DEFAULT_EVERY, total_steps // 25))
         self._gen = generator(self.seed, "schedule.set")
 
     def fraction(self, step: int) -> float:
@@ -117,16 +120,68 @@ class DropGrow:
             if moved == 0:
                 continue
             survivors = _top_active(weights[name].abs(), mask, active - moved)
-            if self.grow == "gradient":
-                grad = weights[name].grad
-                score = torch.zeros_like(weights[name]) if grad is None else grad.abs()
-            else:
+            grad = weights[name].grad
+            if self.grow == "random":
                 score = torch.rand(mask.shape, generator=self._gen)
+            else:
+                score = torch.zeros_like(weights[name]) if grad is None else grad.detach().abs().float()
+            if self.grow == "cascade":
+                starved = starved_units(survivors, grad)
+                score = cascade_score(score, starved, survivors, self._gen)
+                self.revived += int(starved.sum())
             # Grow among weights inactive after the drop (just-dropped ones may come back, as in RigL).
-            grown = keep_top(torch.where(survivors, -1.0, score.detach().float()), moved) & ~survivors
+            grown = keep_top(torch.where(survivors, -1.0, score), moved) & ~survivors
+            if self.grow == "cascade":
+                _seed_starved(weights[name], grown, starved, self._gen)
             masks[name] = survivors | grown
             changed = True
         return changed
+
+
+def starved_units(mask: torch.Tensor, grad: torch.Tensor | None, floor: float = 0.25) -> torch.Tensor:
+    """Output units (rows) a gradient criterion cannot grow into: no gradient reaches any of their weights
+    (a ReLU silent on the whole batch, or a unit no output reads: ∂L/∂w_ij = δ_i·a_j is zero for every j), or
+    an in-degree below `floor` × the layer's mean (the cascade's dead-unit side, docs/methods.md §1)."""
+    rows = mask.reshape(mask.shape[0], -1)
+    degree = rows.sum(dim=1).float()
+    low = degree < floor * degree.mean()
+    if grad is None:
+        return low
+    silent = grad.detach().reshape(mask.shape[0], -1).abs().amax(dim=1) == 0
+    return low | silent
+
+
+def cascade_score(
+    score: torch.Tensor, starved: torch.Tensor, survivors: torch.Tensor, gen: torch.Generator
+) -> torch.Tensor:
+    """Growth scores that give every starved row one inactive weight (at random within the row) ranked above
+    every |∇| score, so each update feeds each starved unit once; the rest of the budget follows |∇| as in
+    RigL (whose scores are zero on a silent row, so it never grows there)."""
+    if not starved.any():
+        return score
+    rows = score.reshape(score.shape[0], -1).clone()
+    top = float(rows.max()) + 1.0
+    jitter = torch.rand(rows.shape, generator=gen)
+    free = ~survivors.reshape(rows.shape)
+    lead = torch.where(free, jitter, -1.0).argmax(dim=1)
+    index = starved.nonzero().flatten()
+    rows[index, lead[index]] = top + jitter[index, lead[index]]
+    return rows.reshape(score.shape)
+
+
+def _seed_starved(
+    weight: torch.Tensor, grown: torch.Tensor, starved: torch.Tensor, gen: torch.Generator
+) -> None:
+    """Weights grown into starved rows start at the sparse-aware He scale √(2/k) instead of zero: a zero
+    weight into a silent ReLU gets no gradient and would leave it silent."""
+    rows = grown.reshape(grown.shape[0], -1) & starved[:, None]
+    if not rows.any():
+        return
+    k = rows.sum(dim=1, keepdim=True).clamp(min=1).float()
+    fresh = torch.randn(rows.shape, generator=gen) * (2.0 / k).sqrt()
+    with torch.no_grad():
+        flat = weight.view(weight.shape[0], -1)
+        flat.copy_(torch.where(rows, fresh.to(weight.dtype), flat))
 
 
 def magnitude_step(

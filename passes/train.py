@@ -27,6 +27,7 @@ from cascc.training.config import TrainConfig
 
 from . import mw
 from .batched import BatchedModule, batched
+from .budget import check_budget, equal_flops_epochs, regrowth_overhead, step_cost
 from .connectivity import full_masks
 from .density import allocate, check_sparsity
 from .optim import HAM
@@ -162,29 +163,68 @@ def fit(
     allocator: str = "uniform",
     allocator_options: Mapping[str, Any] | None = None,
     update_every: int | None = None,
+    budget: str = "steps",
+    budget_cap: float | None = None,
     **options: Any,
 ) -> Program:
     """Train on data set `data` with masks static (fixed masks, de novo or fine-tuning), pruned gradually by
-    magnitude (`gmp`, to `sparsity` under `allocator`), or rewired (`rigl`, `set`) at constant counts."""
+    magnitude (`gmp`, to `sparsity` under `allocator`), or rewired (`rigl`, `set`, `rigl-cascade`) at constant
+    counts. `budget="flops"` trains a sparse mask for as many epochs as the dense run's FLOPs pay for
+    (`epochs` × dense/sparse step cost, at most `budget_cap`×; see budget.py)."""
     config = TrainConfig.of(options)
+    if check_budget(budget) == "flops" and schedule != "gmp":
+        config = _equal_flops(program, config, schedule, update_every, budget_cap)
     if schedule == "static":
         plan = Static()
     elif schedule == "gmp":
         plan = GradualMagnitude(_final_counts(program, sparsity, allocator, allocator_options))
         program = dataclasses.replace(program, masks=full_masks(layers(program), program.masks))
-    elif schedule in ("rigl", "set"):
+    elif schedule in DROP_GROW:
         if not program.masks:
             raise OptionError(
                 program.source,
                 f"{schedule} rewires an existing sparse mask and the model has none",
                 "prune first",
             )
-        plan = DropGrow("gradient" if schedule == "rigl" else "random", every=update_every, seed=config.seed)
+        plan = DropGrow(DROP_GROW[schedule], every=update_every, seed=config.seed)
     else:
         raise OptionError(
-            None, f"unknown schedule {schedule!r} for train.fit", "use static, gmp, rigl or set"
+            None,
+            f"unknown schedule {schedule!r} for train.fit",
+            f"use static, gmp or one of {', '.join(DROP_GROW)}",
         )
     return trained_program(program, train(program, load(data), config, plan))
+
+
+# the drop-and-grow schedules of train.fit, by the growth criterion they use
+DROP_GROW = {"rigl": "gradient", "set": "random", "rigl-cascade": "cascade"}
+
+
+def _equal_flops(
+    program: Program, config: TrainConfig, schedule: str, update_every: int | None, cap: float | None
+) -> TrainConfig:
+    """The config with `epochs` stretched to the dense run's training FLOPs at the program's masks."""
+    cost = step_cost(program)
+    overhead = 0.0
+    if schedule in DROP_GROW:
+        overhead = regrowth_overhead(update_every or DropGrow.DEFAULT_EVERY, DropGrow.stop)
+    epochs = equal_flops_epochs(config.epochs, cost, overhead=overhead, cap=cap)
+    found = diagnostics.get()
+    if found is not None:
+        found["budget"] = {
+            "dense_epochs": config.epochs,
+            "epochs": epochs,
+            "step_flops_ratio": cost.ratio + overhead,
+            "flops_vs_dense": epochs * (cost.ratio + overhead) / config.epochs,
+        }
+    return dataclasses.replace(config, epochs=epochs)
+
+
+@register("train.preset")
+def preset(program: Program, *, name: str, **settings: Any) -> Program:
+    """Records the `cascc train --preset` a run used and the values of the options it sets (its history
+    step; training/presets.py); changes nothing."""
+    return program
 
 
 def _final_counts(

@@ -13,7 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..training.plan import TrainPlan
-from .options import SEED, _recipe, config_options, err, out, sparsify_options, writable_file
+from ..training.presets import PRESETS
+from .options import SEED, Names, _recipe, config_options, err, out, sparsify_options, writable_file
 
 # The pruning options of `train` (the rest of compile's recipe options do not apply to training).
 TRAIN_RECIPE_OPTIONS = (
@@ -71,6 +72,12 @@ def progress_bar() -> Iterator[None]:
 
 @click.command("train")
 @click.option("--model", "-m", "model", required=True, help="The model: file.py:factory, .pt2 or .onnx.")
+@click.option(
+    "--preset",
+    type=Names(lambda: PRESETS),
+    help="Named settings of the best de novo method found (denovo: the MNIST-1D CNN's, ticket: the MLP's); "
+    "options given explicitly win. Printed and recorded in the .pt2's history.",
+)
 @config_options(TrainPlan)
 @pruning_options
 @click.option(
@@ -93,6 +100,7 @@ def progress_bar() -> Iterator[None]:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def train_cmd(
     model: str,
+    preset: str | None,
     output: Path,
     seed: int,
     baseline: bool,
@@ -111,9 +119,14 @@ def train_cmd(
     from ..training.plan import train
 
     writable_file(output, (".pt2",), "--output", inputs=(model_file(model),))
+    settings = None
+    if preset is not None:
+        options, settings = PRESETS[preset].apply(options, _given(options))
+        shown = ", ".join(f"{name}={value}" for name, value in settings.items())
+        err.print(f"preset {preset}: {escape(shown)}")
     recipe_options = {k: options.pop(k) for k in list(options) if k in TRAIN_RECIPE_OPTIONS}
     recipe, shapes = _recipe(recipe_options, seed, command_uses_data=True)
-    plan = TrainPlan(**options)
+    plan = TrainPlan(**options, preset=preset, preset_settings=settings)
     if nproc > 1 or nnodes > 1:
         from ..training.distributed import launch
 
@@ -139,7 +152,20 @@ def train_cmd(
     if "level_sign_agreement" in report.get("signs", {}):
         levels = ", ".join(f"{100 * a:.1f}%" for a in report["signs"]["level_sign_agreement"])
         out.print(f"sign agreement with the previous level: {levels}")
+    if "budget" in report:
+        spent = report["budget"]
+        out.print(
+            f"equal-FLOPs budget: {spent['epochs']} epochs for the dense run's {spent['dense_epochs']} "
+            f"({spent['flops_vs_dense']:.2f}× its training FLOPs)"
+        )
     out.print(f"wrote [bold]{escape(str(output))}[/] after {', '.join(p['name'] for p in report['passes'])}")
+
+
+def _given(options: dict[str, Any]) -> list[str]:
+    """The options the user set (command line or environment), which a preset does not override."""
+    ctx = click.get_current_context()
+    defaults = (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP)
+    return [name for name in options if ctx.get_parameter_source(name) not in defaults]
 
 
 def evaluation_table(evaluation: dict[str, Any]) -> None:

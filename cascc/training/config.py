@@ -29,6 +29,10 @@ def option(default: Any, help: str | None = None, **flag: Any) -> Any:
     return dataclasses.field(default=default, metadata={"flag": Flag(help, **flag)})
 
 
+# training budgets: `steps` trains --epochs as given, `flops` spends the dense run's FLOPs (passes/budget.py)
+BUDGETS = ("steps", "flops")
+
+
 def _optimizers() -> Iterable[str]:
     from ..passes.train import OPTIMIZERS
 

@@ -4,7 +4,7 @@ it as a `.pt2`, and compare it on the test split with the same model trained den
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import OptionError
 from ..recipe import Recipe
 from ..registry import Registry
-from .config import TrainConfig, known, option
+from .config import BUDGETS, TrainConfig, known, option
 
 if TYPE_CHECKING:
     from ..ir import Program
@@ -43,7 +43,8 @@ class TrainPlan(TrainConfig):
     schedule: str = option(
         "static",
         "static: fixed mask from the start · gmp: gradual magnitude pruning from dense · imp/lrr: iterative "
-        "pruning with weight / learning-rate rewinding · rigl/set: dynamic sparse training · sculpt: cyclic "
+        "pruning with weight / learning-rate rewinding · rigl/set: dynamic sparse training · rigl-cascade: RigL "
+        "growing into starved units first · sculpt: cyclic "
         "training, one magnitude step, cyclic training.",
         names=_schedules,
     )
@@ -57,19 +58,41 @@ class TrainPlan(TrainConfig):
     rewind_epochs: float = option(0.5, "IMP: rewind weights to here.", low=0)
     update_every: int | None = option(None, "RigL/SET: steps between mask updates (default auto).", low=1)
     perturb_signs: float = option(0.0, "Ablation: flip this share of kept signs at init.", low=0, high=1)
+    budget: str = option(
+        "steps",
+        "steps: --epochs as given · flops: a sparse mask trains for as many epochs as --epochs of the dense "
+        "model cost in FLOPs (static, rigl, set, rigl-cascade).",
+        names=lambda: BUDGETS,
+    )
+    budget_cap: float | None = option(None, "With --budget flops: at most this many times --epochs.", low=1)
+    # set by `--preset`: its name and the values this run used for the options it sets (recorded in history)
+    preset: str | None = None
+    preset_settings: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         known(self.schedule, SCHEDULES, "schedule")
         known(self.init, _inits(), "init")
+        known(self.budget, BUDGETS, "budget")
 
     def config(self, seed: int) -> dict[str, Any]:
         """The training-loop options (the TrainConfig fields a user sets) as pass options."""
         return {**self.loop_options(), "seed": seed}
 
     def steps(self, recipe: Recipe, seed: int) -> Steps:
-        """The passes: prune and initialize where the schedule starts sparse, then the training pass."""
-        return SCHEDULES[self.schedule](self, recipe, seed)
+        """The passes: the preset's record (if any), prune and initialize where the schedule starts sparse,
+        then the training pass."""
+        steps = SCHEDULES[self.schedule](self, recipe, seed)
+        if self.budget != "steps" and steps[-1][0] != "train.fit":
+            raise OptionError(
+                None,
+                f"--budget {self.budget} sets the length of one training run and --schedule {self.schedule} "
+                "runs several",
+                "use --budget steps with it",
+            )
+        if self.preset is not None:
+            steps.insert(0, ("train.preset", {"name": self.preset, **dict(self.preset_settings or {})}))
+        return steps
 
     def _target(self, recipe: Recipe) -> dict[str, Any]:
         """The pruning target of the schedules that prune while training."""
@@ -97,12 +120,18 @@ def _on_a_mask(plan: TrainPlan, recipe: Recipe, seed: int) -> Steps:
     options = {"schedule": plan.schedule, "data": plan.data, **plan.config(seed)}
     if plan.update_every is not None and plan.schedule != "static":
         options["update_every"] = plan.update_every
+    if plan.budget != "steps":
+        options["budget"] = plan.budget
+        if plan.budget_cap is not None:
+            options["budget_cap"] = plan.budget_cap
     return [*steps, ("train.fit", options)]
 
 
 @SCHEDULES.register("gmp")
 def _gradual(plan: TrainPlan, recipe: Recipe, seed: int) -> Steps:
     """Gradual magnitude pruning from dense to the recipe's target while training."""
+    if plan.budget != "steps":
+        raise OptionError(None, "gmp trains dense first: its FLOPs are the dense run's", "use --budget steps")
     return [
         ("train.fit", {"schedule": "gmp", **plan._target(recipe), "data": plan.data, **plan.config(seed)})
     ]
@@ -132,6 +161,10 @@ def _sculpt(plan: TrainPlan, recipe: Recipe, seed: int) -> Steps:
     return [("train.sculpt", {**plan._target(recipe), "data": plan.data, **plan.config(seed)})]
 
 
+# RigL growing into starved units first (passes/schedules.py), after the standard schedules in the listing
+SCHEDULES.register("rigl-cascade")(_on_a_mask)
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """The trained sparse Program, its dense counterpart (if trained) and their comparison on the test split."""
@@ -141,6 +174,7 @@ class TrainResult:
     evaluation: Any  # passes.evaluate.Evaluation
     comparison: Any | None  # passes.evaluate.Comparison
     signs: dict[str, Any] = dataclasses.field(default_factory=dict)  # sign diagnostics (passes.signs)
+    budget: dict[str, Any] | None = None  # --budget flops: the epochs trained and the FLOPs vs dense
 
     def to_json(self) -> dict[str, Any]:
         report = {
@@ -152,6 +186,8 @@ class TrainResult:
         else:
             report["evaluation"] = {"sparse": self.evaluation.to_json()}
         report["signs"] = self.signs
+        if self.budget is not None:
+            report["budget"] = self.budget
         return report
 
 
@@ -202,5 +238,6 @@ def train(
     comparison = compare(dense, program, data, seed=seed) if dense is not None else None
     evaluation = comparison.sparse if comparison else evaluate(program, data, seed=seed)
     path = save_pt2(program, Path(out)) if out is not None else None
+    spent = collected.pop("budget", None)
     signs = {"flipped_since_init": flipped(initial.weights, program.weights, program.masks), **collected}
-    return TrainResult(program, path, evaluation, comparison, signs)
+    return TrainResult(program, path, evaluation, comparison, signs, spent)

@@ -26,6 +26,7 @@ def _registries():
     from cascc.runtime.bench import BASELINES
     from cascc.targets import TARGETS
     from cascc.training.plan import SCHEDULES
+    from cascc.training.presets import PRESETS
 
     assert passes.PASSES
     sparsify = {
@@ -44,6 +45,7 @@ def _registries():
         ("train", "--lr-schedule"): list(LR_SCHEDULES),
         ("train", "--schedule"): list(SCHEDULES),
         ("train", "--init"): list(INITS),
+        ("train", "--preset"): list(PRESETS),
         ("bench", "--baseline"): list(BASELINES),
         ("check", "--baseline"): list(BASELINES),
         ("planted", "--task"): list(TASKS),

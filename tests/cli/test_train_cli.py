@@ -140,3 +140,29 @@ def test_training_options_are_declared_once():
     )
     compile_params = {p.name: p for p in main.commands["compile"].params}
     assert compile_params["epochs"].default == 10 and compile_params["lr"].default is None
+
+
+def test_train_preset_sets_its_options_records_them_and_yields_to_explicit_ones(tmp_path):
+    """--preset denovo on the digits MLP: RigL on a random ERK mask at the dense run's FLOPs; --epochs and
+    --data given explicitly win over the preset. The settings are printed and recorded as `train.preset`."""
+    from cascc.training.presets import PRESETS
+
+    out = tmp_path / "denovo.pt2"
+    args = ("train", "--model", FRESH_MLP, "--preset", "denovo", "--data", "digits", "--epochs", "1")
+    code, text = invoke(*args, "--budget-cap", "2", "--no-baseline", "-o", out, "--json")
+    assert code == 0, text
+    assert "preset denovo:" in text and "schedule=rigl" in text and "epochs=1" in text
+    report = json.loads(text[text.index("{") :])
+    assert report["budget"]["epochs"] == 2 and report["budget"]["flops_vs_dense"] <= 1.0
+    program = load_pt2(out)
+    names = [r.name for r in program.history]
+    assert names == ["train.preset", "prune.random", "reparam.sparse_init", "train.fit"]
+    recorded = dict(program.history[0].options)
+    assert recorded.pop("name") == "denovo"
+    assert recorded == {**PRESETS["denovo"].options, "epochs": 1}
+    fit = program.history[-1].options
+    assert fit["schedule"] == "rigl" and fit["budget"] == "flops" and fit["epochs"] == 1
+    expected = passes.density.allocate("erk", layers(program), 0.9)
+    assert {n: int(m.sum()) for n, m in program.masks.items()} == dict(expected)
+    code, text = invoke(*args, "--schedule", "gmp", "-o", tmp_path / "gmp.pt2")
+    assert_clean_error(code, text, 2, "--budget steps")
