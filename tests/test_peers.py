@@ -14,14 +14,14 @@ import zoo
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    """A tiny CNN pruned to 10%, its files, and onnxruntime + cascc workers (the main venv has both)."""
+    """A tiny MLP pruned to 10%, its files, and onnxruntime + cascc workers (the main venv has both)."""
     tmp = tmp_path_factory.mktemp("peers")
     meta = {"versions": {}, "skipped": {}, "density": 0.1, "rounds": 3, "cpu": "test"}
     chosen = peers.runtimes(["onnxruntime", "cascc"])
     workers = peers.start_workers(chosen, tmp, meta, say=print, python=sys.executable)  # not .peers/
-    module, example = zoo.cnn()
+    module, example = zoo.small_mlp()
     kinds = {w.runtime.model for w in workers.values()}
-    files = peers.prepare(module, example, 0.1, tmp / "cnn", kinds, "cnn")
+    files = peers.prepare(module, example, 0.1, tmp / "mlp", kinds, "small_mlp")
     yield types.SimpleNamespace(tmp=tmp, workers=workers, files=files, meta=meta)
     for w in workers.values():
         w.close()
@@ -29,7 +29,7 @@ def setup(tmp_path_factory):
 
 def test_every_runtime_is_checked_and_timed_in_one_run(setup):
     args = types.SimpleNamespace(rounds=3, profile=False, out=setup.tmp, runtimes=["onnxruntime", "cascc"])
-    row = peers.measure_config("cnn", 1, 1, setup.files, setup.workers, setup.meta, args, say=print)
+    row = peers.measure_config("small_mlp", 3, 1, setup.files, setup.workers, setup.meta, args, say=print)
     assert set(row["runtimes"]) == {"onnxruntime", "cascc dense", "cascc sparse"}
     for info in row["runtimes"].values():
         assert info["median_us"] > 0 and info["error_vs_torch"] <= 1e-4
