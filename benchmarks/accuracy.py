@@ -82,6 +82,11 @@ class Suite:
     per_task: dict = field(default_factory=dict)  # task -> its own sparsities, replacing `sparsities`
     only: dict = field(default_factory=dict)  # method -> the tasks it runs on (default: every task)
     steps_only: tuple[str, ...] = ()  # methods run at equal steps only (their FLOPs are not a sparse run's)
+    cells: tuple[tuple[str, str], ...] = ()  # (method, allocator) pairs, instead of methods × allocators
+
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """The (method, allocator) pairs the suite runs."""
+        return self.cells or tuple((m, a) for m in self.methods for a in self.allocators)
 
 
 SUITES = {
@@ -100,13 +105,14 @@ SUITES = {
 SUITES["denovo"] = Suite(
     ("mnist1d-cnn", "mnist1d-mlp-6k", "digits-mlp"),
     ("static", "rigl", "rigl-cascade", "imp"),
-    ("erk",),
+    ("erk", "gain"),
     (0.9, 0.95, 0.98),
     "accuracy_denovo",
     budgets=("steps", "flops"),
     per_task={"mnist1d-mlp-6k": (0.9, 0.95, 0.98, 0.99), "digits-mlp": (0.9,)},
     only={"imp": ("mnist1d-mlp-6k",)},
     steps_only=("imp",),
+    cells=(("static", "erk"), ("rigl", "erk"), ("rigl", "gain"), ("rigl-cascade", "gain"), ("imp", "erk")),
 )
 DE_NOVO = ("static", "rigl", "rigl-cascade")  # sparse from the first step: a step costs its FLOP density
 FLOPS_CAP = (
@@ -205,14 +211,24 @@ def jobs(suite: Suite, tasks, seeds, sparsities) -> tuple[list[Job], list[Job]]:
         for t in tasks
         for s in seeds
         for sp in _sparsities(suite, t, sparsities)
-        for a in suite.allocators
-        for m in suite.methods
+        for m, a in suite.pairs()
         if t in suite.only.get(m, (t,))
         for b in (("steps",) if m in suite.steps_only else suite.budgets)
     ]
     # longest runs first, so the pool does not end waiting on one of them
     return dense, sorted(
         sparse, key=lambda j: (j.method not in ("imp", "lrr", "sculpt"), j.budget == "steps", -j.sparsity)
+    )
+
+
+def _run_key(run: dict) -> tuple:
+    return (
+        run["task"],
+        run["seed"],
+        run["method"],
+        run["sparsity"],
+        run["allocator"],
+        run.get("budget", "steps"),
     )
 
 
@@ -317,6 +333,9 @@ def markdown_budgets(summary: dict, suite: Suite, seconds: float, workers: int) 
             "",
         )
     ]
+    findings = ROOT / "docs" / "benchmarks" / "accuracy_denovo_diagnosis.md"
+    if findings.exists():  # the hand-written diagnosis and conclusions, kept across reruns
+        lines += [findings.read_text().strip(), "", "## Results", ""]
     for task, spec in TASKS.items():
         dense = summary.get((task, "dense", "", 0.0, "steps"))
         if dense is None:
@@ -328,20 +347,69 @@ def markdown_budgets(summary: dict, suite: Suite, seconds: float, workers: int) 
             "| method | allocation | budget | " + " | ".join(f"{s:.0%}" for s in present) + " |",
             "|---|---|---|" + "---|" * len(present),
         ]
-        for method in suite.methods:
-            for allocator in suite.allocators:
-                for budget in suite.budgets:
-                    cells = [summary.get((task, method, allocator, s, budget)) for s in present]
-                    if not any(cells):
-                        continue
-                    row = " | ".join(
-                        f"{_pm(c)} ({c['flops_vs_dense_mean']:.2f}×, −{100 * c['worst_class_drop_mean']:.0f})"
-                        if c
-                        else ""
-                        for c in cells
-                    )
-                    lines.append(f"| {method} | {allocator} | {budget} | {row} |")
+        for method, allocator in suite.pairs():
+            for budget in suite.budgets:
+                cells = [summary.get((task, method, allocator, s, budget)) for s in present]
+                if not any(cells):
+                    continue
+                row = " | ".join(
+                    f"{_pm(c)} ({c['flops_vs_dense_mean']:.2f}×, −{100 * c['worst_class_drop_mean']:.0f})"
+                    if c
+                    else ""
+                    for c in cells
+                )
+                lines.append(f"| {method} | {allocator} | {budget} | {row} |")
         lines.append("")
+    return "\n".join(lines)
+
+
+DIAGNOSED = (  # (label, passes) of the runs the denovo diagnosis analyzes: the MNIST-1D CNN at 90%
+    ("dense, init", []),
+    ("dense, trained", [("train.fit", "fit")]),
+    ("static ERK, init", ["mask", "init"]),
+    ("static ERK, trained", ["mask", "init", ("train.fit", "fit")]),
+    ("RigL ERK, trained", ["mask", "init", ("train.fit", "rigl")]),
+)
+
+
+def diagnose(seed: int = 0) -> str:
+    """The cascade analysis (passes/analysis.py) of the MNIST-1D CNN's de novo masks at init and after
+    training, against dense, on the test split: the per-layer table of docs/benchmarks/accuracy_denovo.md."""
+    import torch
+
+    torch.set_num_threads(1)
+    from cascc import frontends, passes
+    from cascc.data import load
+    from cascc.passes.analysis import analyze
+    from cascc.passes.evaluate import evaluate
+
+    task = TASKS["mnist1d-cnn"]
+    fit = {"data": task.data, "seed": seed, **task.training}
+    named = {
+        "mask": ("prune.random", {"sparsity": 0.9, "allocator": "erk", "seed": seed}),
+        "init": ("reparam.sparse_init", {"seed": seed}),
+        "fit": fit,
+        "rigl": {**fit, "schedule": "rigl"},
+    }
+    lines = [
+        "| run | test acc | layer | density | in-degree mean (min) | dead / silent units | functional "
+        "| active | variance gain meas. / mean-field | ‖∇‖² share on masked | RMS ∇ kept |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    start = frontends.load(task.model, seed=seed)
+    for label, recipe in DIAGNOSED:
+        steps = [named[s] if isinstance(s, str) else (s[0], named[s[1]]) for s in recipe]
+        program = passes.run(start, steps)
+        accuracy = evaluate(program, load(task.data), seed=seed).accuracy
+        report = analyze(program, data=task.data, seed=seed)
+        for i, row in enumerate(report.layers):
+            lines.append(
+                f"| {label if i == 0 else ''} | {f'{100 * accuracy:.1f}' if i == 0 else ''} | {row.name} "
+                f"| {row.density:.3f} | {row.in_degree_mean:.1f} ({row.in_degree_min}) "
+                f"| {row.dead_units} / {row.silent_units} | {row.functional:.2f} | {row.measured_active:.2f} "
+                f"| {row.measured_gain:.2f} / {row.predicted_gain:.2f} | {row.grad_share_pruned:.2f} "
+                f"| {row.grad_rms_kept:.2g} |"
+            )
     return "\n".join(lines)
 
 
@@ -365,9 +433,7 @@ def plot(summary: dict, suite: Suite, sparsities, path: Path) -> None:
     styles = {"uniform": ":", "erk": "--", "cascade": "-", "gain": "-."}
     colors = {method: f"C{i % 10}" for i, method in enumerate(suite.methods)}
     for ax, task in zip(axes[0], tasks, strict=True):
-        for method, allocator, budget in (
-            (m, a, b) for m in suite.methods for a in suite.allocators for b in suite.budgets
-        ):
+        for method, allocator, budget in ((m, a, b) for m, a in suite.pairs() for b in suite.budgets):
             points = [
                 (s, summary[(task, method, allocator, s, budget)])
                 for s in sparsities
@@ -401,13 +467,28 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="one seed at 90%%")
     ap.add_argument("--tasks", nargs="+", choices=list(TASKS), help="default: the suite's")
     ap.add_argument("--methods", nargs="+", help="default: the suite's (dense always runs)")
+    ap.add_argument("--budgets", nargs="+", choices=("steps", "flops"), help="default: the suite's")
+    ap.add_argument("--cells", nargs="+", metavar="METHOD:ALLOCATOR", help="only these of the suite's cells")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--sparsities", nargs="+", type=float, help="default: the suite's")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--report-only", action="store_true", help="rebuild the table and plot from the JSON")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the JSON's runs that this run does not repeat (run in parts)",
+    )
+    ap.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="print the cascade analysis of the MNIST-1D CNN's masks and exit",
+    )
     report.add_arguments(ap)
     args = ap.parse_args()
+    if args.diagnose:
+        print(diagnose())
+        return 0
     suite = SUITES[args.suite]
     if args.methods:
         unknown = sorted(set(args.methods) - set(suite.methods))
@@ -415,7 +496,19 @@ def main() -> None:
             ap.error(
                 f"suite {args.suite} has no method {', '.join(unknown)} (it has {', '.join(suite.methods)})"
             )
-        suite = dataclasses.replace(suite, methods=tuple(m for m in suite.methods if m in args.methods))
+        suite = dataclasses.replace(
+            suite,
+            methods=tuple(m for m in suite.methods if m in args.methods),
+            cells=tuple((m, a) for m, a in suite.cells if m in args.methods),
+        )
+    if args.budgets:
+        suite = dataclasses.replace(suite, budgets=tuple(args.budgets))
+    if args.cells:
+        chosen = {tuple(cell.split(":", 1)) for cell in args.cells}
+        missing = sorted(":".join(c) for c in chosen - set(suite.pairs()))
+        if missing:
+            ap.error(f"suite {args.suite} has no cell {', '.join(missing)}")
+        suite = dataclasses.replace(suite, cells=tuple(c for c in suite.pairs() if c in chosen))
     tasks = args.tasks or list(suite.tasks)
     seeds = [0] if args.quick else list(range(args.seeds))
     sparsities = [0.9] if args.quick else args.sparsities
@@ -470,13 +563,18 @@ def main() -> None:
                 results.append(result)
                 bar.advance(task)
     seconds = time.perf_counter() - start
+    if args.merge and files["json"].exists():
+        saved = json.loads(files["json"].read_text())
+        fresh = {_run_key(r) for r in results}
+        results = [r for r in saved["runs"] if _run_key(r) not in fresh] + results
+        seconds += saved["seconds"]
     summary = summarize(results)
     sparsities = sorted({k[3] for k in summary if k[1] != "dense"})
     args.out.mkdir(parents=True, exist_ok=True)
     if render:
-        text = render(summary, suite, seconds, args.workers)
+        text = render(summary, SUITES[args.suite], seconds, args.workers)
     else:
-        text = markdown(summary, suite, sparsities, seconds, args.workers)
+        text = markdown(summary, SUITES[args.suite], sparsities, seconds, args.workers)
     doc = report.write(args, suite.out, title, text, raw=files["json"], extra=plot_line)
     files["json"].write_text(
         json.dumps(
@@ -487,7 +585,7 @@ def main() -> None:
                 "command": report.command(),
                 "cpu": report.cpu(),
                 "date": time.strftime("%Y-%m-%d"),
-                "tasks": {k: asdict(v) for k, v in TASKS.items() if k in tasks},
+                "tasks": {k: asdict(v) for k, v in TASKS.items() if any(r["task"] == k for r in results)},
                 "summary": [
                     {"task": k[0], "method": k[1], "allocator": k[2], "sparsity": k[3], "budget": k[4], **v}
                     for k, v in summary.items()
@@ -497,7 +595,7 @@ def main() -> None:
             indent=1,
         )
     )
-    plot(summary, suite, sparsities, files["png"])
+    plot(summary, SUITES[args.suite], sparsities, files["png"])
     console.print(text)
     console.print(f"wrote {doc or 'no table'}, {files['json']} and .png in {seconds / 60:.1f} min")
 

@@ -36,16 +36,18 @@ class Preset:
 PRESETS: Mapping[str, Preset] = MappingProxyType(
     {
         "denovo": Preset(
-            "de novo dynamic sparse training: a random ERK mask, sparse-aware init, RigL rewiring, the dense "
-            "run's training FLOPs spent as longer training (MNIST-1D CNN settings)",
+            "de novo dynamic sparse training: a random mask under the trainability (gain) allocation, "
+            "sparse-aware init, RigL rewiring, the dense run's training FLOPs spent as longer training (at most "
+            "10× the epochs; MNIST-1D CNN settings)",
             MappingProxyType(
                 {
                     "sparsity": 0.9,
-                    "allocator": "erk",
+                    "allocator": "gain",
                     "criterion": "random",
                     "init": "sparse-aware",
                     "schedule": "rigl",
                     "budget": "flops",
+                    "budget_cap": 10.0,
                     "epochs": 30,
                     "optimizer": "adamw",
                     "lr": 1e-2,

@@ -143,8 +143,8 @@ def test_training_options_are_declared_once():
 
 
 def test_train_preset_sets_its_options_records_them_and_yields_to_explicit_ones(tmp_path):
-    """--preset denovo on the digits MLP: RigL on a random ERK mask at the dense run's FLOPs; --epochs and
-    --data given explicitly win over the preset. The settings are printed and recorded as `train.preset`."""
+    """--preset denovo on the digits MLP: RigL on a random mask at the dense run's FLOPs; --epochs, --data and
+    --budget-cap given explicitly win over the preset. The settings are printed and recorded as `train.preset`."""
     from cascc.training.presets import PRESETS
 
     out = tmp_path / "denovo.pt2"
@@ -159,10 +159,10 @@ def test_train_preset_sets_its_options_records_them_and_yields_to_explicit_ones(
     assert names == ["train.preset", "prune.random", "reparam.sparse_init", "train.fit"]
     recorded = dict(program.history[0].options)
     assert recorded.pop("name") == "denovo"
-    assert recorded == {**PRESETS["denovo"].options, "epochs": 1}
+    assert recorded == {**PRESETS["denovo"].options, "epochs": 1, "budget_cap": 2.0}
     fit = program.history[-1].options
     assert fit["schedule"] == "rigl" and fit["budget"] == "flops" and fit["epochs"] == 1
-    expected = passes.density.allocate("erk", layers(program), 0.9)
+    expected = passes.density.allocate(PRESETS["denovo"].options["allocator"], layers(program), 0.9)
     assert {n: int(m.sum()) for n, m in program.masks.items()} == dict(expected)
     code, text = invoke(*args, "--schedule", "gmp", "-o", tmp_path / "gmp.pt2")
     assert_clean_error(code, text, 2, "--budget steps")
