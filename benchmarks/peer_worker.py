@@ -15,6 +15,8 @@ runtime's own prints go to stderr: stdout carries only the protocol.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import os
 import sys
@@ -201,10 +203,24 @@ def serve(requests, reply) -> None:
             reply({"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000]})
 
 
+# what each loader imports, imported at start (`peer_worker.py RUNTIME`) while the parent still prepares
+MODULES = {
+    "onnxruntime": "onnxruntime",
+    "openvino": "openvino",
+    "deepsparse": "deepsparse",
+    "litert": "ai_edge_litert.interpreter",
+    "cascc": "tvm",
+}
+
+
 def main() -> None:
     # the protocol keeps the real stdout; anything the runtime prints lands on stderr
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    if len(sys.argv) > 1 and sys.argv[1] in MODULES:
+        os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
+        with contextlib.suppress(ImportError):  # the load request reports it as missing
+            importlib.import_module(MODULES[sys.argv[1]])
 
     def reply(obj: dict) -> None:
         protocol.write(json.dumps(obj) + "\n")

@@ -107,7 +107,7 @@ class Worker:
         env.pop("PYTHONPATH", None)
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(
-                [python, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+                [python, str(WORKER), runtime.loader], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
                 env=env,
             )  # fmt: skip
 
