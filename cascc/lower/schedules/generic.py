@@ -47,17 +47,11 @@ class GenericCPU(CPUScheduleRule):
             if not spatial:
                 continue
             sch.reorder(*spatial, *reduce_)
-            fused = sch.fuse(*spatial)
-            extent = get_extent(sch, fused)
-            if not isinstance(extent, int):
-                sch.parallel(fused)
+            placed = _vectorize_rows(sch, spatial, lanes) if not reduce_ else None
+            outer, extent, inner = placed or _vectorize_fused(sch, spatial, lanes, vector=not reduce_)
+            if extent is None:  # symbolic: parallel, no vectors
+                sch.parallel(outer)
                 continue
-            inner = _divisor(extent, lanes) if not reduce_ else 1
-            if inner > 1:
-                outer, vec = sch.split(fused, factors=[None, inner])
-                sch.vectorize(vec)
-            else:
-                outer = fused
             work = extent
             for loop in reduce_:
                 r = get_extent(sch, loop)
@@ -65,6 +59,37 @@ class GenericCPU(CPUScheduleRule):
             if work >= MIN_PARALLEL_WORK and extent // inner >= 2:
                 sch.parallel(outer)
         return sch
+
+
+def _vectorize_rows(sch, spatial, lanes: int):
+    """Vectors inside the innermost axis, the other axes fused: each vector's lanes are contiguous. A vector
+    over the fused axes computes every lane's position by div/mod instead (add + ReLU on 64×56×56: 321 µs,
+    against 26 µs in rows). (fused outer loop, spatial extent or None if symbolic, vector width), or None
+    if no width divides the axis."""
+    last = get_extent(sch, spatial[-1])
+    width = _divisor(last, lanes) if isinstance(last, int) else 1
+    if width == 1 or len(spatial) == 1:
+        return None
+    head, vec = sch.split(spatial[-1], factors=[None, width])
+    sch.vectorize(vec)
+    outer = sch.fuse(*spatial[:-1], head)
+    extent = get_extent(sch, outer)
+    return outer, extent * width if isinstance(extent, int) else None, width
+
+
+def _vectorize_fused(sch, spatial, lanes: int, vector: bool):
+    """All spatial axes fused, vectorized by a width dividing the whole extent (when `vector`): (outer loop,
+    extent or None if symbolic, vector width)."""
+    fused = sch.fuse(*spatial)
+    extent = get_extent(sch, fused)
+    if not isinstance(extent, int):
+        return fused, None, 1
+    inner = _divisor(extent, lanes) if vector else 1
+    if inner == 1:
+        return fused, extent, 1
+    outer, vec = sch.split(fused, factors=[None, inner])
+    sch.vectorize(vec)
+    return outer, extent, inner
 
 
 def _divisor(extent: int, lanes: int) -> int:
