@@ -56,10 +56,14 @@ class KernelCosts:
     # stride-1 same-size depthwise convs up to this many pixels use the flat kernel (faster on small images,
     # 5% slower than the zero-bordered grid on 48×48: measured)
     depthwise_same_max_pixels: int = 1024
-    # stride-1 k×k convs may read the padded image in place instead of through im2col (sparse._direct_pays)
+    # stride-1 k×k convs may read the padded image in place instead of through im2col (strategies/conv.py _direct_pays)
     direct_conv: bool = True
     # copies (im2col, pad, crop): ns per byte written (an im2col of 147 KB took 4.5 µs)
     copy_ns_per_byte: float = 0.03
+    # past `cache_bytes` an operand lives in memory: copies write it at `memory_ns_per_byte` (ResNet-18's
+    # 7.4 MB stem im2col took 0.7 ms) and a wide kernel reads it again for every row tile
+    cache_bytes: int = 4 << 20
+    memory_ns_per_byte: float = 0.1
     # GPU (kernels="gpu"): a layer's time is its bytes over the effective memory bandwidth plus one launch;
     # the CSR kernel's scattered activation reads count `gpu_gather_penalty` times
     gpu_bytes_per_ns: float = 1500.0

@@ -67,15 +67,17 @@ def wide_sparse(ns_per_lane: float, m: int, packed: TiledEll) -> float:
 
 
 def copy_us(costs: KernelCosts, floats: int) -> float:
-    """µs to write `floats` fp32 values (im2col, pad, crop)."""
-    return 4 * floats * costs.copy_ns_per_byte / 1e3
+    """µs to write `floats` fp32 values (im2col, pad, crop): at cache speed, or memory speed past the cache."""
+    size = 4 * floats
+    return size * (costs.copy_ns_per_byte if size <= costs.cache_bytes else costs.memory_ns_per_byte) / 1e3
 
 
-def direct_pays(direct_us: float, im2col_us: float, copy: float) -> bool:
-    """Direct conv computes OH·Wp columns with no copy; im2col computes OH·OW after copying K·OH·OW floats.
-    Direct wins unless the border columns cost more than the copy (small images, e.g. 8×8 with Wp = 10: 25%
-    more columns)."""
-    return direct_us <= im2col_us + copy
+def spill_us(costs: KernelCosts, floats: int, tiles: int) -> float:
+    """µs a wide kernel streaming an operand of `floats` values once per row tile pays when the operand
+    is larger than the cache: each pass reads it from memory (on ResNet-18's 7×7 stem, 7.4 MB of im2col
+    operand read by four 16-row tiles made the GEMM 2.1× slower per MAC than on the phases of its input)."""
+    size = 4 * floats
+    return tiles * size * costs.memory_ns_per_byte / 1e3 if size > costs.cache_bytes else 0.0
 
 
 def depthwise_dense(costs: KernelCosts, batch: int, channels: int, out_hw, kernel) -> float:

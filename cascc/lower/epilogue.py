@@ -18,11 +18,12 @@ class Epilogue:
     bias: np.ndarray | None
     act: str | None
     groups: int = 1  # > 1: `weight` is a grouped conv's block-diagonal expansion
+    inflation: float = 1.0  # `weight` ÷ the layer's own, in taps (the zero taps a polyphase conv adds)
 
     @property
     def density(self) -> float:
-        """The layer's density (of the grouped weight, not of its block-diagonal expansion)."""
-        return min(1.0, density_of(self.weight) * self.groups)
+        """The layer's density (of its own weight, not of a block-diagonal or polyphase expansion)."""
+        return min(1.0, density_of(self.weight) * self.groups * self.inflation)
 
 
 def fold(pats: LayerPatterns, chain: Chain, m, weight: np.ndarray) -> Epilogue | None:

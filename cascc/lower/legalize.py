@@ -105,13 +105,46 @@ def _mean(bb: relax.BlockBuilder, call: relax.Call, lanes: int) -> relax.Expr:
     )
 
 
+def _max_pool(bb: relax.BlockBuilder, call: relax.Call, lanes: int) -> relax.Expr:
+    """An undilated NCHW fp32 max pool as cascc's windowed kernel (kernels/conv.py max_pool); other forms
+    keep TVM's."""
+    from tvm.relax.transform.legalize_ops.nn import _nn_max_pool2d
+
+    from .kernels.conv import max_pool
+
+    x, attrs = call.args[0], call.attrs
+    shape, out = static_shape(x), static_shape(call)
+    plain = attrs.layout == attrs.out_layout == "NCHW" and all(int(d) == 1 for d in attrs.dilation)
+    if shape is None or out is None or not plain or str(x.ty.dtype) != "float32":
+        return _nn_max_pool2d(bb, call)
+    kernel, stride = tuple(int(k) for k in attrs.pool_size), tuple(int(s) for s in attrs.strides)
+    padding = tuple(int(p) for p in attrs.padding)
+    func = max_pool(
+        *shape,
+        kernel,
+        stride,
+        padding,
+        tuple(out[2:]),
+        parallel=int(np.prod(out)) >= MIN_PARALLEL_WORK,
+        lanes=lanes,
+    )
+    symbol = f"cascc_max_pool_{'x'.join(map(str, shape))}_{kernel[0]}x{kernel[1]}_s{stride[0]}x{stride[1]}"
+    gv = add_kernel(
+        bb, func, "".join(ch if ch.isalnum() else "_" for ch in symbol + "_" + "_".join(map(str, padding)))
+    )
+    fill = relax.const(np.zeros(1, np.float32))
+    return relax.call_tir(gv, [x, fill], relax.TensorType(tuple(out), "float32"))
+
+
 def cpu(target: Target) -> dict[str, Legalization]:
-    """Row kernels for softmax, layer norm and trailing-axis means, at the target's kernel width."""
+    """Row kernels for softmax, layer norm and trailing-axis means, and the windowed max pool, at the
+    target's kernel width."""
     lanes = target.kernel_lanes
     return {
         "relax.nn.softmax": lambda bb, call: _softmax(bb, call, lanes),
         "relax.nn.layer_norm": lambda bb, call: _layer_norm(bb, call, lanes),
         "relax.mean": lambda bb, call: _mean(bb, call, lanes),
+        "relax.nn.max_pool2d": lambda bb, call: _max_pool(bb, call, lanes),
     }
 
 

@@ -72,6 +72,108 @@ def test_conv_bn_relu6_matches_torch(kernel, stride, padding, dilation, via, spa
     assert via in decisions["0.weight"].kernel
 
 
+@pytest.mark.parametrize("kernel, size, batch", [(3, (9, 7), 7), (5, (15, 12), 1), (7, (23, 23), 1)])
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 0.98])
+def test_stride2_conv_over_four_phases_matches_torch(kernel, size, batch, sparsity, monkeypatch):
+    """A stride-2 k×k conv run direct (stride 1, ⌈k/2⌉ kernel) over the four phases of its input, dense and
+    sparse, odd sizes, at densities down to 2% (whole output rows empty)."""
+    from cascc.lower.strategies.conv import Conv
+
+    monkeypatch.setattr(Conv, "_polyphase_pays", lambda *_: True)
+    torch.manual_seed(kernel)
+    model = nn.Sequential(nn.Conv2d(3, 20, kernel, 2, kernel // 2), nn.ReLU())
+    costs = KernelCosts(margin=0.0 if sparsity else float("inf"))
+    decisions = compile_and_compare(model, torch.randn(batch, 3, *size), sparsity=sparsity, costs=costs)
+    assert f"conv {kernel}×{kernel} stride 2 direct over 4 phases" in decisions["0.weight"].kernel
+    assert abs(decisions["0.weight"].density - (1 - sparsity)) < 0.02  # the layer's, not the phases'
+
+
+def test_stride2_conv_over_four_phases_at_batch_32():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(4, 16, 3, 2, 1), nn.ReLU())
+    decisions = compile_and_compare(
+        model, torch.randn(32, 4, 11, 13), sparsity=0.9, costs=KernelCosts(margin=0.0)
+    )
+    assert "over 4 phases" in decisions["0.weight"].kernel  # sparse: the phases' added zero taps cost nothing
+
+
+def test_the_stem_runs_over_phases_and_small_strided_convs_through_im2col():
+    """The cost model's choice for dense stride-2 convs: ResNet's 7×7 stem at 224 px (a 7.4 MB im2col operand
+    the GEMM would re-read from memory per row tile) over phases; a 3×3 one at 28 px (16 taps over phases
+    against 9) through im2col."""
+    torch.manual_seed(2)
+    stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3), nn.ReLU())
+    decisions = compile_and_compare(stem, torch.randn(1, 3, 224, 224), costs=KernelCosts(margin=float("inf")))
+    assert "over 4 phases" in decisions["0.weight"].kernel
+    small = nn.Sequential(nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU())
+    decisions = compile_and_compare(small, torch.randn(1, 16, 28, 28), costs=KernelCosts(margin=float("inf")))
+    assert "via im2col" in decisions["0.weight"].kernel
+
+
+def test_polyphase_weight_and_planes_recompose_the_strided_conv():
+    """numpy/torch reference for the two halves: the phases of a padded image and the phase weight give
+    the stride-2 conv as a valid stride-1 one."""
+    from cascc.lower.kernels.conv import phase_span, polyphase_weight
+
+    rng = np.random.default_rng(3)
+    x = torch.from_numpy(rng.standard_normal((2, 3, 11, 9)).astype(np.float32))
+    w = rng.standard_normal((5, 3, 7, 7)).astype(np.float32)
+    want = torch.nn.functional.conv2d(x, torch.from_numpy(w), stride=2, padding=3)
+    oh, ow = want.shape[2:]
+    padded = torch.nn.functional.pad(x, (3, 3 + 8, 3, 3 + 8))
+    phases = torch.stack(
+        [padded[:, :, a::2, e::2][:, :, : oh + 3, : ow + 3] for a in (0, 1) for e in (0, 1)], 2
+    )
+    got = torch.nn.functional.conv2d(
+        phases.reshape(2, 12, oh + 3, ow + 3), torch.from_numpy(polyphase_weight(w))
+    )
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-4)
+    assert phase_span(9, 3, 0, 8) == (2, 6) and phase_span(9, 3, 1, 8) == (1, 6)  # 2u − 3 ∈ [0, 9); 2u − 2
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, padding, ceil, size",
+    [
+        (3, 2, 1, False, (56, 56)),
+        (3, 2, 1, True, (9, 7)),
+        (2, 2, 0, False, (13, 11)),
+        (3, 1, 1, False, (10, 10)),
+        (3, 2, 0, True, (7, 9)),
+        ((3, 2), (2, 1), (1, 0), False, (12, 11)),
+    ],
+)
+@pytest.mark.parametrize("batch", [1, 7])
+def test_max_pool_kernel_matches_torch(kernel, stride, padding, ceil, size, batch):
+    """cascc's windowed max pool (ceil-mode windows and padding excluded, stride-2 rows deinterleaved), on
+    inputs of both signs so a padded tap that leaked in as 0 would show."""
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.MaxPool2d(kernel, stride, padding, ceil_mode=ceil))
+    compile_and_compare(model, torch.randn(batch, 5, *size) - 1.0)
+
+
+def test_max_pool_takes_cascc_kernel_and_dilated_ones_keep_tvms():
+    import tvm
+    from tvm import relax
+
+    from cascc.lower.legalize import cpu
+    from cascc.targets import TARGETS
+
+    def legalized(**attrs):
+        bb = relax.BlockBuilder()
+        x = relax.Var("x", relax.TensorType((1, 4, 16, 16), "float32"))
+        with bb.function("main", [x]):
+            with bb.dataflow():
+                out = bb.emit_output(bb.emit(relax.op.nn.max_pool2d(x, (3, 3), (2, 2), (1, 1), **attrs)))
+            bb.emit_func_output(out)
+        mod = relax.transform.LegalizeOps(cpu(TARGETS["x86"]))(bb.get())
+        return [gv.name_hint for gv, f in mod.functions_items() if isinstance(f, tvm.tirx.PrimFunc)]
+
+    assert [name for name in legalized() if name.startswith("cascc_max_pool")]
+    assert not [name for name in legalized(dilation=(2, 2)) if name.startswith("cascc_max_pool")]
+    torch.manual_seed(5)
+    compile_and_compare(nn.Sequential(nn.MaxPool2d(3, 2, 1, dilation=2)), torch.randn(1, 3, 15, 15))
+
+
 @pytest.mark.parametrize("block, shared", [("8x1", True), ("1x8", False)])
 def test_conv_with_row_blocks_shares_columns(block, shared):
     """A conv pruned in r×1 blocks gets the wide kernel that shares each slot's operand vector across the

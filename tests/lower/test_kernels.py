@@ -304,13 +304,14 @@ def test_sparse_kernels_accept_int16_indices(build, index_dtype):
     assert_close(c[0].T, reference(x, w, 0.0, None))
 
 
-@pytest.mark.parametrize("k", [6, 8, 9])  # reduction unrolled by 2, 4 and 1
+@pytest.mark.parametrize("k", [3, 6, 8, 9, 147])  # unrolled by 4 with a tail of K mod 4 (147: a 7×7×3 stem)
 @pytest.mark.parametrize("density", [1.0, 0.1])
-def test_wide_kernels_match_numpy(build, k, density):
+@pytest.mark.parametrize("m", [40, 544])  # 544: 68 tasks in 16 parallel jobs of 5, the last job partly empty
+def test_wide_kernels_match_numpy(build, k, density, m):
     from cascc.lower.kernels.linear import wide_dense, wide_sparse
 
     rng = np.random.default_rng(k)
-    n, m, mpad = 13, 40, 64
+    n, mpad = 13, -(-m // 64) * 64
     w, b = masked_weight(rng, n, k, density), rng.standard_normal(n).astype(np.float32)
     a = np.zeros((2, k, mpad), np.float32)
     a[:, :, :m] = rng.standard_normal((2, k, m))

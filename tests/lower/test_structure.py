@@ -56,7 +56,12 @@ def test_kernel_families_replace_the_string_keyed_tables():
     assert {t.kernels for t in TARGETS.values()} <= set(FAMILIES)
     assert family("cpu") is CPU and family("gpu") is GPU
     assert CPU.strategies.attention is not None and GPU.strategies.attention is None
-    assert set(CPU.legalizations(TARGETS["x86"])) == {"relax.nn.softmax", "relax.nn.layer_norm", "relax.mean"}
+    assert set(CPU.legalizations(TARGETS["x86"])) == {
+        "relax.nn.softmax",
+        "relax.nn.layer_norm",
+        "relax.mean",
+        "relax.nn.max_pool2d",
+    }
     assert set(GPU.legalizations(TARGETS["cuda"])) == {"relax.nn.softmax"}
     with pytest.raises(ValueError, match="registered twice"):
         register(CPU)

@@ -25,6 +25,7 @@ from ..kernels.formats import (
     tile_max,
 )
 from ..kernels.linear import SCHEDULED, _activate
+from ..kernels.tasks import task_jobs
 from . import Format, Operand, Option, Work, register
 
 
@@ -98,7 +99,8 @@ def block_rows_linear(
     packed row p.
     """
     npad = tiles * rows
-    tasks = T.parallel if parallel else T.serial
+
+    loop, jobs, per = task_jobs(tiles, parallel)
 
     @T.prim_func
     def kernel(
@@ -111,22 +113,27 @@ def block_rows_linear(
         Y: T.Buffer((batch, npad), "float32"),
     ):
         T.func_attr(SCHEDULED)
-        for t in tasks(tiles):
-            for b in range(batch):
-                acc = T.alloc_local((rows, width), "float32")
-                total = T.alloc_local((rows,), "float32")
-                for r in T.unroll(rows):
-                    for v in T.vectorized(width):
-                        acc[r, v] = T.float32(0)
-                for s in range(ptr[t], ptr[t + 1]):
-                    for r in T.unroll(rows):
-                        for v in T.vectorized(width):
-                            acc[r, v] = acc[r, v] + data[s, r, v] * X[b, T.Cast("int32", cols[s, r]) + v]
-                for r in T.unroll(rows):
-                    total[r] = bias[t * rows + r]
-                    for v in T.unroll(width):
-                        total[r] = total[r] + acc[r, v]
-                    Y[b, order[t * rows + r]] = _activate(total[r], act)
+        for job in loop(jobs):
+            for step in range(per):
+                t = job * per + step
+                if t < tiles:
+                    for b in range(batch):
+                        acc = T.alloc_local((rows, width), "float32")
+                        total = T.alloc_local((rows,), "float32")
+                        for r in T.unroll(rows):
+                            for v in T.vectorized(width):
+                                acc[r, v] = T.float32(0)
+                        for s in range(ptr[t], ptr[t + 1]):
+                            for r in T.unroll(rows):
+                                for v in T.vectorized(width):
+                                    acc[r, v] = (
+                                        acc[r, v] + data[s, r, v] * X[b, T.Cast("int32", cols[s, r]) + v]
+                                    )
+                        for r in T.unroll(rows):
+                            total[r] = bias[t * rows + r]
+                            for v in T.unroll(width):
+                                total[r] = total[r] + acc[r, v]
+                            Y[b, order[t * rows + r]] = _activate(total[r], act)
 
     return kernel
 

@@ -12,6 +12,7 @@ from tvm.script import tirx as T
 
 from .cache import cached
 from .linear import SCHEDULED, _activate
+from .tasks import task_jobs
 
 # LLVM's vector lane count is 16-bit: one vector over a whole plane (tens of thousands of pixels) aborts
 # inside LLVM ("scalable size"), and past 65535 lanes the count wraps and leaves most of the plane unwritten.
@@ -133,10 +134,11 @@ def im2col(
     owc = -(-ow_ // lanes)
     size = hp * wp + 2 * lanes * owc + 2 * lanes if deinterleave else hp * wp
     rows = channels * kh * kw
-    tasks = T.parallel if parallel else T.serial
 
     # `fill` (the padding value, zero) is a second input on purpose: TVM's RewriteDataflowReshape analyses
     # every call_tir reading exactly one tensor as a possible reshape, which fails on hand-written kernels.
+    loop, jobs, per = task_jobs(batch * channels, parallel)
+
     @T.prim_func
     def kernel_(
         X: T.Buffer((batch, channels, height, width), "float32"),
@@ -145,29 +147,32 @@ def im2col(
     ):
         T.func_attr(SCHEDULED)
         Af = T.decl_buffer((batch * rows * m_padded,), "float32", data=A.data)
-        for task in tasks(batch * channels):
-            b = task // channels
-            c = task % channels
-            tile = T.alloc_local((size,), "float32")
-            _load_tile(tile, X, b, c, height, width, top, left, wp, size, fill[0], lanes)
-            for p in range(kh):
-                for q in range(kw):
-                    for i in range(oh_):
-                        if deinterleave:
-                            for jc in range(owc):
-                                row = T.alloc_local((lanes,), "float32")
-                                row[T.Ramp(0, 1, lanes)] = _evens(
-                                    tile, (i * sh + p) * wp + 2 * jc * lanes + q, lanes
-                                )
-                                base = (b * rows + (c * kh + p) * kw + q) * m_padded + i * ow_
-                                _store_chunk(Af, row, base, jc * lanes, ow_, lanes, None)
-                        else:
-                            for j in _row(ow_):
-                                A[b, (c * kh + p) * kw + q, i * ow_ + j] = tile[
-                                    (i * sh + p) * wp + j * sw + q
-                                ]
-                    for j in range(m_padded - m):
-                        A[b, (c * kh + p) * kw + q, m + j] = fill[0]
+        for job in loop(jobs):
+            for step in range(per):
+                task = job * per + step
+                if task < batch * channels:
+                    b = task // channels
+                    c = task % channels
+                    tile = T.alloc_local((size,), "float32")
+                    _load_tile(tile, X, b, c, height, width, top, left, wp, size, fill[0], lanes)
+                    for p in range(kh):
+                        for q in range(kw):
+                            for i in range(oh_):
+                                if deinterleave:
+                                    for jc in range(owc):
+                                        row = T.alloc_local((lanes,), "float32")
+                                        row[T.Ramp(0, 1, lanes)] = _evens(
+                                            tile, (i * sh + p) * wp + 2 * jc * lanes + q, lanes
+                                        )
+                                        base = (b * rows + (c * kh + p) * kw + q) * m_padded + i * ow_
+                                        _store_chunk(Af, row, base, jc * lanes, ow_, lanes, None)
+                                else:
+                                    for j in _row(ow_):
+                                        A[b, (c * kh + p) * kw + q, i * ow_ + j] = tile[
+                                            (i * sh + p) * wp + j * sw + q
+                                        ]
+                            for j in range(m_padded - m):
+                                A[b, (c * kh + p) * kw + q, m + j] = fill[0]
 
     return kernel_
 
@@ -186,7 +191,8 @@ def pad_planes(
     """P[b, c] = X[b, c] placed at (top, left) in a zeroed Hp × Wp plane: the operand of a direct conv.
     TVM's generic pad tests every element against the border; this zeroes the plane and copies whole rows."""
     hp, wp = out_hw
-    tasks = T.parallel if parallel else T.serial
+
+    loop, jobs, per = task_jobs(batch * channels, parallel)
 
     @T.prim_func
     def kernel_(
@@ -195,24 +201,103 @@ def pad_planes(
         P: T.Buffer((batch, channels, hp, wp), "float32"),
     ):
         T.func_attr(SCHEDULED)
-        for task in tasks(batch * channels):
-            b = task // channels
-            c = task % channels
-            for i in range(hp):
-                for j in _row(wp):
-                    P[b, c, i, j] = fill[0]
-            for i in range(height):
-                for j in _row(width):
-                    P[b, c, i + top, j + left] = X[b, c, i, j]
+        for job in loop(jobs):
+            for step in range(per):
+                task = job * per + step
+                if task < batch * channels:
+                    b = task // channels
+                    c = task % channels
+                    for i in range(hp):
+                        for j in _row(wp):
+                            P[b, c, i, j] = fill[0]
+                    for i in range(height):
+                        for j in _row(width):
+                            P[b, c, i + top, j + left] = X[b, c, i, j]
 
     return kernel_
+
+
+def phase_span(size: int, pad: int, phase: int, out: int) -> tuple[int, int]:
+    """[first, last) indices u < out of one stride-2 phase whose source 2u + phase − pad lies in [0, size)."""
+    first = max(0, -(-(pad - phase) // 2))
+    last = min(out, (size - 1 + pad - phase) // 2 + 1)
+    return first, max(first, last)
+
+
+@T.macro
+def _copy_phase(P, X, b, c, phase, a, e, top, left, rows, cols):
+    """P[b, 4c + phase, u, v] = X[b, c, 2u + a − top, 2v + e − left] over the phase's in-image span."""
+    for u in range(rows[1] - rows[0]):
+        for v in _row(cols[1] - cols[0]):
+            P[b, 4 * c + phase, rows[0] + u, cols[0] + v] = X[
+                b, c, 2 * (rows[0] + u) + a - top, 2 * (cols[0] + v) + e - left
+            ]
+
+
+@cached
+def polyphase_planes(
+    batch: int,
+    channels: int,
+    height: int,
+    width: int,
+    top: int,
+    left: int,
+    out_hw: tuple[int, int],
+    parallel: bool = True,
+) -> tirx.PrimFunc:
+    """P[b, 4c + 2a + e, u, v] = Xpad[b, c, 2u + a, 2v + e], zero outside the image: a stride-2 conv's input
+    as the four stride-1 phases of each channel, so the conv runs direct (stride 1, kernel ⌈k/2⌉) on them
+    instead of through an im2col copy K times the image (`strategies/conv.py` _polyphase)."""
+    hq, wq = out_hw
+    spans = [
+        (a, e, phase_span(height, top, a, hq), phase_span(width, left, e, wq)) for a in (0, 1) for e in (0, 1)
+    ]
+
+    loop, jobs, per = task_jobs(batch * channels, parallel)
+
+    @T.prim_func
+    def kernel_(
+        X: T.Buffer((batch, channels, height, width), "float32"),
+        fill: T.Buffer((1,), "float32"),
+        P: T.Buffer((batch, 4 * channels, hq, wq), "float32"),
+    ):
+        T.func_attr(SCHEDULED)
+        for job in loop(jobs):
+            for step in range(per):
+                task = job * per + step
+                if task < batch * channels:
+                    b = task // channels
+                    c = task % channels
+                    for ph in range(4):
+                        for i in range(hq):
+                            for j in _row(wq):
+                                P[b, 4 * c + ph, i, j] = fill[0]
+                    _copy_phase(P, X, b, c, 0, 0, 0, top, left, spans[0][2], spans[0][3])
+                    _copy_phase(P, X, b, c, 1, 0, 1, top, left, spans[1][2], spans[1][3])
+                    _copy_phase(P, X, b, c, 2, 1, 0, top, left, spans[2][2], spans[2][3])
+                    _copy_phase(P, X, b, c, 3, 1, 1, top, left, spans[3][2], spans[3][3])
+
+    return kernel_
+
+
+def polyphase_weight(weight: np.ndarray) -> np.ndarray:
+    """W'[o, 4c + 2a + e, p, q] = W[o, c, 2p + a, 2q + e] (zero past the kernel): the stride-2 weight over
+    `polyphase_planes`, a ⌈kh/2⌉ × ⌈kw/2⌉ stride-1 kernel."""
+    out_c, channels, kh, kw = weight.shape
+    hh, hw = -(-kh // 2), -(-kw // 2)
+    padded_w = np.zeros((out_c, channels, 2 * hh, 2 * hw), weight.dtype)
+    padded_w[:, :, :kh, :kw] = weight
+    # [o, c, p, a, q, e] -> [o, c, a, e, p, q]
+    phases = padded_w.reshape(out_c, channels, hh, 2, hw, 2).transpose(0, 1, 3, 5, 2, 4)
+    return np.ascontiguousarray(phases.reshape(out_c, 4 * channels, hh, hw))
 
 
 @cached
 def crop_planes(batch: int, channels: int, height: int, pitch: int, width: int, parallel: bool = True):
     """Y[b, c, i, j] = G[b, c, i · pitch + j] for j < width: a direct conv's output grid without its border
     columns (TVM's generic strided_slice ran ~5 µs on a 64 × 25 × 7 grid; this copies whole rows)."""
-    tasks = T.parallel if parallel else T.serial
+
+    loop, jobs, per = task_jobs(batch * channels, parallel)
 
     @T.prim_func
     def kernel_(
@@ -221,12 +306,15 @@ def crop_planes(batch: int, channels: int, height: int, pitch: int, width: int, 
         Y: T.Buffer((batch, channels, height, width), "float32"),
     ):
         T.func_attr(SCHEDULED)
-        for task in tasks(batch * channels):
-            b = task // channels
-            c = task % channels
-            for i in range(height):
-                for j in _row(width):
-                    Y[b, c, i, j] = G[b, c, i * pitch + j] + fill[0]
+        for job in loop(jobs):
+            for step in range(per):
+                task = job * per + step
+                if task < batch * channels:
+                    b = task // channels
+                    c = task % channels
+                    for i in range(height):
+                        for j in _row(width):
+                            Y[b, c, i, j] = G[b, c, i * pitch + j] + fill[0]
 
     return kernel_
 
@@ -262,7 +350,8 @@ def depthwise(
     chunks = -(-(oh_ * wp) // lanes)
     # the flat loop reads up to (kh-1)·Wp + kw past the last chunk start: size the tile so it stays inside
     size = max(hp * wp, chunks * lanes + (kh - 1) * wp + kw) if flat else hp * wp
-    tasks = T.parallel if parallel else T.serial
+
+    loop, jobs, per = task_jobs(batch * channels, parallel)
 
     @T.prim_func
     def kernel_(
@@ -272,37 +361,40 @@ def depthwise(
         Y: T.Buffer((batch, channels, oh_, ow_), "float32"),
     ):
         T.func_attr(SCHEDULED)
-        for task in tasks(batch * channels):
-            b = task // channels
-            c = task % channels
-            tile = T.alloc_local((size,), "float32")
-            _load_tile(tile, X, b, c, height, width, top, left, wp, size, T.float32(0), chunk)
-            if flat:
-                out = T.alloc_local((chunks * lanes,), "float32")
-                for ch in range(chunks):
-                    acc = T.alloc_local((lanes,), "float32")
-                    for v in T.vectorized(lanes):
-                        acc[v] = bias[c]
-                    for p in T.unroll(kh):
-                        for q in T.unroll(kw):
+        for job in loop(jobs):
+            for step in range(per):
+                task = job * per + step
+                if task < batch * channels:
+                    b = task // channels
+                    c = task % channels
+                    tile = T.alloc_local((size,), "float32")
+                    _load_tile(tile, X, b, c, height, width, top, left, wp, size, T.float32(0), chunk)
+                    if flat:
+                        out = T.alloc_local((chunks * lanes,), "float32")
+                        for ch in range(chunks):
+                            acc = T.alloc_local((lanes,), "float32")
                             for v in T.vectorized(lanes):
-                                acc[v] = acc[v] + W[c, p, q] * tile[ch * lanes + v + p * wp + q]
-                    for v in T.vectorized(lanes):
-                        out[ch * lanes + v] = acc[v]
-                for i in range(oh_):
-                    for j in _row(ow_):
-                        Y[b, c, i, j] = _activate(out[i * wp + j], act)
-            else:
-                for i in range(oh_):
-                    acc = T.alloc_local((ow_,), "float32")
-                    for j in _row(ow_):
-                        acc[j] = bias[c]
-                    for p in T.unroll(kh):
-                        for q in T.unroll(kw):
+                                acc[v] = bias[c]
+                            for p in T.unroll(kh):
+                                for q in T.unroll(kw):
+                                    for v in T.vectorized(lanes):
+                                        acc[v] = acc[v] + W[c, p, q] * tile[ch * lanes + v + p * wp + q]
+                            for v in T.vectorized(lanes):
+                                out[ch * lanes + v] = acc[v]
+                        for i in range(oh_):
                             for j in _row(ow_):
-                                acc[j] = acc[j] + W[c, p, q] * tile[(i * sh + p) * wp + j * sw + q]
-                    for j in _row(ow_):
-                        Y[b, c, i, j] = _activate(acc[j], act)
+                                Y[b, c, i, j] = _activate(out[i * wp + j], act)
+                    else:
+                        for i in range(oh_):
+                            acc = T.alloc_local((ow_,), "float32")
+                            for j in _row(ow_):
+                                acc[j] = bias[c]
+                            for p in T.unroll(kh):
+                                for q in T.unroll(kw):
+                                    for j in _row(ow_):
+                                        acc[j] = acc[j] + W[c, p, q] * tile[(i * sh + p) * wp + j * sw + q]
+                            for j in _row(ow_):
+                                Y[b, c, i, j] = _activate(acc[j], act)
 
     return kernel_
 
@@ -330,7 +422,8 @@ def depthwise_same(
     """
     kh, kw = kernel
     hw, chunks, lead, size = _flat_tile(height, width, kernel, padding, lanes)
-    tasks = T.parallel if parallel else T.serial
+
+    loop, jobs, per = task_jobs(batch * channels, parallel)
 
     @T.prim_func
     def kernel_(
@@ -343,28 +436,33 @@ def depthwise_same(
         T.func_attr(SCHEDULED)
         Xf = T.decl_buffer((batch * channels * hw,), "float32", data=X.data)
         Yf = T.decl_buffer((batch * channels * hw,), "float32", data=Y.data)
-        for task in tasks(batch * channels):
-            c = task % channels
-            tile = T.alloc_local((size,), "float32")
-            _load_flat_tile(tile, Xf, task * hw, hw, lead, size, lanes)
-            for ch in range(chunks):
-                cols = T.alloc_local((kw, lanes), "float32")  # per tap column: Σ over tap rows
-                acc = T.alloc_local((lanes,), "float32")
-                for q in T.unroll(kw):
-                    for v in T.vectorized(lanes):
-                        cols[q, v] = T.float32(0)
-                for p in T.unroll(kh):
-                    for q in T.unroll(kw):
+        for job in loop(jobs):
+            for step in range(per):
+                task = job * per + step
+                if task < batch * channels:
+                    c = task % channels
+                    tile = T.alloc_local((size,), "float32")
+                    _load_flat_tile(tile, Xf, task * hw, hw, lead, size, lanes)
+                    for ch in range(chunks):
+                        cols = T.alloc_local((kw, lanes), "float32")  # per tap column: Σ over tap rows
+                        acc = T.alloc_local((lanes,), "float32")
+                        for q in T.unroll(kw):
+                            for v in T.vectorized(lanes):
+                                cols[q, v] = T.float32(0)
+                        for p in T.unroll(kh):
+                            for q in T.unroll(kw):
+                                for v in T.vectorized(lanes):
+                                    cols[q, v] = (
+                                        cols[q, v] + W[c, p, q] * tile[ch * lanes + v + p * width + q]
+                                    )
                         for v in T.vectorized(lanes):
-                            cols[q, v] = cols[q, v] + W[c, p, q] * tile[ch * lanes + v + p * width + q]
-                for v in T.vectorized(lanes):
-                    acc[v] = bias[c]
-                for q in T.unroll(kw):
-                    for v in T.vectorized(lanes):
-                        acc[v] = acc[v] + T.Select(
-                            colmask[q, ch * lanes + v] > T.float32(0), cols[q, v], T.float32(0)
-                        )
-                _store_chunk(Yf, acc, task * hw, ch * lanes, hw, lanes, act)
+                            acc[v] = bias[c]
+                        for q in T.unroll(kw):
+                            for v in T.vectorized(lanes):
+                                acc[v] = acc[v] + T.Select(
+                                    colmask[q, ch * lanes + v] > T.float32(0), cols[q, v], T.float32(0)
+                                )
+                        _store_chunk(Yf, acc, task * hw, ch * lanes, hw, lanes, act)
 
     return kernel_
 
@@ -400,7 +498,8 @@ def depthwise_stride2(
     oh_, ow_ = out_hw
     owc = -(-ow_ // lanes)
     size = hp * wp + 2 * lanes * owc + 2 * lanes  # the last chunk's 2·lanes-wide reads stay inside
-    tasks = T.parallel if parallel else T.serial
+
+    loop, jobs, per = task_jobs(batch * channels, parallel)
 
     @T.prim_func
     def kernel_(
@@ -411,22 +510,25 @@ def depthwise_stride2(
     ):
         T.func_attr(SCHEDULED)
         Yf = T.decl_buffer((batch * channels * oh_ * ow_,), "float32", data=Y.data)
-        for task in tasks(batch * channels):
-            b = task // channels
-            c = task % channels
-            tile = T.alloc_local((size,), "float32")
-            _load_tile(tile, X, b, c, height, width, top, left, wp, size, T.float32(0), lanes)
-            for i in range(oh_):
-                for jc in range(owc):
-                    acc = T.alloc_local((lanes,), "float32")
-                    for v in T.vectorized(lanes):
-                        acc[v] = bias[c]
-                    for p in T.unroll(kh):
-                        for q in T.unroll(kw):
-                            acc[T.Ramp(0, 1, lanes)] = acc[T.Ramp(0, 1, lanes)] + W[c, p, q] * _evens(
-                                tile, (2 * i + p) * wp + 2 * jc * lanes + q, lanes
-                            )
-                    _store_chunk(Yf, acc, (task * oh_ + i) * ow_, jc * lanes, ow_, lanes, act)
+        for job in loop(jobs):
+            for step in range(per):
+                task = job * per + step
+                if task < batch * channels:
+                    b = task // channels
+                    c = task % channels
+                    tile = T.alloc_local((size,), "float32")
+                    _load_tile(tile, X, b, c, height, width, top, left, wp, size, T.float32(0), lanes)
+                    for i in range(oh_):
+                        for jc in range(owc):
+                            acc = T.alloc_local((lanes,), "float32")
+                            for v in T.vectorized(lanes):
+                                acc[v] = bias[c]
+                            for p in T.unroll(kh):
+                                for q in T.unroll(kw):
+                                    acc[T.Ramp(0, 1, lanes)] = acc[T.Ramp(0, 1, lanes)] + W[c, p, q] * _evens(
+                                        tile, (2 * i + p) * wp + 2 * jc * lanes + q, lanes
+                                    )
+                            _store_chunk(Yf, acc, (task * oh_ + i) * ow_, jc * lanes, ow_, lanes, act)
 
     return kernel_
 
@@ -450,7 +552,8 @@ def depthwise_same_sparse(
     taps writes act(bias) without building its tile."""
     kw = kernel[1]
     hw, chunks, lead, size = _flat_tile(height, width, kernel, padding, lanes)
-    tasks = T.parallel if parallel else T.serial
+
+    loop, jobs, per = task_jobs(batch * channels, parallel)
 
     @T.prim_func
     def kernel_(
@@ -466,25 +569,28 @@ def depthwise_same_sparse(
         T.func_attr(SCHEDULED)
         Xf = T.decl_buffer((batch * channels * hw,), "float32", data=X.data)
         Yf = T.decl_buffer((batch * channels * hw,), "float32", data=Y.data)
-        for task in tasks(batch * channels):
-            c = task % channels
-            if tap_ptr[c] == tap_ptr[c + 1]:
-                _fill(Yf, task * hw, hw, _activate(bias[c], act), lanes)
-            else:
-                tile = T.alloc_local((size,), "float32")
-                _load_flat_tile(tile, Xf, task * hw, hw, lead, size, lanes)
-                for ch in range(chunks):
-                    acc = T.alloc_local((lanes,), "float32")
-                    for v in T.vectorized(lanes):
-                        acc[v] = bias[c]
-                    for s in range(tap_ptr[c], tap_ptr[c + 1]):
-                        for v in T.vectorized(lanes):
-                            acc[v] = acc[v] + T.Select(
-                                colmask[tap_column[s], ch * lanes + v] > T.float32(0),
-                                tap_value[s] * tile[ch * lanes + v + tap_offset[s]],
-                                T.float32(0),
-                            )
-                    _store_chunk(Yf, acc, task * hw, ch * lanes, hw, lanes, act)
+        for job in loop(jobs):
+            for step in range(per):
+                task = job * per + step
+                if task < batch * channels:
+                    c = task % channels
+                    if tap_ptr[c] == tap_ptr[c + 1]:
+                        _fill(Yf, task * hw, hw, _activate(bias[c], act), lanes)
+                    else:
+                        tile = T.alloc_local((size,), "float32")
+                        _load_flat_tile(tile, Xf, task * hw, hw, lead, size, lanes)
+                        for ch in range(chunks):
+                            acc = T.alloc_local((lanes,), "float32")
+                            for v in T.vectorized(lanes):
+                                acc[v] = bias[c]
+                            for s in range(tap_ptr[c], tap_ptr[c + 1]):
+                                for v in T.vectorized(lanes):
+                                    acc[v] = acc[v] + T.Select(
+                                        colmask[tap_column[s], ch * lanes + v] > T.float32(0),
+                                        tap_value[s] * tile[ch * lanes + v + tap_offset[s]],
+                                        T.float32(0),
+                                    )
+                            _store_chunk(Yf, acc, task * hw, ch * lanes, hw, lanes, act)
 
     return kernel_
 
@@ -505,3 +611,79 @@ def depthwise_taps(weight: np.ndarray, width: int) -> tuple[np.ndarray, ...]:
     if not len(value):
         value, offset, column = np.zeros(1, np.float32), np.zeros(1, np.int32), np.zeros(1, np.int32)
     return ptr, value, offset, column
+
+
+@cached
+def max_pool(
+    batch: int,
+    channels: int,
+    height: int,
+    width: int,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    out_hw: tuple[int, int],
+    parallel: bool = True,
+    *,
+    lanes: int,
+) -> tirx.PrimFunc:
+    """Y[b, c, i, j] = max over taps (p, q) of X[b, c, i·s + p − top, j·s + q − left], taps outside the image
+    excluded (ceil-mode windows included): one task per (image, channel) on a tile bordered with the lowest
+    float. Stride-2 windows over ≥ `lanes` output columns load 2·lanes inputs and keep the even ones with
+    one shuffle (as `depthwise_stride2`); other strides compute each output row as one vector (TVM's pool
+    tested every tap against the border, scalar: 1 ms on ResNet's 64×112×112 stem pool)."""
+    kh, kw = kernel
+    sh, sw = stride
+    top, left = padding[0], padding[1]
+    oh_, ow_ = out_hw
+    # the tile covers every window, ceil-mode ones past the bottom/right padding included
+    hp = max(height + padding[0] + padding[2], (oh_ - 1) * sh + kh)
+    wp = max(width + padding[1] + padding[3], (ow_ - 1) * sw + kw)
+    deinterleave = sw == 2 and ow_ >= lanes
+    owc = -(-ow_ // lanes)
+    size = hp * wp + 2 * lanes * owc + 2 * lanes if deinterleave else hp * wp
+    lowest = T.min_value("float32")
+
+    loop, jobs, per = task_jobs(batch * channels, parallel)
+
+    @T.prim_func
+    def kernel_(
+        X: T.Buffer((batch, channels, height, width), "float32"),
+        fill: T.Buffer((1,), "float32"),
+        Y: T.Buffer((batch, channels, oh_, ow_), "float32"),
+    ):
+        T.func_attr(SCHEDULED)
+        Yf = T.decl_buffer((batch * channels * oh_ * ow_,), "float32", data=Y.data)
+        for job in loop(jobs):
+            for step in range(per):
+                task = job * per + step
+                if task < batch * channels:
+                    b = task // channels
+                    c = task % channels
+                    tile = T.alloc_local((size,), "float32")
+                    _load_tile(tile, X, b, c, height, width, top, left, wp, size, lowest + fill[0], lanes)
+                    for i in range(oh_):
+                        if deinterleave:
+                            for jc in range(owc):
+                                acc = T.alloc_local((lanes,), "float32")
+                                for v in T.vectorized(lanes):
+                                    acc[v] = lowest
+                                for p in T.unroll(kh):
+                                    for q in T.unroll(kw):
+                                        acc[T.Ramp(0, 1, lanes)] = T.max(
+                                            acc[T.Ramp(0, 1, lanes)],
+                                            _evens(tile, (2 * i + p) * wp + 2 * jc * lanes + q, lanes),
+                                        )
+                                _store_chunk(Yf, acc, (task * oh_ + i) * ow_, jc * lanes, ow_, lanes, None)
+                        else:
+                            row = T.alloc_local((ow_,), "float32")
+                            for j in _row(ow_):
+                                row[j] = lowest
+                            for p in T.unroll(kh):
+                                for q in T.unroll(kw):
+                                    for j in _row(ow_):
+                                        row[j] = T.max(row[j], tile[(i * sh + p) * wp + j * sw + q])
+                            for j in _row(ow_):
+                                Y[b, c, i, j] = row[j]
+
+    return kernel_

@@ -11,6 +11,7 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from .cache import cached
+from .tasks import task_jobs
 
 SCHEDULED = {"tirx.noalias": True, "tirx.is_scheduled": True}
 
@@ -52,7 +53,7 @@ def dense_linear(
     bt = batch_tile
     assert batch % bt == 0
 
-    tasks = T.parallel if parallel else T.serial
+    loop, jobs, per = task_jobs(tiles * (batch // bt), parallel)
 
     @T.prim_func
     def kernel(
@@ -62,20 +63,23 @@ def dense_linear(
         Y: T.Buffer((batch, npad), "float32"),
     ):
         T.func_attr(SCHEDULED)
-        for task in tasks(tiles * (batch // bt)):
-            t = task % tiles
-            b0 = (task // tiles) * bt
-            acc = T.alloc_local((bt, tile), "float32")
-            for i in T.unroll(bt):
-                for u in T.vectorized(tile):
-                    acc[i, u] = bias[t * tile + u]
-            for kk in range(k):
-                for i in T.unroll(bt):
-                    for u in T.vectorized(tile):
-                        acc[i, u] = acc[i, u] + X[b0 + i, kk] * W[t, kk, u]
-            for i in T.unroll(bt):
-                for u in T.vectorized(tile):
-                    Y[b0 + i, t * tile + u] = _activate(acc[i, u], act)
+        for job in loop(jobs):
+            for step in range(per):
+                task = job * per + step
+                if task < tiles * (batch // bt):
+                    t = task % tiles
+                    b0 = (task // tiles) * bt
+                    acc = T.alloc_local((bt, tile), "float32")
+                    for i in T.unroll(bt):
+                        for u in T.vectorized(tile):
+                            acc[i, u] = bias[t * tile + u]
+                    for kk in range(k):
+                        for i in T.unroll(bt):
+                            for u in T.vectorized(tile):
+                                acc[i, u] = acc[i, u] + X[b0 + i, kk] * W[t, kk, u]
+                    for i in T.unroll(bt):
+                        for u in T.vectorized(tile):
+                            Y[b0 + i, t * tile + u] = _activate(acc[i, u], act)
 
     return kernel
 
@@ -103,7 +107,7 @@ def tiled_ell_linear(
     u_ = unroll
     col_shape = (slots,) if shared else (slots, rows)
 
-    tasks = T.parallel if parallel else T.serial
+    loop, jobs, per = task_jobs(tiles, parallel)
 
     @T.prim_func
     def kernel(
@@ -116,34 +120,38 @@ def tiled_ell_linear(
         Y: T.Buffer((batch, npad), "float32"),
     ):
         T.func_attr(SCHEDULED)
-        for t in tasks(tiles):
-            for b in range(batch):
-                acc = T.alloc_local((u_, rows), "float32")
-                for j in T.unroll(u_):
-                    for r in T.vectorized(rows):
-                        acc[j, r] = T.float32(0)
-                j0 = ptr[t]
-                for i in range((ptr[t + 1] - j0) // u_):
-                    for j in T.unroll(u_):
+        for job in loop(jobs):
+            for step in range(per):
+                t = job * per + step
+                if t < tiles:
+                    for b in range(batch):
+                        acc = T.alloc_local((u_, rows), "float32")
+                        for j in T.unroll(u_):
+                            for r in T.vectorized(rows):
+                                acc[j, r] = T.float32(0)
+                        j0 = ptr[t]
+                        for i in range((ptr[t + 1] - j0) // u_):
+                            for j in T.unroll(u_):
+                                for r in T.vectorized(rows):
+                                    if shared:
+                                        acc[j, r] = (
+                                            acc[j, r]
+                                            + data[j0 + i * u_ + j, r]
+                                            * X[b, T.Cast("int32", cols[j0 + i * u_ + j])]
+                                        )
+                                    else:
+                                        acc[j, r] = (
+                                            acc[j, r]
+                                            + data[j0 + i * u_ + j, r]
+                                            * X[b, T.Cast("int32", cols[j0 + i * u_ + j, r])]
+                                        )
+                        for j in T.unroll(u_ - 1):
+                            for r in T.vectorized(rows):
+                                acc[0, r] = acc[0, r] + acc[j + 1, r]
                         for r in T.vectorized(rows):
-                            if shared:
-                                acc[j, r] = (
-                                    acc[j, r]
-                                    + data[j0 + i * u_ + j, r] * X[b, T.Cast("int32", cols[j0 + i * u_ + j])]
-                                )
-                            else:
-                                acc[j, r] = (
-                                    acc[j, r]
-                                    + data[j0 + i * u_ + j, r]
-                                    * X[b, T.Cast("int32", cols[j0 + i * u_ + j, r])]
-                                )
-                for j in T.unroll(u_ - 1):
-                    for r in T.vectorized(rows):
-                        acc[0, r] = acc[0, r] + acc[j + 1, r]
-                for r in T.vectorized(rows):
-                    acc[0, r] = _activate(acc[0, r] + bias[t * rows + r], act)
-                for r in T.unroll(rows):  # scatter through the packing's row order
-                    Y[b, order[t * rows + r]] = acc[0, r]
+                            acc[0, r] = _activate(acc[0, r] + bias[t * rows + r], act)
+                        for r in T.unroll(rows):  # scatter through the packing's row order
+                            Y[b, order[t * rows + r]] = acc[0, r]
 
     return kernel
 
@@ -166,12 +174,14 @@ def wide_dense(
     A is flat per image (`alen` floats); operand row k starts at koff[k] — k · M for an im2col'd or 1×1
     operand, or the tap's offset in a padded image for a direct convolution. With m < lanes every row must
     hold a whole `lanes`-wide chunk (zeros or don't-cares); C is written exactly, so no slice follows.
+    The reduction is unrolled by 4, with a tail loop for K mod 4 (ResNet's 7×7 stem, K = 147, ran 1.4×
+    slower not unrolled).
     """
     tiles = -(-n // rows)
     mt = -(-m // lanes)
-    ku = k_unroll(k)
+    ku = 4
 
-    tasks = T.parallel if parallel else T.serial
+    loop, jobs, per = task_jobs(batch * tiles * mt, parallel)
 
     @T.prim_func
     def kernel(
@@ -182,18 +192,30 @@ def wide_dense(
         C: T.Buffer((batch, n, m), "float32"),
     ):
         T.func_attr(SCHEDULED)
-        for task in tasks(batch * tiles * mt):
-            b = task // (tiles * mt)
-            t = (task // mt) % tiles
-            m0 = _chunk_start(task % mt, lanes, m)
-            acc = T.alloc_local((rows, lanes), "float32")
-            _init_tile(acc, bias, t, rows, lanes)
-            for ko in range(k // ku):
-                for ki in T.unroll(ku):
-                    for r in T.unroll(rows):
-                        for v in T.vectorized(lanes):
-                            acc[r, v] = acc[r, v] + W[t, ko * ku + ki, r] * A[b, koff[ko * ku + ki] + m0 + v]
-            _store_tile(C, acc, b, t, m0, n, m, rows, lanes, act)
+        for job in loop(jobs):
+            for step in range(per):
+                task = job * per + step
+                if task < batch * tiles * mt:
+                    b = task // (tiles * mt)
+                    t = (task // mt) % tiles
+                    m0 = _chunk_start(task % mt, lanes, m)
+                    acc = T.alloc_local((rows, lanes), "float32")
+                    _init_tile(acc, bias, t, rows, lanes)
+                    for ko in range(k // ku):
+                        for ki in T.unroll(ku):
+                            for r in T.unroll(rows):
+                                for v in T.vectorized(lanes):
+                                    acc[r, v] = (
+                                        acc[r, v] + W[t, ko * ku + ki, r] * A[b, koff[ko * ku + ki] + m0 + v]
+                                    )
+                    for ki in T.unroll(k % ku):
+                        for r in T.unroll(rows):
+                            for v in T.vectorized(lanes):
+                                acc[r, v] = (
+                                    acc[r, v]
+                                    + W[t, k // ku * ku + ki, r] * A[b, koff[k // ku * ku + ki] + m0 + v]
+                                )
+                    _store_tile(C, acc, b, t, m0, n, m, rows, lanes, act)
 
     return kernel
 
@@ -221,7 +243,7 @@ def wide_sparse(
     mt = -(-m // lanes)
     col_shape = (slots,) if shared else (slots, rows)
 
-    tasks = T.parallel if parallel else T.serial
+    loop, jobs, per = task_jobs(batch * tiles * mt, parallel)
 
     @T.prim_func
     def kernel(
@@ -234,27 +256,32 @@ def wide_sparse(
         C: T.Buffer((batch, n, m), "float32"),
     ):
         T.func_attr(SCHEDULED)
-        for task in tasks(batch * tiles * mt):
-            b = task // (tiles * mt)
-            t = (task // mt) % tiles
-            m0 = _chunk_start(task % mt, lanes, m)
-            acc = T.alloc_local((rows, lanes), "float32")
-            _init_tile(acc, bias, t, rows, lanes)
-            if shared:
-                operand = T.alloc_local((lanes,), "float32")
-                for s in range(ptr[t], ptr[t + 1]):
-                    for v in T.vectorized(lanes):
-                        operand[v] = A[b, T.Cast("int32", cols[s]) + m0 + v]
+        for job in loop(jobs):
+            for step in range(per):
+                task = job * per + step
+                if task < batch * tiles * mt:
+                    b = task // (tiles * mt)
+                    t = (task // mt) % tiles
+                    m0 = _chunk_start(task % mt, lanes, m)
+                    acc = T.alloc_local((rows, lanes), "float32")
+                    _init_tile(acc, bias, t, rows, lanes)
+                    if shared:
+                        operand = T.alloc_local((lanes,), "float32")
+                        for s in range(ptr[t], ptr[t + 1]):
+                            for v in T.vectorized(lanes):
+                                operand[v] = A[b, T.Cast("int32", cols[s]) + m0 + v]
+                            for r in T.unroll(rows):
+                                for v in T.vectorized(lanes):
+                                    acc[r, v] = acc[r, v] + data[s, r] * operand[v]
+                    else:
+                        for s in range(ptr[t], ptr[t + 1]):
+                            for r in T.unroll(rows):
+                                for v in T.vectorized(lanes):
+                                    acc[r, v] = (
+                                        acc[r, v] + data[s, r] * A[b, T.Cast("int32", cols[s, r]) + m0 + v]
+                                    )
                     for r in T.unroll(rows):
-                        for v in T.vectorized(lanes):
-                            acc[r, v] = acc[r, v] + data[s, r] * operand[v]
-            else:
-                for s in range(ptr[t], ptr[t + 1]):
-                    for r in T.unroll(rows):
-                        for v in T.vectorized(lanes):
-                            acc[r, v] = acc[r, v] + data[s, r] * A[b, T.Cast("int32", cols[s, r]) + m0 + v]
-            for r in T.unroll(rows):
-                _store_row(C, acc, b, r, order[t * rows + r], m0, n, m, lanes, act)
+                        _store_row(C, acc, b, r, order[t * rows + r], m0, n, m, lanes, act)
 
     return kernel
 
@@ -310,7 +337,8 @@ def batched_matmul(
     tiles = -(-m // rows)
     nt = n // lanes
     ku = k_unroll(k)
-    tasks = T.parallel if parallel else T.serial
+
+    loop, jobs, per = task_jobs(batch * tiles * nt, parallel)
 
     @T.prim_func
     def kernel(
@@ -319,25 +347,29 @@ def batched_matmul(
         C: T.Buffer((batch, m, n), "float32"),
     ):
         T.func_attr(SCHEDULED)
-        for task in tasks(batch * tiles * nt):
-            b = task // (tiles * nt)
-            t = (task // nt) % tiles
-            j0 = (task % nt) * lanes
-            acc = T.alloc_local((rows, lanes), "float32")
-            for r in T.unroll(rows):
-                for v in T.vectorized(lanes):
-                    acc[r, v] = T.float32(0)
-            for ko in range(k // ku):
-                for ki in T.unroll(ku):
+        for job in loop(jobs):
+            for step in range(per):
+                task = job * per + step
+                if task < batch * tiles * nt:
+                    b = task // (tiles * nt)
+                    t = (task // nt) % tiles
+                    j0 = (task % nt) * lanes
+                    acc = T.alloc_local((rows, lanes), "float32")
                     for r in T.unroll(rows):
                         for v in T.vectorized(lanes):
-                            acc[r, v] = (
-                                acc[r, v]
-                                + A[b, T.min(t * rows + r, m - 1), ko * ku + ki] * B[b, ko * ku + ki, j0 + v]
-                            )
-            for r in T.unroll(rows):
-                if t * rows + r < m:
-                    for v in T.vectorized(lanes):
-                        C[b, t * rows + r, j0 + v] = acc[r, v]
+                            acc[r, v] = T.float32(0)
+                    for ko in range(k // ku):
+                        for ki in T.unroll(ku):
+                            for r in T.unroll(rows):
+                                for v in T.vectorized(lanes):
+                                    acc[r, v] = (
+                                        acc[r, v]
+                                        + A[b, T.min(t * rows + r, m - 1), ko * ku + ki]
+                                        * B[b, ko * ku + ki, j0 + v]
+                                    )
+                    for r in T.unroll(rows):
+                        if t * rows + r < m:
+                            for v in T.vectorized(lanes):
+                                C[b, t * rows + r, j0 + v] = acc[r, v]
 
     return kernel

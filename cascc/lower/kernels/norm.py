@@ -7,6 +7,7 @@ from tvm.script import tirx as T
 
 from .cache import cached
 from .linear import SCHEDULED
+from .tasks import task_jobs
 
 # Every row kernel takes its vector width `lanes` (a power of two, 4–64) from the target's `kernel_lanes`.
 
@@ -69,7 +70,8 @@ def layer_norm(rows: int, width: int, eps: float, parallel: bool = False, *, lan
     assert lanes in (4, 8, 16, 32, 64), lanes
     chunks = width // lanes
     group = row_group(rows)
-    tasks = T.parallel if parallel else T.serial
+
+    loop, jobs, per = task_jobs(rows // group, parallel)
 
     @T.prim_func
     def kernel(
@@ -79,30 +81,33 @@ def layer_norm(rows: int, width: int, eps: float, parallel: bool = False, *, lan
         Y: T.Buffer((rows, width), "float32"),
     ):
         T.func_attr(SCHEDULED)
-        for task in tasks(rows // group):
-            part = T.alloc_local((group, lanes), "float32")
-            mean = T.alloc_local((group,), "float32")
-            _row_sums(part, X, task, group, chunks, lanes)
-            for g in T.unroll(group):
-                _tree(part, g, _add, lanes)
-                mean[g] = part[g, 0] / T.float32(width)
-                for v in T.vectorized(lanes):
-                    part[g, v] = T.float32(0)
-            for ch in range(chunks):
-                for g in T.unroll(group):
-                    for v in T.vectorized(lanes):
-                        part[g, v] = part[g, v] + (X[task * group + g, ch * lanes + v] - mean[g]) * (
-                            X[task * group + g, ch * lanes + v] - mean[g]
-                        )
-            for g in T.unroll(group):
-                _tree(part, g, _add, lanes)
-                part[g, 0] = T.float32(1) / T.sqrt(part[g, 0] / T.float32(width) + T.float32(eps))
-            for ch in range(chunks):
-                for g in T.unroll(group):
-                    for v in T.vectorized(lanes):
-                        Y[task * group + g, ch * lanes + v] = (
-                            X[task * group + g, ch * lanes + v] - mean[g]
-                        ) * part[g, 0] * gamma[ch * lanes + v] + beta[ch * lanes + v]
+        for job in loop(jobs):
+            for step in range(per):
+                task = job * per + step
+                if task < rows // group:
+                    part = T.alloc_local((group, lanes), "float32")
+                    mean = T.alloc_local((group,), "float32")
+                    _row_sums(part, X, task, group, chunks, lanes)
+                    for g in T.unroll(group):
+                        _tree(part, g, _add, lanes)
+                        mean[g] = part[g, 0] / T.float32(width)
+                        for v in T.vectorized(lanes):
+                            part[g, v] = T.float32(0)
+                    for ch in range(chunks):
+                        for g in T.unroll(group):
+                            for v in T.vectorized(lanes):
+                                part[g, v] = part[g, v] + (X[task * group + g, ch * lanes + v] - mean[g]) * (
+                                    X[task * group + g, ch * lanes + v] - mean[g]
+                                )
+                    for g in T.unroll(group):
+                        _tree(part, g, _add, lanes)
+                        part[g, 0] = T.float32(1) / T.sqrt(part[g, 0] / T.float32(width) + T.float32(eps))
+                    for ch in range(chunks):
+                        for g in T.unroll(group):
+                            for v in T.vectorized(lanes):
+                                Y[task * group + g, ch * lanes + v] = (
+                                    X[task * group + g, ch * lanes + v] - mean[g]
+                                ) * part[g, 0] * gamma[ch * lanes + v] + beta[ch * lanes + v]
 
     return kernel
 
@@ -145,7 +150,8 @@ def softmax(rows: int, width: int, parallel: bool = False, *, lanes: int) -> tir
     assert lanes in (4, 8, 16, 32, 64), lanes
     chunks = width // lanes
     group = row_group(rows)
-    tasks = T.parallel if parallel else T.serial
+
+    loop, jobs, per = task_jobs(rows // group, parallel)
 
     @T.prim_func
     def kernel(
@@ -154,38 +160,45 @@ def softmax(rows: int, width: int, parallel: bool = False, *, lanes: int) -> tir
         Y: T.Buffer((rows, width), "float32"),
     ):
         T.func_attr(SCHEDULED)
-        for task in tasks(rows // group):
-            part = T.alloc_local((group, lanes), "float32")
-            top = T.alloc_local((group,), "float32")
-            peak = T.alloc_local((group,), "float32")
-            for g in T.unroll(group):
-                for v in T.vectorized(lanes):
-                    part[g, v] = X[task * group + g, v]
-            for ch in range(1, chunks):
-                for g in T.unroll(group):
-                    for v in T.vectorized(lanes):
-                        part[g, v] = T.max(part[g, v], X[task * group + g, ch * lanes + v])
-            for g in T.unroll(group):
-                _tree(part, g, _max, lanes)
-                # a fully masked row subtracts 0 instead of −inf (no NaN) and is scaled by fill below
-                peak[g] = part[g, 0]
-                top[g] = T.Select(peak[g] == T.float32("-inf"), T.float32(0), peak[g])
-                for v in T.vectorized(lanes):
-                    part[g, v] = T.float32(0)
-            for ch in range(chunks):
-                for g in T.unroll(group):
-                    for v in T.vectorized(lanes):
-                        Y[task * group + g, ch * lanes + v] = fast_exp(
-                            X[task * group + g, ch * lanes + v] - top[g]
+        for job in loop(jobs):
+            for step in range(per):
+                task = job * per + step
+                if task < rows // group:
+                    part = T.alloc_local((group, lanes), "float32")
+                    top = T.alloc_local((group,), "float32")
+                    peak = T.alloc_local((group,), "float32")
+                    for g in T.unroll(group):
+                        for v in T.vectorized(lanes):
+                            part[g, v] = X[task * group + g, v]
+                    for ch in range(1, chunks):
+                        for g in T.unroll(group):
+                            for v in T.vectorized(lanes):
+                                part[g, v] = T.max(part[g, v], X[task * group + g, ch * lanes + v])
+                    for g in T.unroll(group):
+                        _tree(part, g, _max, lanes)
+                        # a fully masked row subtracts 0 instead of −inf (no NaN) and is scaled by fill below
+                        peak[g] = part[g, 0]
+                        top[g] = T.Select(peak[g] == T.float32("-inf"), T.float32(0), peak[g])
+                        for v in T.vectorized(lanes):
+                            part[g, v] = T.float32(0)
+                    for ch in range(chunks):
+                        for g in T.unroll(group):
+                            for v in T.vectorized(lanes):
+                                Y[task * group + g, ch * lanes + v] = fast_exp(
+                                    X[task * group + g, ch * lanes + v] - top[g]
+                                )
+                                part[g, v] = part[g, v] + Y[task * group + g, ch * lanes + v]
+                    for g in T.unroll(group):
+                        _tree(part, g, _add, lanes)
+                        part[g, 0] = T.Select(
+                            peak[g] == T.float32("-inf"), fill[0], T.float32(1) / part[g, 0]
                         )
-                        part[g, v] = part[g, v] + Y[task * group + g, ch * lanes + v]
-            for g in T.unroll(group):
-                _tree(part, g, _add, lanes)
-                part[g, 0] = T.Select(peak[g] == T.float32("-inf"), fill[0], T.float32(1) / part[g, 0])
-            for ch in range(chunks):
-                for g in T.unroll(group):
-                    for v in T.vectorized(lanes):
-                        Y[task * group + g, ch * lanes + v] = Y[task * group + g, ch * lanes + v] * part[g, 0]
+                    for ch in range(chunks):
+                        for g in T.unroll(group):
+                            for v in T.vectorized(lanes):
+                                Y[task * group + g, ch * lanes + v] = (
+                                    Y[task * group + g, ch * lanes + v] * part[g, 0]
+                                )
 
     return kernel
 

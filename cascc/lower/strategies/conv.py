@@ -1,6 +1,7 @@
 """CPU conv2d layers (not depthwise) as wide kernels: a 1×1 conv reads its input in place (a reshape), a
 stride-1 k×k conv reads taps of the padded image in place (direct, no im2col) where that is predicted
-cheaper, other convs go through im2col. Grouped convs run their full block-diagonal weight, whose zeros
+cheaper, a stride-2 k×k conv runs direct over the four phases of its input where that is predicted cheaper,
+other convs go through im2col. Grouped convs run their full block-diagonal weight, whose zeros
 between groups the sparse kernels skip like pruned ones. Strided dilated convs stay with TVM."""
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class Conv:
         if direct and (dil != (1, 1) or self._direct_pays(ctx, batch, k, (oh, ow), wp, ep, packing)):
             return self._direct(ctx, layer, ep, packing)
         copy_us = cost.copy_us(c, batch * k * mpad)
+        polyphase = self._polyphase_plan(ctx, layer, ep)
+        if polyphase is not None and self._polyphase_pays(ctx, layer, ep, packing, polyphase):
+            return self._polyphase(ctx, layer, *polyphase)
         im2col = conv_kernels.im2col(
             batch,
             channels,
@@ -79,49 +83,122 @@ class Conv:
 
     def _direct_pays(self, ctx, batch, k, out_hw, wp, ep: Epilogue, packing) -> bool:
         """Direct (OH·Wp columns, no copy) against im2col (OH·OW columns after a K·OH·OW copy), judged with
-        the kernel (dense or sparse) the layer will get."""
-        c, n = ctx.costs, ep.weight.shape[0]
-        oh, ow = out_hw
-
-        def kernel_us(m: int) -> float:  # the predicted time of the kernel the layer will get
-            dense_us, sparse_us = wide_us(ctx, packing, batch * m, k, n)
-            return sparse_us if cost.choose(c, dense_us, sparse_us, ep.density, "").sparse else dense_us
-
-        return cost.direct_pays(kernel_us(oh * wp), kernel_us(oh * ow), cost.copy_us(c, batch * k * oh * ow))
+        the kernel (dense or sparse) the layer will get: direct wins unless its border columns cost more
+        than the copy (small images, e.g. 8×8 with Wp = 10: 25% more columns)."""
+        n, (oh, ow) = ep.weight.shape[0], out_hw
+        direct_us = _kernel_us(ctx, ep, packing, batch * oh * wp, k, n)
+        return direct_us <= _im2col_us(ctx, ep, packing, batch, k, oh * ow)
 
     def _direct(self, ctx, layer: ConvLayer, ep: Epilogue, packing) -> relax.Expr:
-        """Stride-1 conv without im2col: on the zero-padded image flattened per channel, output pixel
-        f = i·Wp + j reads tap (c, p, q) at c·plane + p·dil·Wp + q·dil + f, so each tap is a contiguous row
-        of the operand at a fixed offset. The kernel computes the Wp − OW border columns too; a crop drops
-        them."""
+        """Stride-1 conv without im2col on the zero-padded image (`_on_planes`)."""
         batch, channels, height, width = layer.shape
         (kh, kw), pad, dil, name = layer.kernel, layer.pad, layer.dil, layer.name
-        oh, ow = layer.out_hw
         wp = width + pad[1] + pad[3]
-        m = oh * wp
-        # rows below the image so the last tap's last chunk (`wide_lanes` wide) stays inside its channel's plane
-        reach = (kh - 1) * dil[0] * wp + (kw - 1) * dil[1] + padded(m, ctx.costs.wide_lanes)
-        hp = max(height + pad[0] + pad[2], -(-reach // wp))
+        hp = _plane_rows(ctx, height + pad[0] + pad[2], wp, (kh, kw), dil, layer.out_hw[0])
         pad_us = cost.copy_us(ctx.costs, batch * channels * hp * wp)
         planes = conv_kernels.pad_planes(
             batch, channels, height, width, pad[0], pad[1], (hp, wp), parallel=ctx.parallel(pad_us)
         )
         gv = ctx.add_kernel(planes, f"{symbol(name)}_pad")
-        fill = relax.const(np.zeros(1, np.float32))
-        xp = relax.call_tir(gv, [layer.x, fill], relax.TensorType((batch, channels, hp, wp), "float32"))
-        a = relax.op.reshape(xp, (batch, channels * hp * wp))
-        taps = np.add.outer(np.arange(kh) * dil[0] * wp, np.arange(kw) * dil[1])  # [kh, kw]
-        koff = (np.arange(channels)[:, None, None] * (hp * wp) + taps).reshape(-1).astype(np.int32)
-        out_c = layer.out_c
+        xp = relax.call_tir(gv, [layer.x, _FILL()], relax.TensorType((batch, channels, hp, wp), "float32"))
         via = f" (conv {kh}×{kw} direct{_grouped(ep)})"
-        k = channels * kh * kw
-        out = emit_wide(ctx, name, a, channels * hp * wp, batch, k, m, out_c, ep, via, koff, packing=packing)
-        if wp == ow:
-            return relax.op.reshape(out, (batch, out_c, oh, ow))
-        copy_us = cost.copy_us(ctx.costs, batch * out_c * m)
-        crop = conv_kernels.crop_planes(batch, out_c, oh, wp, ow, parallel=ctx.parallel(copy_us))
-        gv = ctx.add_kernel(crop, f"{symbol(name)}_crop")
-        return relax.call_tir(gv, [out, fill], relax.TensorType((batch, out_c, oh, ow), "float32"))
+        return _on_planes(ctx, layer, xp, (channels, hp, wp), (kh, kw), dil, ep, packing, via)
+
+    def _polyphase_plan(self, ctx, layer: ConvLayer, ep: Epilogue):
+        """(epilogue over the phases, its packing, phase plane rows, columns) of a stride-2 k×k conv
+        (k > 1, ungrouped, undilated), else None."""
+        plain = layer.dil == (1, 1) and layer.kernel != (1, 1) and layer.groups == 1
+        if layer.stride != (2, 2) or not plain or not ctx.costs.direct_conv:
+            return None
+        (kh, kw), (oh, ow) = layer.kernel, layer.out_hw
+        half = (-(-kh // 2), -(-kw // 2))
+        weight = conv_kernels.polyphase_weight(ep.weight)
+        inflation = weight[0].size / ep.weight[0].size
+        phased = dataclasses.replace(ep, weight=weight, inflation=ep.inflation * inflation)
+        wq = ow + half[1] - 1
+        hq = _plane_rows(ctx, oh + half[0] - 1, wq, half, (1, 1), oh)
+        k = 4 * layer.shape[1] * half[0] * half[1]
+        return phased, wide_packing(ctx, phased, layer.out_c, k), hq, wq
+
+    def _polyphase_pays(self, ctx, layer: ConvLayer, ep: Epilogue, packing, plan) -> bool:
+        """The phases (OH·Wq columns of a 4C·⌈kh/2⌉·⌈kw/2⌉ reduction, zero taps included, after one copy
+        of the image) against im2col (OH·OW columns of C·kh·kw after a K·OH·OW copy), each judged with the
+        kernel (dense or sparse) the layer would get: sparse kernels skip the added zero taps."""
+        phased, phased_packing, hq, wq = plan
+        batch, channels = layer.shape[:2]
+        (kh, kw), (oh, ow), n = layer.kernel, layer.out_hw, layer.out_c
+        k_phased = 4 * channels * -(-kh // 2) * -(-kw // 2)
+        phased_us = _kernel_us(ctx, phased, phased_packing, batch * oh * wq, k_phased, n)
+        phased_us += cost.copy_us(ctx.costs, batch * 4 * channels * hq * wq)
+        return phased_us < _im2col_us(ctx, ep, packing, batch, channels * kh * kw, oh * ow)
+
+    def _polyphase(self, ctx, layer: ConvLayer, phased: Epilogue, packing, hq: int, wq: int) -> relax.Expr:
+        """Stride-2 conv as a stride-1 one over the four phases of each channel (`polyphase_planes`)."""
+        batch, channels, height, width = layer.shape
+        (kh, kw), pad, name = layer.kernel, layer.pad, layer.name
+        copy_us = cost.copy_us(ctx.costs, batch * 4 * channels * hq * wq)
+        planes = conv_kernels.polyphase_planes(
+            batch, channels, height, width, pad[0], pad[1], (hq, wq), parallel=ctx.parallel(copy_us)
+        )
+        gv = ctx.add_kernel(planes, f"{symbol(name)}_phases")
+        shape = (batch, 4 * channels, hq, wq)
+        xq = relax.call_tir(gv, [layer.x, _FILL()], relax.TensorType(shape, "float32"))
+        half = (-(-kh // 2), -(-kw // 2))
+        via = f" (conv {kh}×{kw} stride 2 direct over 4 phases)"
+        return _on_planes(ctx, layer, xq, shape[1:], half, (1, 1), phased, packing, via)
+
+
+def _FILL() -> relax.Expr:
+    """The padding value a plane kernel takes as its second input (see `kernels/conv.py` im2col)."""
+    return relax.const(np.zeros(1, np.float32))
+
+
+def _kernel_us(ctx, ep: Epilogue, packing, columns: int, k: int, n: int) -> float:
+    """Predicted µs of the kernel (dense or sparse) the layer would get on `columns` operand columns."""
+    dense_us, sparse_us = wide_us(ctx, packing, columns, k, n)
+    return sparse_us if cost.choose(ctx.costs, dense_us, sparse_us, ep.density, "").sparse else dense_us
+
+
+def _im2col_us(ctx, ep: Epilogue, packing, batch: int, k: int, m: int) -> float:
+    """Predicted µs of the im2col route: the copy of K·M floats per image, the kernel on M columns, and
+    the operand's re-reads from memory when it outgrows the cache."""
+    n, c = ep.weight.shape[0], ctx.costs
+    tiles = -(-n // (c.wide_dense_tile[0] if n >= c.wide_dense_tile[0] else c.wide_rows))
+    operand = batch * k * m
+    return (
+        cost.copy_us(c, operand)
+        + _kernel_us(ctx, ep, packing, batch * m, k, n)
+        + cost.spill_us(c, operand, tiles)
+    )
+
+
+def _plane_rows(ctx, rows: int, wp: int, kernel, dil, oh: int) -> int:
+    """Rows of a direct conv's planes: the padded image's, or more so the last tap's last chunk
+    (`wide_lanes` wide) stays inside its channel's plane."""
+    reach = (kernel[0] - 1) * dil[0] * wp + (kernel[1] - 1) * dil[1] + padded(oh * wp, ctx.costs.wide_lanes)
+    return max(rows, -(-reach // wp))
+
+
+def _on_planes(ctx, layer: ConvLayer, planes, plane_shape, kernel, dil, ep, packing, via) -> relax.Expr:
+    """A stride-1 conv read in place from zero-bordered planes [B, C, Hp, Wp] (no im2col): output pixel
+    f = i·Wp + j reads tap (c, p, q) at c·Hp·Wp + p·dil·Wp + q·dil + f, so each tap is a contiguous row of
+    the operand at a fixed offset. The kernel computes the Wp − OW border columns too; a crop drops them."""
+    batch, (channels, hp, wp), (kh, kw) = layer.shape[0], plane_shape, kernel
+    oh, ow = layer.out_hw
+    m, out_c = oh * wp, layer.out_c
+    a = relax.op.reshape(planes, (batch, channels * hp * wp))
+    taps = np.add.outer(np.arange(kh) * dil[0] * wp, np.arange(kw) * dil[1])  # [kh, kw]
+    koff = (np.arange(channels)[:, None, None] * (hp * wp) + taps).reshape(-1).astype(np.int32)
+    k = channels * kh * kw
+    out = emit_wide(
+        ctx, layer.name, a, channels * hp * wp, batch, k, m, out_c, ep, via, koff, packing=packing
+    )
+    if wp == ow:
+        return relax.op.reshape(out, (batch, out_c, oh, ow))
+    copy_us = cost.copy_us(ctx.costs, batch * out_c * m)
+    crop = conv_kernels.crop_planes(batch, out_c, oh, wp, ow, parallel=ctx.parallel(copy_us))
+    gv = ctx.add_kernel(crop, f"{symbol(layer.name)}_crop")
+    return relax.call_tir(gv, [out, _FILL()], relax.TensorType((batch, out_c, oh, ow), "float32"))
 
 
 def _grouped(ep: Epilogue) -> str:
