@@ -10,7 +10,12 @@ tables to docs/benchmarks/accuracy.md (--doc PATH elsewhere).
     python benchmarks/accuracy.py                 # full: 2 tasks × 3 seeds × 4 sparsities, ~12 min on 2 cores
     python benchmarks/accuracy.py --quick         # 1 seed at 90%: a smoke run
     python benchmarks/accuracy.py --suite grant   # the grant's methods on three tasks (accuracy_grant.*)
+    python benchmarks/accuracy.py --suite denovo  # de novo training, equal steps vs equal FLOPs (accuracy_denovo.*)
+    python benchmarks/accuracy.py --diagnose      # the cascade analysis of the MNIST-1D CNN's de novo masks
     python benchmarks/accuracy.py --report-only   # rewrite the tables and the plot from the JSON
+
+A suite can run in parts (`--tasks`, `--sparsities`, `--cells METHOD:ALLOCATOR`, `--budgets`) with `--merge`
+keeping the JSON's other runs.
 """
 
 from __future__ import annotations
@@ -324,14 +329,12 @@ def markdown_budgets(summary: dict, suite: Suite, seconds: float, workers: int) 
     """The de novo suite's tables: per task, each method at equal steps and at equal FLOPs per sparsity,
     with the FLOPs spent (× the dense run's) and the worst per-class drop vs dense."""
     lines = [
-        (
-            f"Test accuracy, mean ± std over seeds; {seconds / 60:.1f} min on {workers} worker processes "
-            f"(`python benchmarks/accuracy.py{_suite_flag(suite)}`). *steps*: the dense run's epochs; *FLOPs*: "
-            f"as many epochs as the dense run's training FLOPs pay for at the mask's FLOP density, at most "
-            f"{FLOPS_CAP:g}× (passes/budget.py). In brackets: training FLOPs as a fraction of the dense run's, "
-            "and the worst per-class accuracy drop vs the same seed's dense model.",
-            "",
-        )
+        f"Test accuracy, mean ± std over seeds; {seconds / 60:.1f} min on {workers} worker processes "
+        f"(`python benchmarks/accuracy.py{_suite_flag(suite)}`). *steps*: the dense run's epochs; *FLOPs*: "
+        f"as many epochs as the dense run's training FLOPs pay for at the mask's FLOP density, at most "
+        f"{FLOPS_CAP:g}× (passes/budget.py). In brackets: training FLOPs as a fraction of the dense run's, "
+        "and the worst per-class accuracy drop vs the same seed's dense model.",
+        "",
     ]
     findings = ROOT / "docs" / "benchmarks" / "accuracy_denovo_diagnosis.md"
     if findings.exists():  # the hand-written diagnosis and conclusions, kept across reruns
