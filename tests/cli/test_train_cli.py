@@ -166,3 +166,23 @@ def test_train_preset_sets_its_options_records_them_and_yields_to_explicit_ones(
     assert {n: int(m.sum()) for n, m in program.masks.items()} == dict(expected)
     code, text = invoke(*args, "--schedule", "gmp", "-o", tmp_path / "gmp.pt2")
     assert_clean_error(code, text, 2, "--budget steps")
+
+
+def test_every_preset_sets_only_train_options_with_valid_values():
+    """Each preset names `cascc train` parameters only, and its values build a valid plan and recipe."""
+    from cascc.cli.main import main
+    from cascc.cli.train import TRAIN_RECIPE_OPTIONS
+    from cascc.recipe import Recipe
+    from cascc.training.plan import TrainPlan
+    from cascc.training.presets import PRESETS
+
+    params = {p.name for p in main.commands["train"].params}
+    for name, preset in PRESETS.items():
+        assert set(preset.options) <= params, name
+        plan = {k: v for k, v in preset.options.items() if k not in TRAIN_RECIPE_OPTIONS}
+        recipe = {k: v for k, v in preset.options.items() if k in TRAIN_RECIPE_OPTIONS}
+        steps = TrainPlan(**plan).steps(Recipe(**recipe), seed=0)
+        assert steps[-1][0] == "train.fit" and steps[-1][1]["schedule"] == preset.options["schedule"]
+        merged, used = preset.apply({"epochs": 3, "lr": 0.5}, given=["lr"])
+        assert merged["lr"] == 0.5 and merged["epochs"] == preset.options["epochs"]
+        assert used["lr"] == 0.5 and set(used) == set(preset.options)
