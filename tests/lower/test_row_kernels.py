@@ -1,4 +1,5 @@
-"""cascc's row kernels (softmax, layer norm over the last axis) against torch eager, and their fallbacks."""
+"""cascc's row kernels (softmax, layer norm over the last axis, group norm) against torch eager, and their
+fallbacks."""
 
 import numpy as np
 import pytest
@@ -113,3 +114,47 @@ def test_other_means_keep_tvms_lowering():
     torch.manual_seed(6)
     compile_and_compare(Mean((1,), False), torch.randn(2, 6, 5))  # not the trailing axis
     compile_and_compare(nn.AdaptiveAvgPool2d(1), torch.randn(1, 4, 3, 3))
+
+
+@pytest.mark.parametrize(
+    "groups, channels, shape",
+    [
+        (4, 8, (2, 8, 48)),
+        (8, 8, (1, 8, 40)),
+        (2, 4, (2, 4, 6, 8)),
+        (3, 6, (1, 6, 5)),
+    ],  # last: width 10, TVM's
+)
+def test_group_norm_matches_torch(groups, channels, shape):
+    """Group norm as the layer-norm row kernel over each group's values, then the per-channel affine
+    (Wav2Vec2's stem: one group per channel over the time axis); a group width no vector divides keeps
+    TVM's lowering."""
+    torch.manual_seed(7)
+    norm = nn.GroupNorm(groups, channels)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-1.0, 1.0)
+    compile_and_compare(nn.Sequential(norm), torch.randn(*shape) * 3 + 1)
+
+
+def test_group_norm_takes_the_row_kernel():
+    import tvm
+    from tvm import relax
+
+    from cascc.lower.legalize import cpu
+    from cascc.targets import TARGETS
+
+    def kernels(shape, groups):
+        bb = relax.BlockBuilder()
+        x = relax.Var("x", relax.TensorType(shape, "float32"))
+        g = relax.Var("g", relax.TensorType((shape[1],), "float32"))
+        with bb.function("main", [x, g]):
+            with bb.dataflow():
+                out = relax.op.nn.group_norm(x, g, g, groups, 1, list(range(2, len(shape))))
+                out = bb.emit_output(bb.emit(out))
+            bb.emit_func_output(out)
+        mod = relax.transform.LegalizeOps(cpu(TARGETS["x86"]))(bb.get())
+        return [gv.name_hint for gv, f in mod.functions_items() if isinstance(f, tvm.tirx.PrimFunc)]
+
+    assert any(name.startswith("cascc_group_norm_16x64") for name in kernels((2, 16, 32), 8))
+    assert not any(name.startswith("cascc_group_norm") for name in kernels((1, 6, 5), 3))
