@@ -248,8 +248,36 @@ def test_depthwise_matches_torch(stride, kernel, size):
     expected = "flat" if stride == 1 else "stride-2 deinterleaved" if wide_s2 else "direct"
     assert decisions["0.weight"].kernel == f"dense depthwise {expected}"  # 50% dense: taps don't pay yet
     assert decisions["0.weight"].kind is DecisionKind.DENSE_CASCC
-    expected_decline = Decline.COST_MODEL if stride == 1 else Decline.NO_SPARSE_DEPTHWISE
-    assert decisions["0.weight"].decline is expected_decline
+    assert decisions["0.weight"].decline is Decline.COST_MODEL
+
+
+@pytest.mark.parametrize(
+    "stride, kernel, size", [(1, 3, (40, 40)), (2, 3, (9, 11)), (2, 5, (23, 40)), (3, 3, (15, 14))]
+)  # stride 1 above the flat kernel's 1024 px; stride 2 narrow (row vectors) and deinterleaved; stride 3
+@pytest.mark.parametrize("batch, sparsity", [(1, 0.5), (7, 0.9), (32, 0.98)])
+def test_tile_depthwise_taps_match_torch(stride, kernel, size, batch, sparsity):
+    """The tile-based sparse depthwise kernel over each channel's nonzero taps (tapless channels write the
+    bias), where the flat same-size kernel does not apply; margin 0 takes it at every density."""
+    torch.manual_seed(kernel + stride)
+    model = randomize_bn(
+        nn.Sequential(
+            nn.Conv2d(6, 6, kernel, stride, kernel // 2, groups=6, bias=False), nn.BatchNorm2d(6), nn.ReLU6()
+        )
+    )
+    x = torch.randn(batch, 6, *size) * 3
+    decisions = compile_and_compare(model, x, sparsity=sparsity, costs=KernelCosts(margin=0.0))
+    assert decisions["0.weight"].kernel.startswith("sparse depthwise taps")
+    assert decisions["0.weight"].kind is DecisionKind.SPARSE
+
+
+def test_tile_depthwise_taps_with_every_tap_pruned():
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(4, 4, 3, 2, 1, groups=4), nn.ReLU())
+    nn.init.zeros_(model[0].weight)
+    decisions = compile_and_compare(
+        model, torch.randn(1, 4, 40, 40), sparsity=0.5, costs=KernelCosts(margin=0.0)
+    )
+    assert decisions["0.weight"].kernel == "sparse depthwise taps (0 of 36)"
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 0.7, 0.95, 1.0])  # 1.0: every tap zero, only the bias is left

@@ -1,6 +1,6 @@
 """CPU depthwise conv2d layers: direct kernels (flat for stride-1 same-size images, deinterleaved for wide
-stride-2 outputs, the zero-bordered grid otherwise); stride-1 same-size ones on small images also in a sparse
-form over the nonzero taps, priced against the dense one. Other forms run their zeros dense and say so."""
+stride-2 outputs, the zero-bordered grid otherwise), each also in a sparse form over the nonzero taps,
+priced against the dense one."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from tvm import relax
 
 from .. import cost
 from ..context import Candidate
-from ..decision import Decision, DecisionKind, Decline
 from ..kernels import conv as conv_kernels
+from ..kernels import depthwise_taps
 from . import ConvLayer
 
 
@@ -97,15 +97,43 @@ class Depthwise:
                 chunk=lanes,
             )
             cand = Candidate("dense depthwise direct", func, (weight, bias), shape, out_shape)
-        decline = Decline.NO_SPARSE_DEPTHWISE
-        decision = Decision(
-            name,
-            ep.density,
-            cand.kernel,
-            decline.reason(ep.density),
-            round(work_us, 3),
-            kind=DecisionKind.DENSE_CASCC,
-            decline=decline,
-        )
-        ctx.record(decision, {"dense": cand})
-        return ctx.call(cand, name, False, x)
+        nnz = int(np.count_nonzero(weight))
+        sparse_us = _tile_taps_us(c, batch, channels, (height, width), pad, out_hw, weight)
+        choice = cost.choose(c, work_us, sparse_us, ep.density, "depthwise taps")
+
+        def tile_taps() -> Candidate:
+            ptr, value, offset, _ = conv_kernels.depthwise_taps(weight, width + pad[1] + pad[3])
+            func = depthwise_taps.depthwise_sparse(
+                batch,
+                channels,
+                height,
+                width,
+                kernel,
+                stride,
+                pad,
+                out_hw,
+                len(value),
+                ep.act,
+                parallel=ctx.parallel(sparse_us),
+                lanes=lanes,
+            )
+            return Candidate(
+                f"sparse depthwise taps ({nnz} of {weight.size})",
+                func,
+                (ptr, value, offset, bias),
+                shape,
+                out_shape,
+            )
+
+        chosen = ctx.choose(name, ep, choice, tile_taps, lambda: cand)
+        return ctx.call(chosen, name, choice.sparse, x)
+
+
+def _tile_taps_us(c, batch: int, channels: int, size, pad, out_hw, weight: np.ndarray) -> float:
+    """µs of the tile-based tap kernel: the fitted per-tap and per-channel work at output resolution, plus
+    one zero-bordered tile copy per channel that has taps (tapless ones only write their bias)."""
+    nnz = int(np.count_nonzero(weight))
+    live = int(np.count_nonzero(weight.reshape(channels, -1).any(axis=1)))
+    taps_us = cost.depthwise_sparse(c, batch, live, *out_hw, nnz)
+    tile = (size[0] + pad[0] + pad[2]) * (size[1] + pad[1] + pad[3])
+    return taps_us + cost.copy_us(c, batch * live * tile)
