@@ -61,6 +61,7 @@ def test_kernel_families_replace_the_string_keyed_tables():
         "relax.nn.layer_norm",
         "relax.mean",
         "relax.nn.max_pool2d",
+        "relax.nn.group_norm",
     }
     assert set(GPU.legalizations(TARGETS["cuda"])) == {"relax.nn.softmax"}
     with pytest.raises(ValueError, match="registered twice"):
