@@ -32,7 +32,6 @@ class Decline(enum.Enum):
     DILATED_STRIDED = "strided dilated convolutions"
     NOT_FOLDABLE = "an epilogue that does not fold (bias shape, clip bounds other than ReLU6)"
     ATTENTION_WIDTH = "an activation matmul whose width no vector tile divides"
-    NO_SPARSE_DEPTHWISE = "no sparse kernel for this depthwise form yet"
     NO_GPU_SPARSE_CONV = "no GPU sparse conv kernel yet"
     NOT_MATCHED = "this layer's form (no cascc pattern matched it)"
 
@@ -41,7 +40,7 @@ class Decline(enum.Enum):
         skip, whatever the cause: its reason says "unmasked", its `decline` still the cause)."""
         if density == 1.0 and self is not Decline.COST_MODEL:
             return "unmasked"
-        if self in (Decline.NO_SPARSE_DEPTHWISE, Decline.NO_GPU_SPARSE_CONV):
+        if self is Decline.NO_GPU_SPARSE_CONV:
             return f"{self.value}: zeros run dense"
         return f"no cascc kernel for {self.value} yet: zeros run dense"
 

@@ -7,6 +7,7 @@ between groups the sparse kernels skip like pruned ones. Strided dilated convs s
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 from tvm import relax
@@ -56,7 +57,7 @@ class Conv:
         copy_us = cost.copy_us(c, batch * k * mpad)
         polyphase = self._polyphase_plan(ctx, layer, ep)
         if polyphase is not None and self._polyphase_pays(ctx, layer, ep, packing, polyphase):
-            return self._polyphase(ctx, layer, *polyphase)
+            return self._polyphase(ctx, layer, polyphase)
         im2col = conv_kernels.im2col(
             batch,
             channels,
@@ -104,9 +105,8 @@ class Conv:
         via = f" (conv {kh}×{kw} direct{_grouped(ep)})"
         return _on_planes(ctx, layer, xp, (channels, hp, wp), (kh, kw), dil, ep, packing, via)
 
-    def _polyphase_plan(self, ctx, layer: ConvLayer, ep: Epilogue):
-        """(epilogue over the phases, its packing, phase plane rows, columns) of a stride-2 k×k conv
-        (k > 1, ungrouped, undilated), else None."""
+    def _polyphase_plan(self, ctx, layer: ConvLayer, ep: Epilogue) -> _Phases | None:
+        """The phases of a stride-2 k×k conv (k > 1, ungrouped, undilated), else None."""
         plain = layer.dil == (1, 1) and layer.kernel != (1, 1) and layer.groups == 1
         if layer.stride != (2, 2) or not plain or not ctx.costs.direct_conv:
             return None
@@ -118,34 +118,52 @@ class Conv:
         wq = ow + half[1] - 1
         hq = _plane_rows(ctx, oh + half[0] - 1, wq, half, (1, 1), oh)
         k = 4 * layer.shape[1] * half[0] * half[1]
-        return phased, wide_packing(ctx, phased, layer.out_c, k), hq, wq
+        copy_us = cost.copy_us(ctx.costs, layer.shape[0] * 4 * layer.shape[1] * hq * wq)
+        return _Phases(phased, wide_packing(ctx, phased, layer.out_c, k), half, k, hq, wq, copy_us)
 
-    def _polyphase_pays(self, ctx, layer: ConvLayer, ep: Epilogue, packing, plan) -> bool:
+    def _polyphase_pays(self, ctx, layer: ConvLayer, ep: Epilogue, packing, plan: _Phases) -> bool:
         """The phases (OH·Wq columns of a 4C·⌈kh/2⌉·⌈kw/2⌉ reduction, zero taps included, after one copy
         of the image) against im2col (OH·OW columns of C·kh·kw after a K·OH·OW copy), each judged with the
         kernel (dense or sparse) the layer would get: sparse kernels skip the added zero taps."""
-        phased, phased_packing, hq, wq = plan
         batch, channels = layer.shape[:2]
         (kh, kw), (oh, ow), n = layer.kernel, layer.out_hw, layer.out_c
-        k_phased = 4 * channels * -(-kh // 2) * -(-kw // 2)
-        phased_us = _kernel_us(ctx, phased, phased_packing, batch * oh * wq, k_phased, n)
-        phased_us += cost.copy_us(ctx.costs, batch * 4 * channels * hq * wq)
+        phased_us = _kernel_us(ctx, plan.ep, plan.packing, batch * oh * plan.wq, plan.k, n) + plan.copy_us
         return phased_us < _im2col_us(ctx, ep, packing, batch, channels * kh * kw, oh * ow)
 
-    def _polyphase(self, ctx, layer: ConvLayer, phased: Epilogue, packing, hq: int, wq: int) -> relax.Expr:
+    def _polyphase(self, ctx, layer: ConvLayer, plan: _Phases) -> relax.Expr:
         """Stride-2 conv as a stride-1 one over the four phases of each channel (`polyphase_planes`)."""
         batch, channels, height, width = layer.shape
         (kh, kw), pad, name = layer.kernel, layer.pad, layer.name
-        copy_us = cost.copy_us(ctx.costs, batch * 4 * channels * hq * wq)
         planes = conv_kernels.polyphase_planes(
-            batch, channels, height, width, pad[0], pad[1], (hq, wq), parallel=ctx.parallel(copy_us)
+            batch,
+            channels,
+            height,
+            width,
+            pad[0],
+            pad[1],
+            (plan.hq, plan.wq),
+            parallel=ctx.parallel(plan.copy_us),
         )
         gv = ctx.add_kernel(planes, f"{symbol(name)}_phases")
-        shape = (batch, 4 * channels, hq, wq)
+        shape = (batch, 4 * channels, plan.hq, plan.wq)
         xq = relax.call_tir(gv, [layer.x, _FILL()], relax.TensorType(shape, "float32"))
-        half = (-(-kh // 2), -(-kw // 2))
         via = f" (conv {kh}×{kw} stride 2 direct over 4 phases)"
-        return _on_planes(ctx, layer, xq, shape[1:], half, (1, 1), phased, packing, via)
+        return _on_planes(ctx, layer, xq, shape[1:], plan.half, (1, 1), plan.ep, plan.packing, via)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Phases:
+    """A stride-2 conv over the phases of its input: the phase epilogue (zero taps added) and its packing,
+    the ⌈kh/2⌉×⌈kw/2⌉ kernel, the reduction length 4C·⌈kh/2⌉·⌈kw/2⌉, the phase planes' rows and columns,
+    and the µs of copying the image into them."""
+
+    ep: Epilogue
+    packing: Any
+    half: tuple[int, int]
+    k: int
+    hq: int
+    wq: int
+    copy_us: float
 
 
 def _FILL() -> relax.Expr:

@@ -98,7 +98,7 @@ class Depthwise:
             )
             cand = Candidate("dense depthwise direct", func, (weight, bias), shape, out_shape)
         nnz = int(np.count_nonzero(weight))
-        sparse_us = _tile_taps_us(c, batch, channels, (height, width), pad, out_hw, weight)
+        sparse_us = _tile_taps_us(c, batch, channels, (height, width), pad, out_hw, weight, nnz)
         choice = cost.choose(c, work_us, sparse_us, ep.density, "depthwise taps")
 
         def tile_taps() -> Candidate:
@@ -129,10 +129,10 @@ class Depthwise:
         return ctx.call(chosen, name, choice.sparse, x)
 
 
-def _tile_taps_us(c, batch: int, channels: int, size, pad, out_hw, weight: np.ndarray) -> float:
-    """µs of the tile-based tap kernel: the fitted per-tap and per-channel work at output resolution, plus
-    one zero-bordered tile copy per channel that has taps (tapless ones only write their bias)."""
-    nnz = int(np.count_nonzero(weight))
+def _tile_taps_us(c, batch: int, channels: int, size, pad, out_hw, weight: np.ndarray, nnz: int) -> float:
+    """µs of the tile-based tap kernel over `nnz` stored taps: the fitted per-tap and per-channel work at
+    output resolution, plus one zero-bordered tile copy per channel that has taps (tapless ones only write
+    their bias)."""
     live = int(np.count_nonzero(weight.reshape(channels, -1).any(axis=1)))
     taps_us = cost.depthwise_sparse(c, batch, live, *out_hw, nnz)
     tile = (size[0] + pad[0] + pad[2]) * (size[1] + pad[1] + pad[3])
