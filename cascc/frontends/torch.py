@@ -14,7 +14,8 @@ import torch
 
 from ..errors import ModelLoadError, first_paragraph
 from ..files import atomic_file
-from ..ir import PassRecord, Program, from_exported
+from ..ir import PassRecord, Program, from_exported, verify
+from ..ir.quant import LayerPrecision
 
 # Extra file in a cascc-written .pt2: which weights are masked (their zeros are the mask) and the history.
 CASCC_EXTRA = "cascc.json"
@@ -183,17 +184,26 @@ def load_pt2(path: Path, *, seed: int = 0) -> Program:
     program = _wrap(ep, str(path), seed)
     if not extra[CASCC_EXTRA]:
         return program
-    masked, history, transposed = _cascc_metadata(path, extra[CASCC_EXTRA], program)
-    return dataclasses.replace(
+    masked, history, transposed, precisions = _cascc_metadata(path, extra[CASCC_EXTRA], program)
+    program = dataclasses.replace(
         program,
         masks={name: program.weights[name] != 0 for name in masked},
         history=history,
         transposed=program.transposed | transposed,
+        precisions=precisions,
     )
+    try:
+        verify(program)
+    except ValueError as exc:
+        raise ModelLoadError(
+            path, f"its cascc metadata does not fit the model: {exc}", "re-create it with `cascc prune`"
+        ) from exc
+    return program
 
 
 def _cascc_metadata(path: Path, text: str, program: Program):
-    """(masked names, history, transposed names) from a cascc-written .pt2's metadata, every field checked."""
+    """(masked names, history, transposed names, precisions) from a cascc-written .pt2's metadata, every
+    field checked."""
     from ..passes import PASSES
 
     def bad(problem: str) -> ModelLoadError:
@@ -224,7 +234,14 @@ def _cascc_metadata(path: Path, text: str, program: Program):
     if unknown:
         raise bad(f"names passes this cascc does not have: {', '.join(unknown)}")
     history = tuple(PassRecord(r["name"], r["options"]) for r in records)
-    return names["masked"], history, frozenset(names["transposed"])
+    precisions = meta.get("precisions", {})
+    if not isinstance(precisions, dict) or not set(precisions) <= set(program.weights):
+        raise bad("has 'precisions' that are not a map from the model's weights")
+    try:
+        precisions = {name: LayerPrecision.from_json(p) for name, p in precisions.items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise bad(f"has a layer precision out of range ({first_paragraph(exc, 120)})") from exc
+    return names["masked"], history, frozenset(names["transposed"]), precisions
 
 
 def save_pt2(program: Program, path: Path) -> Path:
@@ -240,6 +257,7 @@ def save_pt2(program: Program, path: Path) -> Path:
         "masked": sorted(program.masks),
         "history": [r.to_json() for r in program.history],
         "transposed": sorted(program.transposed),
+        "precisions": {name: p.to_json() for name, p in program.precisions.items()},
     }
     with atomic_file(path) as tmp:
         torch.export.save(exported.exported, tmp, extra_files={CASCC_EXTRA: json.dumps(meta, sort_keys=True)})

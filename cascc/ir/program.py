@@ -14,6 +14,7 @@ from torch.export import ExportedProgram
 
 from .exported import replace_state
 from .layers import store_linear_weights_out_in
+from .quant import LayerPrecision
 
 aten = torch.ops.aten
 
@@ -56,10 +57,14 @@ class Program:
     # linear weights the source module holds as [in, out] (GPT-2's Conv1D, addmm(b, x, W)): the program
     # stores them as [out, in] like every other linear, and `load_into` transposes them back
     transposed: frozenset[str] = frozenset()
+    # per prunable layer (weight name): its precision and int8 scales (`quantize.ptq`); absent means fp32
+    precisions: Mapping[str, LayerPrecision] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         if not isinstance(self.masks, MappingProxyType):
             object.__setattr__(self, "masks", MappingProxyType(dict(self.masks)))
+        if not isinstance(self.precisions, MappingProxyType):
+            object.__setattr__(self, "precisions", MappingProxyType(dict(self.precisions)))
         object.__setattr__(self, "transposed", frozenset(self.transposed))
 
     @property
@@ -77,10 +82,21 @@ class Program:
             for name, tensor in state.items()
         }
 
+    @property
+    def int8_layers(self) -> dict[str, LayerPrecision]:
+        """The layers that compute in int8, with their scales."""
+        return {name: p for name, p in self.precisions.items() if p.int8}
+
     def module(self) -> torch.nn.Module:
-        """A fresh runnable module with masks applied; editing it never touches this Program."""
+        """A fresh runnable module with masks applied; editing it never touches this Program. int8 layers
+        compute as their kernels do: weights and inputs rounded to their int8 grids (`ir.quant`)."""
         # ep.module() shares tensors with the ExportedProgram: work on a copy.
-        return self.load_into(self.exported.module())
+        module = self.load_into(self.exported.module())
+        if self.int8_layers:
+            from .simulate import simulate_int8
+
+            simulate_int8(module, self)
+        return module
 
     def load_into(self, module: torch.nn.Module) -> torch.nn.Module:
         """A deep copy of `module` (same parameter names) holding this program's masked weights."""
@@ -143,8 +159,16 @@ def _spec(name: str, val: Any) -> TensorSpec:
 
 
 def verify(program: Program) -> None:
-    """Check the Program invariants: each mask names a parameter, has its shape, is bool, and weights are finite."""
+    """Check the Program invariants: each mask names a parameter, has its shape, is bool, and weights are
+    finite; each int8 layer has one weight scale per output unit."""
     state = program.weights
+    for name, spec in program.int8_layers.items():
+        if name not in state:
+            raise ValueError(f"precision {name!r} names no parameter")
+        if len(spec.weight_scales) != state[name].shape[0]:
+            raise ValueError(
+                f"int8 layer {name!r} has {len(spec.weight_scales)} weight scales for {state[name].shape[0]} units"
+            )
     for name, mask in program.masks.items():
         if name not in state:
             raise ValueError(f"mask {name!r} names no parameter")
