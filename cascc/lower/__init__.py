@@ -104,8 +104,17 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
     names: dict[str, list[str]] = {}
     for ly in layers(program):
         names.setdefault(weight_key(weights[ly.name].numpy()), []).append(ly.name)
-    rewrite = LayerRewrite(target, names, cores=int(spec.get("num-cores", 1)), keep_candidates=measure)
+    int8 = program.int8_layers
+    rewrite = LayerRewrite(
+        target,
+        names,
+        cores=int(spec.get("num-cores", 1)),
+        keep_candidates=measure,
+        int8=int8,
+        dot=int8_dot(tvm_target),
+    )
     mod = rewrite(mod)
+    _check_int8(program, rewrite.decisions)
     mod = schedule(mod, tvm_target, target)
     from .build import build
 
@@ -130,6 +139,28 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
         kernels=sum(isinstance(f, tvm.tirx.PrimFunc) for _, f in mod.functions_items()),
         scratch=scratch,
     )
+
+
+def int8_dot(tvm_target) -> str:
+    """The int8 dot product the target CPU offers: AVX512-VNNI's vpdpbusd, else exact widening."""
+    from tvm.target import codegen
+
+    x86 = str(tvm_target.kind) == "llvm" and "x86_64" in str(tvm_target.attrs.get("mtriple", ""))
+    return "vnni" if x86 and codegen.target_has_features("avx512vnni", tvm_target) else "widen"
+
+
+def _check_int8(program: Program, decisions: dict[str, Decision]) -> None:
+    """Every int8 layer got an int8 kernel: the simulated module, the self-test's reference, computes it in
+    int8, so a layer left in fp32 would be a silent change of arithmetic."""
+    for name in program.int8_layers:
+        decision = decisions.get(name)
+        if decision is None or decision.precision != "int8":
+            why = decision.reason if decision is not None else "no cascc pattern matched it"
+            raise LoweringError(
+                program.source,
+                f"int8 layer {name!r} did not get an int8 kernel ({why})",
+                "compile with --precision fp32, or report the model so its form gets an int8 kernel",
+            )
 
 
 def constant_bytes(mod) -> int:

@@ -57,14 +57,19 @@ class Candidate:
     consts: tuple[np.ndarray, ...]
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
+    in_dtype: str = "float32"
+    precision: str = "fp32"
 
 
 class Context:
     """What a strategy may use while lowering one module: the target, the BlockBuilder kernels go into, the
     parallel threshold, and decision recording (`choose` for a priced choice, `record`, `why` to decline)."""
 
-    def __init__(self, target: Target, bb: relax.BlockBuilder, cores: int, keep_candidates: bool):
+    def __init__(
+        self, target: Target, bb: relax.BlockBuilder, cores: int, keep_candidates: bool, dot: str = "widen"
+    ):
         self.target = target
+        self.dot = dot  # the int8 dot product the CPU offers (kernels/int8.py DOTS)
         self.costs: KernelCosts = target.costs
         self.bb = bb
         self.cores = cores
@@ -122,6 +127,7 @@ class Context:
             round(choice.sparse_us, 3),
             kind=DecisionKind.SPARSE if choice.sparse else DecisionKind.DENSE_CASCC,
             decline=None if choice.sparse else Decline.COST_MODEL,
+            precision=chosen.precision,
         )
         both = None
         if self.keep_candidates:

@@ -63,6 +63,7 @@ class Decision:
     measured_us: Mapping[str, float] | None = None
     kind: DecisionKind = DecisionKind.DENSE_GENERIC
     decline: Decline | None = None
+    precision: str = "fp32"  # the arithmetic the kernel computes in
 
     @property
     def sparse(self) -> bool:

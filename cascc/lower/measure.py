@@ -29,7 +29,10 @@ def measure_candidates(
         result[layer] = {}
         for kind, cand in kinds.items():
             lib = tvm.compile(tvm.IRModule({"main": cand.func}), target=target)
-            x = rng.standard_normal(cand.in_shape).astype(np.float32)
+            if cand.in_dtype == "int32":  # int8 kernels read words of 4 activation codes
+                x = rng.integers(-(2**31), 2**31 - 1, cand.in_shape, dtype=np.int32)
+            else:
+                x = rng.standard_normal(cand.in_shape).astype(np.float32)
             args = [
                 tvm.runtime.tensor(x, dev),
                 *(tvm.runtime.tensor(c, dev) for c in cand.consts),

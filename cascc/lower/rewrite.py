@@ -38,6 +38,8 @@ class LayerRewrite:
         names: Mapping[str, Sequence[str]],
         cores: int = 1,
         keep_candidates: bool = False,
+        int8: Mapping[str, object] | None = None,
+        dot: str = "widen",
     ):
         from .family import family
 
@@ -48,6 +50,8 @@ class LayerRewrite:
         self.names = {key: deque(layer_names) for key, layer_names in names.items()}
         self.cores = cores
         self.keep_candidates = keep_candidates
+        self.int8 = dict(int8 or {})  # layer name -> LayerPrecision of the layers that compute in int8
+        self.dot = dot
         self.decisions: dict[str, Decision] = {}
         self.candidates: dict[str, dict[str, Candidate]] = {}
 
@@ -61,7 +65,7 @@ class LayerRewrite:
         mod = FoldPadIntoConv()(mod)  # explicit zero pads (TensorFlow's "same") become the conv's padding
         mod = GlobalPoolAsMean()(mod)  # a pool whose window covers the input is the plane's mean
         mod = SinkViews()(mod)  # a 3-D Linear's activation after its view back folds into the layer
-        ctx = Context(self.target, relax.BlockBuilder(mod), self.cores, self.keep_candidates)
+        ctx = Context(self.target, relax.BlockBuilder(mod), self.cores, self.keep_candidates, self.dot)
         self._ctx, self._named = ctx, {}
         pats = LayerPatterns()
         strategies = self.family.strategies
@@ -113,7 +117,9 @@ class LayerRewrite:
         ep = fold(pats, chain, m, weight)
         if ep is None:
             return ctx.why(name, density, Decline.NOT_FOLDABLE) or expr
-        layer = LinearLayer(self._layer_name(name), x, shape[0], shape[1], weight.shape[0], weight, ep)
+        layer = LinearLayer(
+            self._layer_name(name), x, shape[0], shape[1], weight.shape[0], weight, ep, self.int8.get(name)
+        )
         out = self.family.strategies.linear.lower(ctx, layer)
         return expr if out is None else out
 

@@ -51,6 +51,11 @@ class Work:
     alen: int = 0
     koff: np.ndarray | None = None
     lanes: int = 0
+    # int8 layers: the layer's precision (scales; `ir.quant.LayerPrecision`), per-unit factors a folded
+    # BatchNorm applies after the dequantization, and the dot-product kind the CPU offers (kernels/int8.py)
+    quant: Any = None
+    unit_scale: np.ndarray | None = None
+    dot: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,8 @@ class Option:
 
 @dataclass(frozen=True)
 class Format:
-    """One weight format (see the module docstring). `rank` orders equally priced formats (lower first).
+    """One weight format (see the module docstring). `rank` orders equally priced formats (lower first);
+    `precision` is the arithmetic its kernels compute in ("fp32", "int8").
 
     options(work) → priced geometries; stored_lanes(weight, rows, width, costs) → lanes without packing;
     pack(work, option) → the packed arrays; kernel(work, option, packed, parallel) → (PrimFunc, constant
@@ -89,6 +95,7 @@ class Format:
     pack: Callable[[Work, Option], Any]
     kernel: Callable[[Work, Option, Any, bool], tuple[Any, tuple[np.ndarray, ...]]]
     label: Callable[[Option], str]
+    precision: str = "fp32"
 
 
 FORMATS: Registry[Format] = Registry("weight format")
@@ -102,14 +109,18 @@ def register(fmt: Format) -> Format:
 _loaded = False
 
 
-def of(operand: Operand, *, sparse: bool) -> list[Format]:
-    """The registered formats serving `operand`, sparse or dense, in rank order."""
+def of(operand: Operand, *, sparse: bool, precision: str = "fp32") -> list[Format]:
+    """The registered formats serving `operand` in `precision`, sparse or dense, in rank order."""
     global _loaded
     if not _loaded:
         for info in pkgutil.iter_modules(__path__):
             importlib.import_module(f"{__name__}.{info.name}")
         _loaded = True
-    found = [f for f in FORMATS.values() if f.operand is operand and f.sparse == sparse]
+    found = [
+        f
+        for f in FORMATS.values()
+        if f.operand is operand and f.sparse == sparse and f.precision == precision
+    ]
     return sorted(found, key=lambda f: f.rank)
 
 
@@ -118,6 +129,6 @@ def cheapest(options: Sequence[Option], price: Callable[[Option], float]) -> Opt
     return sorted(options, key=price)[0]
 
 
-def priced(work: Work, operand: Operand) -> list[Option]:
+def priced(work: Work, operand: Operand, precision: str = "fp32") -> list[Option]:
     """Every sparse option of `operand` for this layer, in rank order (then each format's geometry order)."""
-    return [option for fmt in of(operand, sparse=True) for option in fmt.options(work)]
+    return [option for fmt in of(operand, sparse=True, precision=precision) for option in fmt.options(work)]

@@ -36,6 +36,7 @@ class LinearLayer:
     n: int
     weight: np.ndarray
     ep: Epilogue
+    quant: Any = None  # an int8 layer's `ir.quant.LayerPrecision` (None: fp32)
 
 
 @dataclass(frozen=True, eq=False)

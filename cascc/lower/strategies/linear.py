@@ -16,6 +16,10 @@ class Linear:
     """y = act(x · Wᵀ + b) with a constant weight (see the module docstring)."""
 
     def lower(self, ctx, layer: LinearLayer) -> relax.Expr:
+        if layer.quant is not None:
+            from .int8_linear import lower_int8
+
+            return lower_int8(ctx, layer)
         if layer.rows < ctx.costs.wide_min_batch:
             return self._narrow(ctx, layer)
         rows, k, n = layer.rows, layer.k, layer.n

@@ -1,0 +1,212 @@
+"""int8 kernels for y = act(dequant(Σ u8(x) · s8(W)) + b): the activation quantizer and the narrow dense
+and 1×4-block sparse GEMMs (`formats/int8.py` packs their weights).
+
+Operands travel as int32 words of 4 bytes: an activation row is `kwords` words of 4 consecutive uint8
+codes (byte j of word i is input 4i + j; the padding bytes hold the zero point), and each weight word holds
+the 4 int8 codes one output unit applies to one activation word. That is the operand shape of x86's
+`vpdpbusd` (AVX512-VNNI: 16 lanes, each the sum of 4 u8×s8 products added to an int32 accumulator), which
+the kernels call where the CPU has it (`dot="vnni"`); elsewhere they compute the same sums exactly by
+widening each byte to int32 (`dot="widen"`).
+
+Accumulators start at the unit's zero-point correction, −zero · Σ q_w, so the epilogue is one multiply by
+scale_x · scale_w[n] plus the bias, then the fused activation, in float32.
+"""
+
+from __future__ import annotations
+
+from tvm import tirx
+from tvm.script import tirx as T
+
+from .cache import cached
+from .linear import SCHEDULED, _activate
+from .tasks import task_jobs
+
+LANES = 16  # int32 lanes of one 512-bit vector: output units per dot-product instruction
+DOTS = ("vnni", "widen")
+
+
+def _dot(acc, a, b, dot: str):
+    """acc + Σ_j u8(a byte j) · s8(b byte j) per int32 lane, 16 lanes."""
+    if dot == "vnni":
+        return T.call_llvm_pure_intrin(
+            T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"),
+            acc,
+            T.reinterpret(a, dtype="int8x64"),
+            T.reinterpret(b, dtype="int8x64"),
+            dtype="int32x16",
+        )
+    total = acc
+    for j in range(4):
+        unsigned = T.bitwise_and(
+            T.shift_right(a, T.broadcast(T.int32(8 * j), LANES)), T.broadcast(255, LANES)
+        )
+        signed = T.shift_right(
+            T.shift_left(b, T.broadcast(T.int32(24 - 8 * j), LANES)), T.broadcast(T.int32(24), LANES)
+        )
+        total = total + unsigned * signed
+    return total
+
+
+@cached
+def quantize_rows(batch: int, k: int, kwords: int) -> tirx.PrimFunc:
+    """Q[b, i] = the 4 uint8 codes clamp(round(X[b, 4i + j] · inv) + zero, 0, 255) as one int32 word;
+    `params` = (inv, zero). Inputs past k (padding) take the zero point."""
+
+    def code(X, params, b, i, j):
+        inside = T.max(T.min(T.nearbyint(X[b, T.min(i * 4 + j, k - 1)] * params[0]) + params[1], 255.0), 0.0)
+        value = T.Cast("int32", T.if_then_else(i * 4 + j < k, inside, params[1]))
+        return T.shift_left(value, j * 8)
+
+    @T.prim_func
+    def kernel(
+        X: T.Buffer((batch, k), "float32"),
+        params: T.Buffer((2,), "float32"),
+        Q: T.Buffer((batch, kwords), "int32"),
+    ):
+        T.func_attr(SCHEDULED)
+        for b in range(batch):
+            for i in T.vectorized(kwords):
+                Q[b, i] = (
+                    code(X, params, b, i, 0)
+                    | code(X, params, b, i, 1)
+                    | code(X, params, b, i, 2)
+                    | code(X, params, b, i, 3)
+                )
+
+    return kernel
+
+
+@cached
+def int8_dense_linear(
+    batch: int,
+    kwords: int,
+    tiles: int,
+    vectors: int,
+    batch_tile: int,
+    act: str | None,
+    dot: str,
+    parallel: bool = True,
+) -> tirx.PrimFunc:
+    """Y[b, n] = act((offset[n] + Σ_i dot(Q[b, i], W[n // T, i, n % T])) · scale[n] + bias[n]) with
+    T = 16 · `vectors` units per tile: per activation word, one broadcast and `vectors` dot products per
+    row of the batch tile (`vectors` · `batch_tile` independent accumulators)."""
+    tile = LANES * vectors
+    bt = batch_tile
+    assert batch % bt == 0
+    loop, jobs, per = task_jobs(tiles * (batch // bt), parallel)
+
+    @T.prim_func
+    def kernel(
+        Q: T.Buffer((batch, kwords), "int32"),
+        W: T.Buffer((tiles, kwords, tile), "int32"),
+        offset: T.Buffer((tiles * tile,), "int32"),
+        scale: T.Buffer((tiles * tile,), "float32"),
+        bias: T.Buffer((tiles * tile,), "float32"),
+        Y: T.Buffer((batch, tiles * tile), "float32"),
+    ):
+        T.func_attr(SCHEDULED)
+        for job in loop(jobs):
+            for step in range(per):
+                task = job * per + step
+                if task < tiles * (batch // bt):
+                    t = task % tiles
+                    b0 = (task // tiles) * bt
+                    acc = T.alloc_local((bt, tile), "int32")
+                    for r in T.unroll(bt):
+                        for u in T.vectorized(tile):
+                            acc[r, u] = offset[t * tile + u]
+                    for i in range(kwords):
+                        for r in T.unroll(bt):
+                            for v in T.unroll(vectors):
+                                acc[r, T.ramp(v * LANES, 1, LANES)] = _dot(
+                                    acc[r, T.ramp(v * LANES, 1, LANES)],
+                                    T.broadcast(Q[b0 + r, i], LANES),
+                                    W[t, i, T.ramp(v * LANES, 1, LANES)],
+                                    dot,
+                                )
+                    for r in T.unroll(bt):
+                        for u in T.vectorized(tile):
+                            Y[b0 + r, t * tile + u] = _activate(
+                                T.Cast("float32", acc[r, u]) * scale[t * tile + u] + bias[t * tile + u], act
+                            )
+
+    return kernel
+
+
+def _gather(Q, b, cols, dot: str):
+    """The 16 activation words Q[b, cols[lane]]: AVX-512's vpgatherdd with VNNI, lane by lane otherwise."""
+    if dot == "vnni":
+        return T.call_llvm_pure_intrin(
+            T.llvm_lookup_intrinsic_id("llvm.x86.avx512.gather.dpi.512"),
+            T.broadcast(T.int32(0), LANES),
+            T.address_of(Q[b, 0]),
+            cols,
+            T.int16(-1),
+            T.int32(4),
+            dtype="int32x16",
+        )
+    return Q[b, cols]
+
+
+@cached
+def int8_block_linear(
+    batch: int,
+    kwords: int,
+    tiles: int,
+    slots: int,
+    unroll: int,
+    act: str | None,
+    dot: str,
+    parallel: bool = True,
+) -> tirx.PrimFunc:
+    """Sparse Y from 1×4 blocks (`formats/int8.py`): a tile's 16 rows advance one block each per slot; a
+    block is one weight word against the activation word at its column, gathered per lane. Slots come in
+    multiples of `unroll` (zero blocks pad them), each of the `unroll` slots into its own accumulator.
+    Output row `order[p]` receives packed row p."""
+    loop, jobs, per = task_jobs(tiles, parallel)
+    npad = tiles * LANES
+    u_ = unroll
+
+    @T.prim_func
+    def kernel(
+        Q: T.Buffer((batch, kwords), "int32"),
+        data: T.Buffer((slots, LANES), "int32"),
+        cols: T.Buffer((slots, LANES), "int32"),
+        ptr: T.Buffer((tiles + 1,), "int32"),
+        offset: T.Buffer((npad,), "int32"),
+        scale: T.Buffer((npad,), "float32"),
+        bias: T.Buffer((npad,), "float32"),
+        order: T.Buffer((npad,), "int32"),
+        Y: T.Buffer((batch, npad), "float32"),
+    ):
+        T.func_attr(SCHEDULED)
+        for job in loop(jobs):
+            for step in range(per):
+                t = job * per + step
+                if t < tiles:
+                    for b in range(batch):
+                        acc = T.alloc_local((u_ * LANES,), "int32")
+                        out = T.alloc_local((LANES,), "float32")
+                        for u in T.vectorized(u_ * LANES):
+                            acc[u] = 0
+                        for i in range((ptr[t + 1] - ptr[t]) // u_):
+                            for j in T.unroll(u_):
+                                acc[T.ramp(j * LANES, 1, LANES)] = _dot(
+                                    acc[T.ramp(j * LANES, 1, LANES)],
+                                    _gather(Q, b, cols[ptr[t] + i * u_ + j, T.ramp(0, 1, LANES)], dot),
+                                    data[ptr[t] + i * u_ + j, T.ramp(0, 1, LANES)],
+                                    dot,
+                                )
+                        for j in T.unroll(u_ - 1):
+                            for r in T.vectorized(LANES):
+                                acc[r] = acc[r] + acc[(j + 1) * LANES + r]
+                        for r in T.vectorized(LANES):
+                            out[r] = _activate(
+                                T.Cast("float32", acc[r] + offset[t * LANES + r]) * scale[t * LANES + r]
+                                + bias[t * LANES + r],
+                                act,
+                            )
+                        for r in T.unroll(LANES):  # scatter through the packing's row order
+                            Y[b, order[t * LANES + r]] = out[r]
+
+    return kernel
