@@ -63,11 +63,14 @@ def prune(
     stage: Stage | None = None,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     strict: bool = False,
+    quantize: Mapping[str, Any] | None = None,
 ) -> Program:
-    """Sparsify `model` with `recipe` and save it as a `.pt2` (masks and history kept) at `out`."""
+    """Sparsify `model` with `recipe` and save it as a `.pt2` (masks, precisions and history kept) at
+    `out`; `quantize` (the `quantize.ptq` options) makes its linear layers int8."""
     from .frontends.torch import save_pt2
 
     program = sparsify(model, recipe, seed=seed, stage=stage, input_shapes=input_shapes, strict=strict)
+    program = _quantize(program, quantize, stage)
     save_pt2(program, Path(out))
     return program
 
@@ -137,17 +140,25 @@ def compile(
     stage: Stage | None = None,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     strict: bool = False,
+    quantize: Mapping[str, Any] | None = None,
 ) -> CompileResult:
     """Import `model`, sparsify it (`recipe`, or magnitude pruning to `sparsity`), optionally fine-tune it
     with its masks fixed (`finetune`: `data` and train.finetune options), lower it for `target` and write the
     artifact to `out`. With fine-tuning, the manifest also holds the test-split comparison with the model as
-    imported (accuracy per class and under noise/FGSM)."""
+    imported (accuracy per class and under noise/FGSM). `quantize` (the `quantize.ptq` options, after any
+    fine-tuning) makes the linear layers int8."""
     from . import passes
     from .lower import lower
     from .targets import get as get_target
 
     say = stage or (lambda _msg: None)
     tgt = get_target(target, cpu=cpu)
+    if quantize is not None and tgt.kernels != "cpu":
+        raise OptionError(
+            target,
+            "cascc's int8 kernels are CPU kernels",
+            "compile for x86 or arm64, or with --precision fp32",
+        )
     recipe = recipe or Recipe(sparsity=sparsity)
     for line in artifacts.recover(Path(out)):
         warnings.warn(line, PassWarning, stacklevel=2)
@@ -173,6 +184,7 @@ def compile(
         program = passes.run(program, [("train.finetune", {"seed": seed, **finetune})])
         say("evaluating against the imported model")
         evaluation = compare(start, program, data, seed=seed).to_json()
+    program = _quantize(program, quantize, say)
     _check_float32(program)
     say(f"lowering for {tgt.name} with TVM")
     lowered = lower(program, tgt, measure=measure)
@@ -181,6 +193,17 @@ def compile(
         Path(out), program, lowered, force=force, evaluation=evaluation, protect=inputs
     )
     return CompileResult(program, Path(out), manifest, artifacts.manifest_digest(Path(out)))
+
+
+def _quantize(program: Program, options: Mapping[str, Any] | None, stage: Stage | None) -> Program:
+    """`program` after int8 post-training quantization with `options` (unchanged for None)."""
+    from . import passes
+
+    if options is None:
+        return program
+    if stage:
+        stage("calibrating int8 ranges")
+    return passes.run(program, [("quantize.ptq", dict(options))])
 
 
 def _check_float32(program: Program) -> None:

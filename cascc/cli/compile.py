@@ -20,6 +20,8 @@ from .options import (
     config_option,
     err,
     out,
+    precision_options,
+    quantization,
     sparsify_options,
     writable_file,
 )
@@ -76,6 +78,7 @@ STRICT = click.option(
 )
 @config_option(TrainConfig, "epochs", default=10, help="Fine-tuning epochs.")
 @config_option(TrainConfig, "lr", help="Fine-tuning learning rate (default 0.05, SGD).")
+@precision_options
 @STRICT
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of a table.")
 def compile_cmd(
@@ -89,6 +92,9 @@ def compile_cmd(
     finetune: bool,
     epochs: int,
     lr: float | None,
+    precision: str,
+    calibrator: str,
+    calibration_samples: int,
     strict: bool,
     as_json: bool,
     **recipe: Any,
@@ -96,7 +102,8 @@ def compile_cmd(
     """Compile MODEL (file.py:factory, .pt2 or .onnx) into an artifact directory."""
     from ..api import compile as compile_model
 
-    recipe_, shapes = _recipe(recipe, seed, command_uses_data=finetune)
+    recipe_, shapes = _recipe(recipe, seed, command_uses_data=finetune or precision == "int8")
+    quantize = quantization(precision, calibrator, calibration_samples, recipe_.data, seed)
     tuning = None
     if finetune:
         if recipe_.data is None:
@@ -116,6 +123,7 @@ def compile_cmd(
             cpu=cpu,
             measure=measure,
             finetune=tuning,
+            quantize=quantize,
             stage=lambda msg: status.update(f"{msg}…"),
             strict=strict,
         )
@@ -162,8 +170,11 @@ def kernel_count_line(rows: list[dict[str, Any]]) -> str:
 def _layer_table(manifest: dict[str, Any]) -> None:
     measured = any(row.get("measured_us") for row in manifest["layers"])
     table = Table(title="layers", title_justify="left")
-    for col in ("layer", "kind", "shape", "density", "kernel", "reason") + (
-        ("measured µs",) if measured else ()
+    quantized = any(row.get("precision", "fp32") != "fp32" for row in manifest["layers"])
+    for col in (
+        ("layer", "kind", "shape", "density", "kernel", "reason")
+        + (("precision",) if quantized else ())
+        + (("measured µs",) if measured else ())
     ):
         table.add_column(col)
     for row in manifest["layers"]:
@@ -175,6 +186,9 @@ def _layer_table(manifest: dict[str, Any]) -> None:
             row["kernel"] or "",
             row["reason"] or "",
         ]
+        if quantized:
+            why = row.get("precision_reason")
+            cells.append(row.get("precision", "fp32") + (f": {why}" if why else ""))
         if measured:
             m = row.get("measured_us") or {}
             cells.append(", ".join(f"{k} {v:.1f}" for k, v in sorted(m.items())))
@@ -189,21 +203,33 @@ def _layer_table(manifest: dict[str, Any]) -> None:
     "--output", "-o", "output", type=click.Path(path_type=Path), required=True, help="The .pt2 file to write."
 )
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for every random choice.")
+@precision_options
 @STRICT
-def prune_cmd(model: str, output: Path, seed: int, strict: bool, **recipe: Any) -> None:
+def prune_cmd(
+    model: str,
+    output: Path,
+    seed: int,
+    precision: str,
+    calibrator: str,
+    calibration_samples: int,
+    strict: bool,
+    **recipe: Any,
+) -> None:
     """Sparsify MODEL and save it as a .pt2 (masks and pass history kept) for compile, analyze or training."""
     from ..api import prune
     from ..frontends import model_file
     from ..ir import layers
 
     writable_file(output, (".pt2",), "--output", inputs=(model_file(model),))
-    recipe_, shapes = _recipe(recipe, seed)
+    recipe_, shapes = _recipe(recipe, seed, command_uses_data=precision == "int8")
+    quantize = quantization(precision, calibrator, calibration_samples, recipe_.data, seed)
     with err.status("pruning") as status:
         program = prune(
             model,
             recipe_,
             out=output,
             seed=seed,
+            quantize=quantize,
             stage=lambda m: status.update(f"{m}…"),
             input_shapes=shapes,
             strict=strict,

@@ -234,3 +234,49 @@ def config_options(cls: type, names: Iterable[str] | None = None):
         return command
 
     return add
+
+
+def precision_options(command):
+    """--precision and the int8 calibration options (compile, prune)."""
+    options = [
+        click.option(
+            "--precision",
+            type=click.Choice(["fp32", "int8", "bf16"]),
+            default="fp32",
+            show_default=True,
+            help="Arithmetic: int8 quantizes weights per channel and activations per tensor, calibrated on "
+            "--data (Gaussian probes without it, with a warning); layers that stay fp32 say why.",
+        ),
+        click.option(
+            "--calibrator",
+            type=click.Choice(["percentile", "minmax"]),
+            default="percentile",
+            show_default=True,
+            help="int8 activation ranges: the 99.99th-percentile range, or the observed min-max.",
+        ),
+        click.option(
+            "--calibration-samples",
+            type=click.IntRange(1, 1 << 20),
+            default=256,
+            show_default=True,
+            help="int8: samples the activation ranges are calibrated on.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def quantization(precision: str, calibrator: str, samples: int, data: str | None, seed: int):
+    """The `quantize.ptq` options for --precision (None: fp32), or a clear error for one not offered."""
+    from ..errors import OptionError
+
+    if precision == "bf16":
+        raise OptionError(
+            "bf16",
+            "cascc has no bf16 kernels yet",
+            "compile with --precision fp32 or int8",
+        )
+    if precision == "fp32":
+        return None
+    return {"data": data, "calibrator": calibrator, "samples": samples, "seed": seed}

@@ -165,6 +165,7 @@ def layer_table(program: Program, decisions: Sequence[Any]) -> list[dict[str, An
         mask = program.masks.get(layer.name)
         kept = layer.size if mask is None else int(mask.sum())
         decision = by_name.get(layer.name)
+        rule = program.precisions.get(layer.name)
         rows.append(
             {
                 "name": layer.name,
@@ -178,6 +179,8 @@ def layer_table(program: Program, decisions: Sequence[Any]) -> list[dict[str, An
                 # the typed decision: DecisionKind's value, and the Decline's name where it ran dense
                 "kernel_kind": decision.kind.value if decision else None,
                 "decline": decision.decline.name if decision and decision.decline else None,
+                "precision": decision.precision if decision else "fp32",
+                **({"precision_reason": rule.reason} if rule is not None and rule.reason else {}),
                 "dense_us": decision.dense_us if decision else None,
                 "sparse_us": decision.sparse_us if decision else None,
                 **({"measured_us": dict(decision.measured_us)} if decision and decision.measured_us else {}),

@@ -87,6 +87,8 @@ _LAYER = _record(
         "measured_us": lambda v: isinstance(v, dict) and all(_number(0.0)(x) for x in v.values()),
         "kernel_kind": _optional(_str),
         "decline": _optional(_str),
+        "precision": ("fp32", "int8", "bf16").__contains__,
+        "precision_reason": _str,
     },
 )
 
