@@ -236,12 +236,24 @@ def config_options(cls: type, names: Iterable[str] | None = None):
     return add
 
 
+def _precisions():
+    from ..ir.quant import Precision
+
+    return [precision.value for precision in Precision]
+
+
+def _calibrators():
+    from cascc.passes.quantize import CALIBRATORS
+
+    return CALIBRATORS
+
+
 def precision_options(command):
     """--precision and the int8 calibration options (compile, prune)."""
     options = [
         click.option(
             "--precision",
-            type=click.Choice(["fp32", "int8", "bf16"]),
+            type=Names(_precisions),
             default="fp32",
             show_default=True,
             help="Arithmetic: int8 quantizes weights per channel and activations per tensor, calibrated on "
@@ -249,7 +261,7 @@ def precision_options(command):
         ),
         click.option(
             "--calibrator",
-            type=click.Choice(["percentile", "minmax"]),
+            type=Names(_calibrators),
             default="percentile",
             show_default=True,
             help="int8 activation ranges: the 99.99th-percentile range, or the observed min-max.",
