@@ -142,11 +142,16 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
 
 
 def int8_dot(tvm_target) -> str:
-    """The int8 dot product the target CPU offers: AVX512-VNNI's vpdpbusd, else exact widening."""
+    """The int8 dot product the target CPU offers (kernels/int8.py DOTS): AVX512-VNNI's vpdpbusd, AVX2's
+    vpmaddwd, else exact widening."""
     from tvm.target import codegen
 
     x86 = str(tvm_target.kind) == "llvm" and "x86_64" in str(tvm_target.attrs.get("mtriple", ""))
-    return "vnni" if x86 and codegen.target_has_features("avx512vnni", tvm_target) else "widen"
+    if x86 and codegen.target_has_features("avx512vnni", tvm_target):
+        return "vnni"
+    if x86 and codegen.target_has_features("avx2", tvm_target):
+        return "pmaddwd"
+    return "widen"
 
 
 def _check_int8(program: Program, decisions: dict[str, Decision]) -> None:

@@ -1,5 +1,6 @@
 """int8 kernels and their packings against numpy's integer arithmetic, across shapes, batches and densities,
-for both dot products (AVX512-VNNI's vpdpbusd where this CPU has it, and the exact widening path)."""
+for each dot product (AVX512-VNNI's vpdpbusd and AVX2's vpmaddwd where this CPU has them, and the exact
+widening path)."""
 
 from __future__ import annotations
 
@@ -21,23 +22,6 @@ from cascc.lower.kernels.int8 import quantize_rows
 from cascc.targets import KernelCosts
 
 DENSITIES = [1.0, 0.5, 0.1, 0.02, 0.0]
-
-
-@pytest.fixture(scope="module")
-def target():
-    from cascc.lower.target import resolve
-    from cascc.targets import TARGETS
-
-    return resolve(TARGETS["x86"])
-
-
-@pytest.fixture(scope="module", params=["vnni", "widen"])
-def dot(request, target):
-    from cascc.lower import int8_dot
-
-    if request.param == "vnni" and int8_dot(target) != "vnni":
-        pytest.skip("this CPU has no AVX512-VNNI")
-    return request.param
 
 
 def run(target, func, *arrays, out, dtype="float32"):

@@ -28,8 +28,8 @@ from ..kernels.int8 import LANES, int8_block_linear, int8_dense_linear
 from . import Format, Operand, Option, Work, register
 from .bsr import block_lanes, pack_block_rows
 
-DENSE_NS_PER_MAC = {"vnni": 0.016, "widen": 0.12}
-BLOCK_NS_PER_SLOT = {"vnni": 6.0, "widen": 14.0}
+DENSE_NS_PER_MAC = {"vnni": 0.016, "pmaddwd": 0.05, "widen": 0.12}
+BLOCK_NS_PER_SLOT = {"vnni": 6.0, "pmaddwd": 8.0, "widen": 14.0}
 UNROLL = 2  # independent accumulators of the sparse kernel
 
 

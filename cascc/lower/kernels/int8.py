@@ -5,8 +5,10 @@ Operands travel as int32 words of 4 bytes: an activation row is `kwords` words o
 codes (byte j of word i is input 4i + j; the padding bytes hold the zero point), and each weight word holds
 the 4 int8 codes one output unit applies to one activation word. That is the operand shape of x86's
 `vpdpbusd` (AVX512-VNNI: 16 lanes, each the sum of 4 u8×s8 products added to an int32 accumulator), which
-the kernels call where the CPU has it (`dot="vnni"`); elsewhere they compute the same sums exactly by
-widening each byte to int32 (`dot="widen"`).
+the kernels call where the CPU has it (`dot="vnni"`). On AVX2 without VNNI (`dot="pmaddwd"`) they split
+each word into its even and odd bytes as int16 pairs and add two `vpmaddwd`s (16-bit products summed in
+pairs into int32: exact, where `vpmaddubsw` would saturate), 8 lanes per instruction. Elsewhere they widen
+each byte to int32 (`dot="widen"`). All three give the same integers.
 
 Accumulators start at the unit's zero-point correction, −zero · Σ q_w, so the epilogue is one multiply by
 scale_x · scale_w[n] plus the bias, then the fused activation, in float32.
@@ -21,12 +23,14 @@ from .cache import cached
 from .linear import SCHEDULED, _activate
 from .tasks import task_jobs
 
-LANES = 16  # int32 lanes of one 512-bit vector: output units per dot-product instruction
-DOTS = ("vnni", "widen")
+LANES = 16  # units per tile row of the packed weights: the int32 lanes of one 512-bit vector
+DOT_LANES = {"vnni": 16, "pmaddwd": 8, "widen": 16}  # int32 lanes one dot-product step computes
+DOTS = tuple(DOT_LANES)
 
 
 def _dot(acc, a, b, dot: str):
-    """acc + Σ_j u8(a byte j) · s8(b byte j) per int32 lane, 16 lanes."""
+    """acc + Σ_j u8(a byte j) · s8(b byte j) per int32 lane, `DOT_LANES[dot]` lanes."""
+    lanes = DOT_LANES[dot]
     if dot == "vnni":
         return T.call_llvm_pure_intrin(
             T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"),
@@ -35,16 +39,36 @@ def _dot(acc, a, b, dot: str):
             T.reinterpret(b, dtype="int8x64"),
             dtype="int32x16",
         )
+    if dot == "pmaddwd":
+        return acc + _pmaddwd_pairs(a, b, lanes)
     total = acc
     for j in range(4):
         unsigned = T.bitwise_and(
-            T.shift_right(a, T.broadcast(T.int32(8 * j), LANES)), T.broadcast(255, LANES)
+            T.shift_right(a, T.broadcast(T.int32(8 * j), lanes)), T.broadcast(255, lanes)
         )
         signed = T.shift_right(
-            T.shift_left(b, T.broadcast(T.int32(24 - 8 * j), LANES)), T.broadcast(T.int32(24), LANES)
+            T.shift_left(b, T.broadcast(T.int32(24 - 8 * j), lanes)), T.broadcast(T.int32(24), lanes)
         )
         total = total + unsigned * signed
     return total
+
+
+def _pmaddwd_pairs(a, b, lanes: int):
+    """Σ_j u8(a_j) · s8(b_j) per lane as two vpmaddwd: bytes 0, 2 and bytes 1, 3 as int16 pairs."""
+    halves = 2 * lanes
+    even_mask = T.broadcast(T.int32(0x00FF00FF), lanes)
+    a_even = T.reinterpret(T.bitwise_and(a, even_mask), dtype=f"int16x{halves}")
+    a_odd = T.reinterpret(
+        T.bitwise_and(T.shift_right(a, T.broadcast(T.int32(8), lanes)), even_mask), dtype=f"int16x{halves}"
+    )
+    b16 = T.reinterpret(b, dtype=f"int16x{halves}")
+    eight = T.broadcast(T.int16(8), halves)
+    b_even = T.shift_right(T.shift_left(b16, eight), eight)
+    b_odd = T.shift_right(b16, eight)
+    madd = T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.wd")
+    return T.call_llvm_pure_intrin(madd, a_even, b_even, dtype=f"int32x{lanes}") + T.call_llvm_pure_intrin(
+        madd, a_odd, b_odd, dtype=f"int32x{lanes}"
+    )
 
 
 @cached
@@ -91,6 +115,8 @@ def int8_dense_linear(
     T = 16 · `vectors` units per tile: per activation word, one broadcast and `vectors` dot products per
     row of the batch tile (`vectors` · `batch_tile` independent accumulators)."""
     tile = LANES * vectors
+    width = DOT_LANES[dot]
+    chunks = tile // width
     bt = batch_tile
     assert batch % bt == 0
     loop, jobs, per = task_jobs(tiles * (batch // bt), parallel)
@@ -117,11 +143,11 @@ def int8_dense_linear(
                             acc[r, u] = offset[t * tile + u]
                     for i in range(kwords):
                         for r in T.unroll(bt):
-                            for v in T.unroll(vectors):
-                                acc[r, T.ramp(v * LANES, 1, LANES)] = _dot(
-                                    acc[r, T.ramp(v * LANES, 1, LANES)],
-                                    T.broadcast(Q[b0 + r, i], LANES),
-                                    W[t, i, T.ramp(v * LANES, 1, LANES)],
+                            for v in T.unroll(chunks):
+                                acc[r, T.ramp(v * width, 1, width)] = _dot(
+                                    acc[r, T.ramp(v * width, 1, width)],
+                                    T.broadcast(Q[b0 + r, i], width),
+                                    W[t, i, T.ramp(v * width, 1, width)],
                                     dot,
                                 )
                     for r in T.unroll(bt):
@@ -134,7 +160,8 @@ def int8_dense_linear(
 
 
 def _gather(Q, b, cols, dot: str):
-    """The 16 activation words Q[b, cols[lane]]: AVX-512's vpgatherdd with VNNI, lane by lane otherwise."""
+    """The activation words Q[b, cols[lane]]: vpgatherdd (AVX-512 with VNNI, AVX2 with pmaddwd), lane by
+    lane otherwise."""
     if dot == "vnni":
         return T.call_llvm_pure_intrin(
             T.llvm_lookup_intrinsic_id("llvm.x86.avx512.gather.dpi.512"),
@@ -144,6 +171,17 @@ def _gather(Q, b, cols, dot: str):
             T.int16(-1),
             T.int32(4),
             dtype="int32x16",
+        )
+    if dot == "pmaddwd":
+        lanes = DOT_LANES[dot]
+        return T.call_llvm_pure_intrin(
+            T.llvm_lookup_intrinsic_id("llvm.x86.avx2.gather.d.d.256"),
+            T.broadcast(T.int32(0), lanes),
+            T.address_of(Q[b, 0]),
+            cols,
+            T.broadcast(T.int32(-1), lanes),
+            T.int8(4),
+            dtype=f"int32x{lanes}",
         )
     return Q[b, cols]
 
@@ -166,6 +204,8 @@ def int8_block_linear(
     loop, jobs, per = task_jobs(tiles, parallel)
     npad = tiles * LANES
     u_ = unroll
+    width = DOT_LANES[dot]
+    chunks = LANES // width
 
     @T.prim_func
     def kernel(
@@ -191,12 +231,15 @@ def int8_block_linear(
                             acc[u] = 0
                         for i in range((ptr[t + 1] - ptr[t]) // u_):
                             for j in T.unroll(u_):
-                                acc[T.ramp(j * LANES, 1, LANES)] = _dot(
-                                    acc[T.ramp(j * LANES, 1, LANES)],
-                                    _gather(Q, b, cols[ptr[t] + i * u_ + j, T.ramp(0, 1, LANES)], dot),
-                                    data[ptr[t] + i * u_ + j, T.ramp(0, 1, LANES)],
-                                    dot,
-                                )
+                                for h in T.unroll(chunks):
+                                    acc[T.ramp(j * LANES + h * width, 1, width)] = _dot(
+                                        acc[T.ramp(j * LANES + h * width, 1, width)],
+                                        _gather(
+                                            Q, b, cols[ptr[t] + i * u_ + j, T.ramp(h * width, 1, width)], dot
+                                        ),
+                                        data[ptr[t] + i * u_ + j, T.ramp(h * width, 1, width)],
+                                        dot,
+                                    )
                         for j in T.unroll(u_ - 1):
                             for r in T.vectorized(LANES):
                                 acc[r] = acc[r] + acc[(j + 1) * LANES + r]

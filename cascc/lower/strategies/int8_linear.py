@@ -2,7 +2,8 @@
 cheaper of the dense and the 1×4-block int8 kernels (formats/int8.py), priced like the fp32 narrow ones.
 
 The kernel's label names the dot product it runs: `vpdpbusd` where the target CPU has AVX512-VNNI, else
-the widening path, with the reason, so a CPU without the instruction says so in the compile table.
+AVX2's `vpmaddwd` or the widening path, with the reason, so a CPU without the instruction says so in the
+compile table.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from ..formats import Operand, Work, cheapest, of, priced
 from ..kernels.int8 import quantize_rows
 from . import LinearLayer
 
-DOT_LABELS = {"vnni": "VNNI vpdpbusd", "widen": "widening multiply: the CPU has no AVX512-VNNI"}
+DOT_LABELS = {
+    "vnni": "VNNI vpdpbusd",
+    "pmaddwd": "AVX2 vpmaddwd: the CPU has no AVX512-VNNI",
+    "widen": "widening multiply: the CPU has neither AVX512-VNNI nor AVX2",
+}
 
 
 def unit_scale(raw: np.ndarray, folded: np.ndarray) -> np.ndarray | None:
