@@ -8,7 +8,7 @@ describe N(0, 1) inputs, not the model's). Calibrators: `minmax` (the observed r
 
 Layers stay fp32 by rule, each with its reason recorded in the Program (the compile table shows it): the
 output layer (`keep_output_float`), embeddings (lookups), layers reading a softmax, and the kinds cascc has
-no int8 kernel for yet (convolutions).
+no int8 kernel for yet (depthwise, grouped and transposed convolutions).
 """
 
 from __future__ import annotations
@@ -53,9 +53,14 @@ def float_reason(program: Program, layer: Layer, keep_output_float: bool) -> str
     node = {n.name: n for n in program.exported.graph.nodes}[layer.node]
     if layer.kind is LayerKind.EMBEDDING:
         return "an embedding is a lookup: int8 covers matmul layers"
-    if layer.kind in (LayerKind.CONV, LayerKind.DEPTHWISE):
-        return "no int8 convolution kernel yet"
-    if node.target not in (aten.addmm.default, aten.mm.default):
+    if layer.kind is LayerKind.DEPTHWISE:
+        return "no int8 depthwise convolution kernel yet"
+    if layer.kind is LayerKind.CONV:
+        if node.target is not aten.convolution.default or node.args[6]:
+            return f"its convolution is {node.target} (transposed), which the int8 kernels do not read"
+        if node.args[8] != 1:
+            return "no int8 grouped convolution kernel yet"
+    elif node.target not in (aten.addmm.default, aten.mm.default):
         return f"its matmul is {node.target}, which the int8 kernels do not read"
     source = node.args[activation_arg(node)]
     if isinstance(source, torch.fx.Node) and source.target in (aten._softmax.default, aten.softmax.int):

@@ -140,7 +140,7 @@ class LayerRewrite:
         ep = fold(pats, chain, m, weight)
         if ep is None:
             return ctx.why(name, density, Decline.NOT_FOLDABLE) or expr
-        layer = ConvLayer.of(self._layer_name(name), x, tuple(shape), weight, attrs, ep)
+        layer = ConvLayer.of(self._layer_name(name), x, tuple(shape), weight, attrs, ep, self.int8.get(name))
         strategy = self.family.strategies.depthwise if layer.depthwise else self.family.strategies.conv
         out = strategy.lower(ctx, layer)
         return expr if out is None else out

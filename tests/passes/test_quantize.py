@@ -15,6 +15,7 @@ from cascc.data import load
 from cascc.errors import ModelLoadError
 from cascc.frontends import load_model
 from cascc.frontends.torch import load_pt2, save_pt2
+from cascc.ir import LayerKind, layers
 from cascc.ir.quant import quantize_weight
 from cascc.passes.batched import batched
 from cascc.passes.evaluate import evaluate
@@ -95,6 +96,31 @@ def test_the_int8_artifact_computes_the_simulated_int8_model(tmp_path, pruned, d
     np.testing.assert_allclose(got, simulated, rtol=1e-4, atol=1e-4 * np.abs(simulated).max())
     assert np.abs(got - fp32).max() > 1e-4  # it really computed in int8, not in fp32
     assert (got.argmax(1) == fp32.argmax(1)).mean() > 0.9
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.9])
+def test_the_int8_cnn_computes_its_convs_in_int8_within_half_a_point(tmp_path, digits, sparsity):
+    """The digits CNN (3×3 convs with BatchNorm, a residual add, max pool): every conv runs an int8 kernel,
+    the artifact computes the simulated model, and PTQ stays within 0.5 points of fp32."""
+    program = load_model(f"{EXAMPLES / 'digits.py'}:cnn")
+    if sparsity:
+        program = passes.run(program, [("prune.magnitude", {"sparsity": sparsity})])
+    q = quantized(program)
+    convs = [layer.name for layer in layers(q) if layer.kind is LayerKind.CONV]
+    assert convs and set(convs) <= set(q.int8_layers)
+    assert accuracy(q, digits) >= accuracy(program, digits) - 0.005
+    result = api.compile(q, out=tmp_path / "int8")
+    rows = {r["name"]: r for r in result.manifest["layers"]}
+    for name in convs:
+        assert rows[name]["precision"] == "int8" and "int8 conv" in rows[name]["kernel"], rows[name]
+    session = Session(result.path / "model.so")
+    x = digits.x_test[:32].numpy()
+    got = np.concatenate([session.run([x[i : i + 1]])[0] for i in range(len(x))])
+    with torch.no_grad():
+        simulated = batched(q)(torch.from_numpy(x)).numpy()
+        fp32 = batched(program)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, simulated, rtol=1e-4, atol=1e-4 * np.abs(simulated).max())
+    assert np.abs(got - fp32).max() > 1e-4
 
 
 def test_pt2_round_trip_keeps_precisions_and_refuses_tampered_scales(tmp_path, pruned):

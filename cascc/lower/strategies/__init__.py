@@ -54,6 +54,7 @@ class ConvLayer:
     groups: int
     out_hw: tuple[int, int]
     ep: Epilogue
+    quant: Any = None  # an int8 layer's `ir.quant.LayerPrecision` (None: fp32)
 
     @property
     def out_c(self) -> int:
@@ -66,7 +67,7 @@ class ConvLayer:
         return self.groups == channels == self.out_c and self.weight.shape[1] == 1 and self.dil == (1, 1)
 
     @classmethod
-    def of(cls, name: str, x, shape, weight: np.ndarray, attrs, ep: Epilogue) -> ConvLayer:
+    def of(cls, name: str, x, shape, weight: np.ndarray, attrs, ep: Epilogue, quant=None) -> ConvLayer:
         """The layer a matched relax.nn.conv2d with these attributes describes."""
         _, _, height, width = shape
         kh, kw = weight.shape[2:]
@@ -75,7 +76,8 @@ class ConvLayer:
         dil = tuple(int(d) for d in attrs.dilation)
         oh = (height + pad[0] + pad[2] - dil[0] * (kh - 1) - 1) // stride[0] + 1
         ow = (width + pad[1] + pad[3] - dil[1] * (kw - 1) - 1) // stride[1] + 1
-        return cls(name, x, shape, weight, (kh, kw), stride, pad, dil, int(attrs.groups), (oh, ow), ep)
+        groups = int(attrs.groups)
+        return cls(name, x, shape, weight, (kh, kw), stride, pad, dil, groups, (oh, ow), ep, quant)
 
 
 @dataclass(frozen=True, eq=False)

@@ -26,6 +26,10 @@ class Conv:
     """A conv2d layer through the wide kernels (see the module docstring)."""
 
     def lower(self, ctx, layer: ConvLayer) -> relax.Expr | None:
+        if layer.quant is not None and layer.groups == 1:
+            from .int8_conv import lower_int8_conv
+
+            return lower_int8_conv(ctx, layer)
         c = ctx.costs
         batch, channels, height, width = layer.shape
         (kh, kw), stride, pad, dil = layer.kernel, layer.stride, layer.pad, layer.dil
