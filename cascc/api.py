@@ -66,7 +66,7 @@ def prune(
     quantize: Mapping[str, Any] | None = None,
 ) -> Program:
     """Sparsify `model` with `recipe` and save it as a `.pt2` (masks, precisions and history kept) at
-    `out`; `quantize` (the `quantize.ptq` options) makes its linear layers int8."""
+    `out`; `quantize` (the `quantize.ptq` options) makes its linear and conv layers int8."""
     from .frontends.torch import save_pt2
 
     program = sparsify(model, recipe, seed=seed, stage=stage, input_shapes=input_shapes, strict=strict)
@@ -145,8 +145,9 @@ def compile(
     """Import `model`, sparsify it (`recipe`, or magnitude pruning to `sparsity`), optionally fine-tune it
     with its masks fixed (`finetune`: `data` and train.finetune options), lower it for `target` and write the
     artifact to `out`. With fine-tuning, the manifest also holds the test-split comparison with the model as
-    imported (accuracy per class and under noise/FGSM). `quantize` (the `quantize.ptq` options, after any
-    fine-tuning) makes the linear layers int8."""
+    imported (accuracy per class and under noise/FGSM). `quantize` (the `quantize.ptq` options) makes the
+    linear and conv layers int8; with fine-tuning it comes first, so the fine-tuning is quantization-aware
+    (`train.finetune` on the simulated int8 model)."""
     from . import passes
     from .lower import lower
     from .targets import get as get_target
@@ -180,11 +181,13 @@ def compile(
         say("importing the model")
         start = load_model(model, seed=seed, input_shapes=input_shapes, strict=strict)
         program = sparsify(start, recipe, seed=seed, stage=say)
-        say("fine-tuning with the masks fixed")
+        program = _quantize(program, quantize, say)  # int8: fine-tuning is quantization-aware
+        say(f"fine-tuning{' int8-aware' if program.int8_layers else ''} with the masks fixed")
         program = passes.run(program, [("train.finetune", {"seed": seed, **finetune})])
         say("evaluating against the imported model")
         evaluation = compare(start, program, data, seed=seed).to_json()
-    program = _quantize(program, quantize, say)
+    if not program.int8_layers:
+        program = _quantize(program, quantize, say)
     _check_float32(program)
     say(f"lowering for {tgt.name} with TVM")
     lowered = lower(program, tgt, measure=measure)

@@ -38,8 +38,9 @@ class BatchedModule(torch.nn.Module):
         return out.reshape(samples, -1)
 
 
-def batched(program: Program) -> BatchedModule:
-    """A fresh trainable module for `program` (masks applied), checked to be a single-input classifier."""
+def batched(program: Program, trainable_int8: bool = False) -> BatchedModule:
+    """A fresh trainable module for `program` (masks applied), checked to be a single-input classifier;
+    `trainable_int8`: int8 layers round their float weights in the graph (quantization-aware training)."""
     if len(program.inputs) != 1:
         raise OptionError(
             program.source,
@@ -53,7 +54,7 @@ def batched(program: Program) -> BatchedModule:
             f"training needs classifier logits of shape [batch, classes], the model returns {list(shape)}",
             "return one [batch, classes] tensor from forward()",
         )
-    module = program.module()
+    module = program.module(trainable_int8=trainable_int8)
     for parameter in module.parameters():  # exported parameters come frozen
         parameter.requires_grad_(True)
     _swap_batch_norm(module)

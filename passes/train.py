@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from cascc.data import Dataset, load
 from cascc.errors import OptionError
 from cascc.ir import Program, layers
+from cascc.ir.quant import weight_scales
 from cascc.registry import Registry
 from cascc.training.config import TrainConfig
 
@@ -84,7 +85,7 @@ def train(
     schedule = schedule or Static()
     _check_data(program, data)
     masks = {name: m.clone() for name, m in (program.masks if masks is None else masks).items()}
-    module = batched(dataclasses.replace(program, masks=masks))
+    module = batched(dataclasses.replace(program, masks=masks), trainable_int8=True)
     factors = mw.attach(module.inner, masks) if config.mw else {}
     if factors and not isinstance(schedule, Static):
         raise OptionError(None, "m⊙w trains a fixed mask", "use it with the static schedule")
@@ -149,8 +150,16 @@ def train(
 
 
 def trained_program(program: Program, result: Trained) -> Program:
-    """`program` holding the run's weights and masks."""
-    return dataclasses.replace(program.with_weights(result.weights), masks=result.masks)
+    """`program` holding the run's weights and masks; an int8 layer's weight scales follow its trained
+    weight, as they did in every forward of the run (its activation grid stays as calibrated)."""
+    trained = dataclasses.replace(program.with_weights(result.weights), masks=result.masks)
+    if not program.int8_layers:
+        return trained
+    weights = trained.masked_weights()
+    precisions = dict(trained.precisions)
+    for name, spec in trained.int8_layers.items():
+        precisions[name] = dataclasses.replace(spec, weight_scales=weight_scales(weights[name]))
+    return dataclasses.replace(trained, precisions=precisions)
 
 
 @register("train.fit")

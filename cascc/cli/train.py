@@ -12,9 +12,21 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..errors import OptionError
 from ..training.plan import TrainPlan
 from ..training.presets import PRESETS
-from .options import SEED, Names, _recipe, config_options, err, out, sparsify_options, writable_file
+from .options import (
+    SEED,
+    Names,
+    _recipe,
+    config_options,
+    err,
+    out,
+    precision_options,
+    quantization,
+    sparsify_options,
+    writable_file,
+)
 
 # The pruning options of `train` (the rest of compile's recipe options do not apply to training).
 TRAIN_RECIPE_OPTIONS = (
@@ -97,6 +109,14 @@ def progress_bar() -> Iterator[None]:
 @click.option(
     "--output", "-o", "output", type=click.Path(path_type=Path), required=True, help="The .pt2 file to write."
 )
+@precision_options
+@click.option(
+    "--qat-epochs",
+    type=click.IntRange(1, 10_000),
+    default=10,
+    show_default=True,
+    help="--precision int8: epochs of quantization-aware fine-tuning after calibration.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def train_cmd(
     model: str,
@@ -109,6 +129,10 @@ def train_cmd(
     node_rank: int,
     rdzv_endpoint: str | None,
     as_json: bool,
+    precision: str,
+    calibrator: str,
+    calibration_samples: int,
+    qat_epochs: int,
     **options: Any,
 ) -> None:
     """Train the --model sparse (de novo, GMP, IMP, LRR, RigL or SET), save it as a .pt2, and compare it with the
@@ -127,6 +151,13 @@ def train_cmd(
     recipe_options = {k: options.pop(k) for k in list(options) if k in TRAIN_RECIPE_OPTIONS}
     recipe, shapes = _recipe(recipe_options, seed, command_uses_data=True)
     plan = TrainPlan(**options, preset=preset, preset_settings=settings)
+    quantize = quantization(precision, calibrator, calibration_samples, plan.data, seed)
+    if quantize is not None:
+        quantize = {k: v for k, v in quantize.items() if k not in ("data", "seed")}
+    if quantize is not None and (nproc > 1 or nnodes > 1):
+        raise OptionError(
+            "--precision int8", "quantization-aware training runs in one process", "drop --nproc/--nnodes"
+        )
     if nproc > 1 or nnodes > 1:
         from ..training.distributed import launch
 
@@ -138,7 +169,7 @@ def train_cmd(
         with progress_bar(), err.status("training") as status:
             result = train(
                 model, recipe, plan, out=output, seed=seed, baseline=baseline, input_shapes=shapes,
-                stage=lambda msg: status.update(f"{msg}…"),
+                stage=lambda msg: status.update(f"{msg}…"), quantize=quantize, qat_epochs=qat_epochs,
             )  # fmt: skip
         report = result.to_json()
     if as_json:
@@ -152,6 +183,13 @@ def train_cmd(
     if "level_sign_agreement" in report.get("signs", {}):
         levels = ", ".join(f"{100 * a:.1f}%" for a in report["signs"]["level_sign_agreement"])
         out.print(f"sign agreement with the previous level: {levels}")
+    if "int8" in report:
+        scores = report["int8"]["accuracy"]
+        out.print(
+            f"int8 ({report['int8']['int8_layers']} layers): test accuracy fp32 {scores['fp32']:.3f}, "
+            f"after calibration {scores['ptq']:.3f}, after {report['int8']['epochs']} epochs "
+            f"quantization-aware {scores['qat']:.3f}"
+        )
     if "budget" in report:
         spent = report["budget"]
         out.print(

@@ -87,15 +87,17 @@ class Program:
         """The layers that compute in int8, with their scales."""
         return {name: p for name, p in self.precisions.items() if p.int8}
 
-    def module(self) -> torch.nn.Module:
+    def module(self, trainable_int8: bool = False) -> torch.nn.Module:
         """A fresh runnable module with masks applied; editing it never touches this Program. int8 layers
-        compute as their kernels do: weights and inputs rounded to their int8 grids (`ir.quant`)."""
+        compute as their kernels do: weights and inputs rounded to their int8 grids (`ir.quant`);
+        `trainable_int8` keeps the weights float and rounds them in the graph, for quantization-aware
+        training (`ir.simulate`)."""
         # ep.module() shares tensors with the ExportedProgram: work on a copy.
         module = self.load_into(self.exported.module())
         if self.int8_layers:
             from .simulate import simulate_int8
 
-            simulate_int8(module, self)
+            simulate_int8(module, self, trainable=trainable_int8)
         return module
 
     def load_into(self, module: torch.nn.Module) -> torch.nn.Module:

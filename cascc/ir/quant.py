@@ -118,9 +118,24 @@ def quantize_activation(x: np.ndarray, spec: LayerPrecision) -> np.ndarray:
     return np.clip(q, 0, UINT8_MAX).astype(np.uint8)
 
 
+def fake_quantize_weight_tracking(weight: torch.Tensor, axis: int = 0) -> torch.Tensor:
+    """`fake_quantize_weight` with the scales `weight_scales` would record for the weight as it is now, per
+    unit along `axis`: quantization-aware training's weight grid follows the weights it trains."""
+    moved = weight.movedim(axis, 0)
+    peak = moved.detach().abs().reshape(moved.shape[0], -1).amax(dim=1).double()
+    scales = torch.where(peak > 0, peak / INT8_MAX, torch.ones_like(peak)).to(weight.dtype)
+    s = scales.reshape((-1,) + (1,) * (weight.dim() - 1)).movedim(0, axis)
+    q = torch.clamp(torch.round(weight / s), -INT8_MAX, INT8_MAX) * s
+    return q.detach() + (weight - weight.detach())
+
+
 def fake_quantize_activation(x: torch.Tensor, spec: LayerPrecision) -> torch.Tensor:
-    """The activation the int8 kernel reads, in float: (codes − zero) × scale (straight-through gradient)."""
+    """The activation the int8 kernel reads, in float: (codes − zero) × scale. The gradient passes straight
+    through inside the grid's range and is zero where the code clamps (a clipped straight-through
+    estimator: a clamped input cannot change the output)."""
     inv = torch.tensor(float(spec.inverse_scale()), dtype=torch.float32)
-    q = torch.clamp(torch.round(x * inv) + spec.input_zero, 0, UINT8_MAX)
+    raw = torch.round(x * inv) + spec.input_zero
+    q = torch.clamp(raw, 0, UINT8_MAX)
     fq = (q - spec.input_zero) * torch.tensor(spec.input_scale, dtype=torch.float32)
-    return fq.detach() + (x - x.detach())  # exactly fq in value; the gradient passes to x
+    inside = ((raw >= 0) & (raw <= UINT8_MAX)).to(x.dtype)
+    return fq.detach() + (x - x.detach()) * inside  # exactly fq in value

@@ -175,6 +175,7 @@ class TrainResult:
     comparison: Any | None  # passes.evaluate.Comparison
     signs: dict[str, Any] = dataclasses.field(default_factory=dict)  # sign diagnostics (passes.signs)
     budget: dict[str, Any] | None = None  # --budget flops: the epochs trained and the FLOPs vs dense
+    int8: dict[str, Any] | None = None  # --precision int8: test accuracy fp32, after PTQ, after QAT
 
     def to_json(self) -> dict[str, Any]:
         report = {
@@ -188,6 +189,8 @@ class TrainResult:
         report["signs"] = self.signs
         if self.budget is not None:
             report["budget"] = self.budget
+        if self.int8 is not None:
+            report["int8"] = self.int8
         return report
 
 
@@ -201,9 +204,14 @@ def train(
     baseline: bool = True,
     stage: Callable[[str], None] | None = None,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
+    quantize: dict[str, Any] | None = None,
+    qat_epochs: int = 10,
 ) -> TrainResult:
     """Train `model` sparse as `recipe` and `plan` say and save it to `out` (a `.pt2`); with `baseline`, also
-    train it dense with the same settings and compare the two (accuracy per class and under noise/FGSM)."""
+    train it dense with the same settings and compare the two (accuracy per class and under noise/FGSM).
+    `quantize` (the `quantize.ptq` options): the trained model is then calibrated to int8 on the plan's data
+    and fine-tuned `qat_epochs` quantization-aware (`train.finetune` on the simulated int8 model), masks
+    fixed; the comparison is of the int8 result."""
     from .. import passes
     from ..data import load
     from ..frontends import load_model
@@ -228,6 +236,9 @@ def train(
         program = passes.run(initial, steps[-1:])
     finally:
         diagnostics.reset(token)
+    int8 = None
+    if quantize is not None:
+        program, int8 = _quantization_aware(program, data, plan, quantize, qat_epochs, seed, say)
     dense = None
     if baseline:
         say("training the dense baseline")
@@ -240,4 +251,22 @@ def train(
     path = save_pt2(program, Path(out)) if out is not None else None
     spent = collected.pop("budget", None)
     signs = {"flipped_since_init": flipped(initial.weights, program.weights, program.masks), **collected}
-    return TrainResult(program, path, evaluation, comparison, signs, spent)
+    return TrainResult(program, path, evaluation, comparison, signs, spent, int8)
+
+
+def _quantization_aware(program, data, plan: TrainPlan, quantize, epochs: int, seed: int, say):
+    """(int8 program, test accuracies fp32 / after PTQ / after QAT): PTQ on the plan's data, then QAT."""
+    from .. import passes
+    from ..passes.evaluate import evaluate
+
+    def accuracy(p) -> float:
+        return evaluate(p, data, seed=seed, noise=(), fgsm=()).accuracy
+
+    say("calibrating int8 ranges")
+    calibrated = passes.run(program, [("quantize.ptq", {"data": plan.data, "seed": seed, **quantize})])
+    say(f"fine-tuning int8-aware ({epochs} epochs, masks fixed)")
+    finetuned = passes.run(
+        calibrated, [("train.finetune", {"data": plan.data, "epochs": epochs, "seed": seed})]
+    )
+    scores = {"fp32": accuracy(program), "ptq": accuracy(calibrated), "qat": accuracy(finetuned)}
+    return finetuned, {"epochs": epochs, "int8_layers": len(finetuned.int8_layers), "accuracy": scores}

@@ -16,7 +16,7 @@ from cascc.errors import ModelLoadError
 from cascc.frontends import load_model
 from cascc.frontends.torch import load_pt2, save_pt2
 from cascc.ir import LayerKind, layers
-from cascc.ir.quant import quantize_weight
+from cascc.ir.quant import quantize_weight, weight_scales
 from cascc.passes.batched import batched
 from cascc.passes.evaluate import evaluate
 from cascc.runtime.session import Session
@@ -121,6 +121,40 @@ def test_the_int8_cnn_computes_its_convs_in_int8_within_half_a_point(tmp_path, d
         fp32 = batched(program)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, simulated, rtol=1e-4, atol=1e-4 * np.abs(simulated).max())
     assert np.abs(got - fp32).max() > 1e-4
+
+
+def test_quantization_aware_finetuning_recovers_half_of_what_ptq_lost(digits):
+    """The digits CNN calibrated on Gaussian probes (no data: its ranges describe N(0, 1), not digits) loses
+    accuracy; fine-tuning on the simulated int8 model, ranges fixed and weights rounded every forward,
+    recovers at least half of it. Masks stay, and the result's recorded scales are the ones it trained with."""
+    program = load_model(f"{EXAMPLES / 'digits.py'}:cnn")
+    with pytest.warns(passes.PassWarning, match="Gaussian probes"):
+        ptq = passes.run(program, [("quantize.ptq", {})])
+    qat = passes.run(ptq, [("train.finetune", {"data": "digits"})])
+    fp32, before, after = (accuracy(p, digits) for p in (program, ptq, qat))
+    assert fp32 - before > 0.05, (fp32, before)  # the probes' ranges really cost accuracy
+    assert after - before >= 0.5 * (fp32 - before), (fp32, before, after)
+    weights = qat.masked_weights()
+    for name, spec in qat.int8_layers.items():
+        assert spec.input_scale == ptq.precisions[name].input_scale  # activation grids as calibrated
+        assert spec.weight_scales == weight_scales(weights[name])  # weight grids follow the weights
+    x = digits.x_test[:32]
+    with torch.no_grad():
+        np.testing.assert_array_equal(batched(qat)(x).numpy(), batched(qat, trainable_int8=True)(x).numpy())
+
+
+def test_train_precision_int8_calibrates_then_finetunes_aware(tmp_path):
+    out = tmp_path / "t.pt2"
+    code, text = invoke(
+        "train", "--model", f"{EXAMPLES / 'digits.py'}:untrained_mlp", "--data", "digits", "--sparsity", "0.9",
+        "--epochs", "2", "--precision", "int8", "--qat-epochs", "1", "--no-baseline", "-o", str(out), "--json",
+    )  # fmt: skip
+    assert code == 0, text
+    report = json.loads(text[text.index("{") :])
+    assert report["int8"]["int8_layers"] == 2 and set(report["int8"]["accuracy"]) == {"fp32", "ptq", "qat"}
+    assert [p["name"] for p in report["passes"]][-2:] == ["quantize.ptq", "train.finetune"]
+    saved = load_pt2(out)
+    assert set(saved.int8_layers) == {"fc1.weight", "fc2.weight"}
 
 
 def test_pt2_round_trip_keeps_precisions_and_refuses_tampered_scales(tmp_path, pruned):

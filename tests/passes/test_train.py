@@ -69,7 +69,9 @@ def test_masked_weights_are_exactly_zero_after_every_step(fresh_mlp, digits, opt
 
     sparse = passes.run(fresh_mlp, SPARSE_START)
     built = []
-    monkeypatch.setattr(training, "batched", lambda program: built.append(batched(program)) or built[-1])
+    monkeypatch.setattr(
+        training, "batched", lambda program, **kw: built.append(batched(program, **kw)) or built[-1]
+    )
     checked = []
 
     class Watch:  # the loop reports after each optimizer step and re-masking
