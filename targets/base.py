@@ -94,7 +94,7 @@ class Target:
     vector register and `vector_registers` registers (the register file a tile's accumulators must fit in);
     `kernel_lanes`, the width of cascc's row and conv kernels (row reductions, conv chunks, plane fills; the
     attention matmul tries 2× then 1× it), one register unless a target says otherwise; `cache_line_bytes`,
-    the line the wide operand's pitch is laid out in.
+    the line the wide operand's pitch is laid out in. `lacking` replaces fields for a CPU without a feature.
     """
 
     name: str
@@ -115,6 +115,9 @@ class Target:
     vector_registers: int = 32
     kernel_lanes: int | None = None  # None: one vector register (`vector_lanes`)
     cache_line_bytes: int = 64
+    # (LLVM CPU feature, field overrides): where the target CPU lacks the feature, the fields take these
+    # values (`cascc.lower.target.for_cpu`), e.g. x86's tiles for AVX2 without AVX-512
+    lacking: tuple[tuple[str, Mapping[str, Any]], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tvm_target", MappingProxyType(dict(self.tvm_target)))

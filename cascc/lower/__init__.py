@@ -81,8 +81,9 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
 
     from .pipeline import finish, schedule, to_relax
     from .rewrite import LayerRewrite, weight_key
-    from .target import target_dict
+    from .target import for_cpu, target_dict
 
+    target = for_cpu(target)  # tiles for the CPU's real vector width (e.g. AVX2 without AVX-512)
     if measure and not target.runs_on_host:
         raise OptionError(
             target.name,

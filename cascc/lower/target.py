@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 from typing import Any
@@ -22,6 +23,18 @@ def target_dict(target: Target) -> dict[str, Any]:
         spec.setdefault("mcpu", codegen.llvm_get_system_cpu())
         spec.setdefault("num-cores", os.cpu_count() or 1)
     return spec
+
+
+def for_cpu(target: Target) -> Target:
+    """`target` with its `lacking` overrides applied for each feature the target CPU (the host's, or
+    --cpu's) does not have."""
+    if not target.lacking:
+        return target
+    tvm_target = tvm.target.Target(target_dict(target))
+    for feature, overrides in target.lacking:
+        if not codegen.target_has_features(feature, tvm_target):
+            target = dataclasses.replace(target, **overrides)
+    return target
 
 
 def _check_cpu(target: Target, spec: dict[str, Any]) -> None:
