@@ -73,8 +73,22 @@ def operand(target, x, spec, kernel, stride, pad, dil, dot_):
         out=(b, size),
         dtype="int32",
     )
-    pack = kernels.pack_taps(b, size, c, (hp, wp), kernel, stride, dil, (oh, ow), words, pitch_)
-    return run(target, pack, planes, params, out=(b, words, pitch_), dtype="int32"), (oh, ow)
+    split = kernels.operand_rows(dot_) == 2
+    pack = kernels.pack_taps(b, size, c, (hp, wp), kernel, stride, dil, (oh, ow), words, pitch_, split=split)
+    rows = words * kernels.operand_rows(dot_)
+    return run(target, pack, planes, params, out=(b, rows, pitch_), dtype="int32"), (oh, ow)
+
+
+def unpacked(q, dot_):
+    """codes[b, k, p] from the packed operand: 4 bytes per word, or (pre-split) 2 int16 per row."""
+    b, rows, pitch_ = q.shape
+    if kernels.operand_rows(dot_) == 1:
+        codes = q.view(np.uint8).reshape(b, rows, pitch_, 4).transpose(0, 1, 3, 2)
+        return codes.reshape(b, 4 * rows, pitch_).astype(np.int64)
+    halves = q.view(np.uint16).reshape(b, rows // 2, 2, pitch_, 2)  # [b, word, even/odd, p, low/high]
+    assert (halves < 256).all()  # each int16 holds one uint8 code
+    codes = halves.transpose(0, 1, 4, 2, 3)  # [b, word, low/high, even/odd, p]: order 0, 1, 2, 3
+    return codes.reshape(b, 2 * rows, pitch_).astype(np.int64)
 
 
 def conv_case(rng, batch, geometry, density):
@@ -97,8 +111,7 @@ def test_packed_taps_are_the_codes_of_the_padded_im2col(target, dot, geometry, b
     x, _, spec = conv_case(rng, batch, geometry, 1.0)
     _c, _, _, kernel, stride, pad, dil, _ = geometry
     q, (oh, ow) = operand(target, x, spec, kernel, stride, pad, dil, dot)
-    codes = q.view(np.uint8).reshape(batch, q.shape[1], q.shape[2], 4).transpose(0, 1, 3, 2)
-    codes = codes.reshape(batch, 4 * q.shape[1], q.shape[2])
+    codes = unpacked(q, dot)
     want = reference_taps(x, spec, kernel, stride, pad, dil)
     k = want.shape[1]
     np.testing.assert_array_equal(codes[:, :k, : oh * ow], want)

@@ -26,6 +26,9 @@ from .tasks import task_jobs
 LANES = 16  # units per tile row of the packed weights: the int32 lanes of one 512-bit vector
 DOT_LANES = {"vnni": 16, "pmaddwd": 8, "widen": 16}  # int32 lanes one dot-product step computes
 DOTS = tuple(DOT_LANES)
+# dots whose wide (conv) operand is packed pre-split: each word as two, its even and its odd bytes as int16
+# pairs, so the kernel's inner loop does no shifting of the activation (kernels/int8_conv.py)
+SPLIT_DOTS = frozenset({"pmaddwd"})
 
 
 def _dot(acc, a, b, dot: str):
@@ -51,6 +54,25 @@ def _dot(acc, a, b, dot: str):
         )
         total = total + unsigned * signed
     return total
+
+
+def split_dot(acc, a_even, a_odd, b, lanes: int):
+    """acc + Σ_j u8(a_j) · s8(b_j) per lane from an activation already split into its even bytes (0, 2)
+    and odd bytes (1, 3) as int16 pairs (`pmaddwd` operands packed that way): two vpmaddwd, no shifts of a."""
+    halves = 2 * lanes
+    b16 = T.reinterpret(b, dtype=f"int16x{halves}")
+    eight = T.broadcast(T.int16(8), halves)
+    madd = T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.wd")
+    even = T.call_llvm_pure_intrin(
+        madd,
+        T.reinterpret(a_even, dtype=f"int16x{halves}"),
+        T.shift_right(T.shift_left(b16, eight), eight),
+        dtype=f"int32x{lanes}",
+    )
+    odd = T.call_llvm_pure_intrin(
+        madd, T.reinterpret(a_odd, dtype=f"int16x{halves}"), T.shift_right(b16, eight), dtype=f"int32x{lanes}"
+    )
+    return acc + even + odd
 
 
 def _pmaddwd_pairs(a, b, lanes: int):

@@ -17,7 +17,7 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from .cache import cached
-from .int8 import DOT_LANES, _dot
+from .int8 import DOT_LANES, SPLIT_DOTS, _dot, split_dot
 from .linear import SCHEDULED, _activate
 from .tasks import task_jobs
 
@@ -101,11 +101,14 @@ def pack_taps(
     kwords: int,
     pitch: int,
     parallel: bool = True,
+    split: bool = False,
 ) -> tirx.PrimFunc:
     """Q[b, i, oy·OW + ox] = Σ_j P[b, tap(4i + j) + oy·sy·Wp + ox·sx] << 8j over the planes of
     `quantize_planes`; a reduction index past K repeats the last one (its weight code is 0). Each row of
     pixels is written in whole vectors: the last one spills into the next row, which rewrites it; the
-    columns past the image then get zero-point words (`params` = (inv, zero)), so every word is defined."""
+    columns past the image then get zero-point words (`params` = (inv, zero)), so every word is defined.
+    `split`: word i is stored as rows 2i (codes 0 and 2 as int16 pairs) and 2i + 1 (codes 1 and 3).
+    """
     hp, wp = plane
     kh, kw = kernel
     sy, sx = stride
@@ -113,6 +116,7 @@ def pack_taps(
     oh, ow = out_hw
     taps = channels * kh * kw
     chunks = -(-ow // WORD_LANES)
+    rows = 2 if split else 1
     loop, jobs, per = task_jobs(batch * kwords, parallel)
 
     def tap(k):
@@ -123,7 +127,7 @@ def pack_taps(
     def kernel_(
         P: T.Buffer((batch, size), "int32"),
         params: T.Buffer((2,), "float32"),
-        Q: T.Buffer((batch, kwords, pitch), "int32"),
+        Q: T.Buffer((batch, kwords * rows, pitch), "int32"),
     ):
         T.func_attr(SCHEDULED)
         for job in loop(jobs):
@@ -139,18 +143,48 @@ def pack_taps(
                     for y in range(oh):
                         row = y * sy * wp
                         for f in range(chunks):
-                            for v in T.vectorized(WORD_LANES):
-                                Q[b, i, y * ow + f * WORD_LANES + v] = (
-                                    P[b, t0 + row + (f * WORD_LANES + v) * sx]
-                                    | T.shift_left(P[b, t1 + row + (f * WORD_LANES + v) * sx], 8)
-                                    | T.shift_left(P[b, t2 + row + (f * WORD_LANES + v) * sx], 16)
-                                    | T.shift_left(P[b, t3 + row + (f * WORD_LANES + v) * sx], 24)
-                                )
+                            if split:
+                                for v in T.vectorized(WORD_LANES):
+                                    Q[b, 2 * i, y * ow + f * WORD_LANES + v] = P[
+                                        b, t0 + row + (f * WORD_LANES + v) * sx
+                                    ] | T.shift_left(P[b, t2 + row + (f * WORD_LANES + v) * sx], 16)
+                                for v in T.vectorized(WORD_LANES):
+                                    Q[b, 2 * i + 1, y * ow + f * WORD_LANES + v] = P[
+                                        b, t1 + row + (f * WORD_LANES + v) * sx
+                                    ] | T.shift_left(P[b, t3 + row + (f * WORD_LANES + v) * sx], 16)
+                            else:
+                                for v in T.vectorized(WORD_LANES):
+                                    Q[b, i, y * ow + f * WORD_LANES + v] = (
+                                        P[b, t0 + row + (f * WORD_LANES + v) * sx]
+                                        | T.shift_left(P[b, t1 + row + (f * WORD_LANES + v) * sx], 8)
+                                        | T.shift_left(P[b, t2 + row + (f * WORD_LANES + v) * sx], 16)
+                                        | T.shift_left(P[b, t3 + row + (f * WORD_LANES + v) * sx], 24)
+                                    )
                     zero = T.Cast("int32", params[1])
-                    for v in T.vectorized(pitch - oh * ow):  # pixels past the image: zero-point words
-                        Q[b, i, oh * ow + v] = zero | (zero << 8) | (zero << 16) | (zero << 24)
+                    for r in range(rows):  # pixels past the image: zero-point words
+                        for v in T.vectorized(pitch - oh * ow):
+                            Q[b, i * rows + r, oh * ow + v] = (
+                                (zero | (zero << 16))
+                                if split
+                                else (zero | (zero << 8) | (zero << 16) | (zero << 24))
+                            )
 
     return kernel_
+
+
+def operand_rows(dot: str) -> int:
+    """Rows of the packed-tap operand per 4-input word: 2 where the dot reads it pre-split."""
+    return 2 if dot in SPLIT_DOTS else 1
+
+
+def _word_dot(acc, Q, b, i, p, w, dot: str):
+    """acc + the dot of operand word i at pixels p… (one row, or its two pre-split rows) with weight word w."""
+    width = DOT_LANES[dot]
+    if dot in SPLIT_DOTS:
+        return split_dot(
+            acc, Q[b, 2 * i, T.ramp(p, 1, width)], Q[b, 2 * i + 1, T.ramp(p, 1, width)], w, width
+        )
+    return _dot(acc, Q[b, i, T.ramp(p, 1, width)], w, dot)
 
 
 @T.macro
@@ -191,7 +225,7 @@ def int8_conv_dense(
 
     @T.prim_func
     def kernel(
-        Q: T.Buffer((batch, kwords, pitch), "int32"),
+        Q: T.Buffer((batch, kwords * operand_rows(dot), pitch), "int32"),
         W: T.Buffer((ntiles, kwords, ROWS), "int32"),
         offset: T.Buffer((npad,), "int32"),
         scale: T.Buffer((npad,), "float32"),
@@ -214,9 +248,12 @@ def int8_conv_dense(
                     for i in range(kwords):
                         for v in T.unroll(vectors):
                             for r in T.unroll(ROWS):
-                                acc[r, T.ramp(v * width, 1, width)] = _dot(
+                                acc[r, T.ramp(v * width, 1, width)] = _word_dot(
                                     acc[r, T.ramp(v * width, 1, width)],
-                                    Q[b, i, T.ramp(p0 + v * width, 1, width)],
+                                    Q,
+                                    b,
+                                    i,
+                                    p0 + v * width,
                                     T.broadcast(W[t, i, r], width),
                                     dot,
                                 )
@@ -262,7 +299,7 @@ def int8_conv_sparse(
 
     @T.prim_func
     def kernel(
-        Q: T.Buffer((batch, kwords, pitch), "int32"),
+        Q: T.Buffer((batch, kwords * operand_rows(dot), pitch), "int32"),
         data: T.Buffer((nnz,), "int32"),
         cols: T.Buffer((nnz,), "int32"),
         ptr: T.Buffer((n + 1,), "int32"),
@@ -285,9 +322,12 @@ def int8_conv_sparse(
                         acc[0, u] = offset[row]
                     for s in range(ptr[row], ptr[row + 1]):
                         for v in T.unroll(vectors):
-                            acc[0, T.ramp(v * width, 1, width)] = _dot(
+                            acc[0, T.ramp(v * width, 1, width)] = _word_dot(
                                 acc[0, T.ramp(v * width, 1, width)],
-                                Q[b, cols[s], T.ramp(p0 + v * width, 1, width)],
+                                Q,
+                                b,
+                                cols[s],
+                                p0 + v * width,
                                 T.broadcast(data[s], width),
                                 dot,
                             )

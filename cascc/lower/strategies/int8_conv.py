@@ -50,7 +50,8 @@ def lower_int8_conv(ctx, layer: ConvLayer) -> relax.Expr:
         fmt = option.format
         func, consts = fmt.kernel(work, option, fmt.pack(work, option), ctx.parallel(option.us))
         label = f"{'sparse' if fmt.sparse else 'dense'} {option.label}{via}, {DOT_LABELS[ctx.dot]}"
-        return Candidate(label, func, consts, (batch, words, pitch_), (batch, n, m), "int32", "int8")
+        shape = (batch, words * kernels.operand_rows(ctx.dot), pitch_)
+        return Candidate(label, func, consts, shape, (batch, n, m), "int32", "int8")
 
     chosen = ctx.choose(layer.name, ep, choice, lambda: build(best), lambda: build(dense_option))
     codes = _packed_taps(ctx, layer, words, pitch_, spec)
@@ -84,6 +85,8 @@ def _packed_taps(ctx, layer: ConvLayer, words: int, pitch_: int, spec) -> relax.
         words,
         pitch_,
         parallel=ctx.parallel(copy_us),
+        split=kernels.operand_rows(ctx.dot) == 2,
     )
     gv = ctx.add_kernel(pack, f"{name}_taps")
-    return relax.call_tir(gv, [p, params], relax.TensorType((batch, words, pitch_), "int32"))
+    rows = words * kernels.operand_rows(ctx.dot)
+    return relax.call_tir(gv, [p, params], relax.TensorType((batch, rows, pitch_), "int32"))
