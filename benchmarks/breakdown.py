@@ -8,6 +8,7 @@ bookkeeping calls timed the same way).
     python benchmarks/breakdown.py dscnn --density 0.1
     python benchmarks/breakdown.py mlp --density 1 0.1 --top 10
     python benchmarks/breakdown.py resnet18 --density 1 0.1     # a zoo model (benchmarks/zoo.py ZOO)
+    python benchmarks/breakdown.py resnet20 --precision int8     # int8 (calibrated on Gaussian probes)
 
 Layers of one shape class share one kernel, so a row counts every call of its kernel and names the first
 layer that uses it.
@@ -42,25 +43,36 @@ def main() -> None:
     ap.add_argument("--density", nargs="+", type=float, default=[1.0, 0.1])
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
     ap.add_argument("--top", type=int, default=25, help="rows printed per build (the JSON keeps all)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     report.add_arguments(ap)
     args = ap.parse_args()
-    builds = {f"d={d:g}": breakdown(args.model, d, args.batch, args.repeat, args.small) for d in args.density}
-    tables = [
-        table(f"{args.model} batch {args.batch} {label}", rows, args.top) for label, rows in builds.items()
-    ]
+    builds = {
+        f"d={d:g}": breakdown(args.model, d, args.batch, args.repeat, args.small, args.precision)
+        for d in args.density
+    }
+    title = f"{args.model} {args.precision} batch {args.batch}"
+    tables = [table(f"{title} {label}", rows, args.top) for label, rows in builds.items()]
     print("\n".join(tables))
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"breakdown_{args.model}.json"
-    payload = {"model": args.model, "batch": args.batch, "cpu": report.cpu(), "builds": builds}
+    payload = {
+        "model": args.model,
+        "batch": args.batch,
+        "precision": args.precision,
+        "cpu": report.cpu(),
+        "builds": builds,
+    }
+    name = f"breakdown_{args.model}" + ("" if args.precision == "fp32" else f"_{args.precision}")
+    path = args.out / f"{name}.json"
     path.write_text(json.dumps(payload, indent=1))
-    name = f"breakdown_{args.model}"
     doc = report.write(args, name, f"Kernel time breakdown: {args.model}", "\n".join(tables), raw=path)
     print(f"wrote {path}" + (f" and {doc}" if doc else ""))
 
 
-def breakdown(name: str, density: float, batch: int, repeat: int, small: bool = False) -> list[dict]:
+def breakdown(
+    name: str, density: float, batch: int, repeat: int, small: bool = False, precision: str = "fp32"
+) -> list[dict]:
     """One row per kernel symbol: calls per inference, total µs, and the layer decision where there is one."""
     import torch
     import tvm
@@ -77,6 +89,10 @@ def breakdown(name: str, density: float, batch: int, repeat: int, small: bool = 
     program = from_module(module, example, source=f"benchmarks/zoo.py:{name}")
     if density < 1.0:
         program = passes.run(program, [("prune.magnitude", {"sparsity": round(1 - density, 6)})])
+    if precision == "int8":  # timing only: ranges from Gaussian probes
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = passes.run(program, [("quantize.ptq", {"samples": 64})])
     lowered = lower(program, TARGETS["x86"])
     vm = relax.VirtualMachine(lowered.executable, tvm.cpu())
     total: dict[str, float] = defaultdict(float)

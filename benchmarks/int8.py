@@ -12,6 +12,7 @@ density. Also records each artifact's library size against the dense fp32 ONNX f
 
     python benchmarks/int8.py                          # mlp, resnet20 and transformer, 90%, batch 1
     python benchmarks/int8.py --models mlp --sparsity 0.9 0.95 --batches 1 8
+    python benchmarks/int8.py --block 1x4 --out benchmarks/results/int8_block1x4.json   # 1×4 block masks
 
 Writes JSON to --out (default benchmarks/results/int8.json) and Markdown to docs/benchmarks/int8.md.
 """
@@ -44,6 +45,7 @@ def main() -> None:
     ap.add_argument("--batches", nargs="+", type=int, default=[1])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--block", help="prune whole blocks (prune.block), e.g. 1x4: one int8 word per block")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "int8.json")
     report.add_arguments(ap)
     args = ap.parse_args()
@@ -55,9 +57,11 @@ def main() -> None:
     )
     body = table(rows)
     print(body)
-    report.write(
-        args, "int8", "int8 latency: cascc against onnxruntime int8 and cascc fp32", body, raw=args.out
+    name, masks = (
+        ("int8", "") if not args.block else (f"int8_block{args.block}", f", {args.block} block masks")
     )
+    title = f"int8 latency: cascc against onnxruntime int8 and cascc fp32{masks}"
+    report.write(args, name, title, body, raw=args.out)
 
 
 def bench(name: str, batch: int, args) -> list[dict]:
@@ -83,7 +87,7 @@ def bench(name: str, batch: int, args) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for sparsity in args.sparsity:
-            pruned = passes.run(program, [pruning_step(sparsity, None)])
+            pruned = passes.run(program, [pruning_step(sparsity, args.block)])
             masked = masked_module(module, pruned)
             onnx_path = tmp / "fp32.onnx"
             torch.onnx.export(masked, tuple(example), str(onnx_path), dynamo=False, opset_version=17)
@@ -112,6 +116,7 @@ def bench(name: str, batch: int, args) -> list[dict]:
                     "model": name,
                     "batch": batch,
                     "sparsity": sparsity,
+                    "block": args.block,
                     "threads": args.threads,
                     "us": us,
                     "bytes": sizes,
