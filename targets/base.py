@@ -116,7 +116,8 @@ class Target:
     kernel_lanes: int | None = None  # None: one vector register (`vector_lanes`)
     cache_line_bytes: int = 64
     # (LLVM CPU feature, field overrides): where the target CPU lacks the feature, the fields take these
-    # values (`cascc.lower.target.for_cpu`), e.g. x86's tiles for AVX2 without AVX-512
+    # values (`cascc.lower.target.for_cpu`; a mapping for `costs` replaces those KernelCosts fields only),
+    # e.g. x86's tiles for AVX2 without AVX-512
     lacking: tuple[tuple[str, Mapping[str, Any]], ...] = ()
 
     def __post_init__(self) -> None:

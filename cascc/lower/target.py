@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import tvm
@@ -33,7 +34,13 @@ def for_cpu(target: Target) -> Target:
     tvm_target = tvm.target.Target(target_dict(target))
     for feature, overrides in target.lacking:
         if not codegen.target_has_features(feature, tvm_target):
-            target = dataclasses.replace(target, **overrides)
+            fields = {
+                key: dataclasses.replace(getattr(target, key), **value)
+                if isinstance(value, Mapping)
+                else value
+                for key, value in overrides.items()
+            }
+            target = dataclasses.replace(target, **fields)
     return target
 
 

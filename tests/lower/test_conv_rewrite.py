@@ -200,7 +200,7 @@ def test_pointwise_conv_reads_its_input_in_place(size, sparse):
 
 def test_pointwise_conv_below_one_vector_goes_through_im2col():
     torch.manual_seed(6)
-    decisions = compile_and_compare(nn.Sequential(nn.Conv2d(5, 12, 1)), torch.randn(1, 5, 3, 3), sparsity=0.6)
+    decisions = compile_and_compare(nn.Sequential(nn.Conv2d(5, 12, 1)), torch.randn(1, 5, 2, 2), sparsity=0.6)
     assert "im2col" in decisions["0.weight"].kernel
 
 
@@ -447,7 +447,7 @@ class Branches(nn.Module):
             [
                 nn.Conv2d(2, 2, 3, 1, 1, groups=2),  # depthwise, stride 1, above the flat-kernel size
                 nn.Conv2d(2, 2, 3, 2, 1, groups=2),  # depthwise, stride 2 deinterleaved
-                nn.Conv2d(2, 4, 3, 2, 1),  # im2col
+                nn.Conv2d(2, 4, 3, 3, 1),  # im2col (stride 3: no phase plan)
                 nn.Conv2d(2, 4, 3, 1, 1),  # direct, on padded planes
             ]
         )
