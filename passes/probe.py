@@ -15,7 +15,9 @@ from .seeding import generator
 
 def batches(program: Program, samples: torch.Tensor | None, count: int, seed: int = 0) -> Iterator[tuple]:
     """`count` input tuples of the program's static shape: Gaussian N(0, 1), or consecutive real samples
-    (reshaped per sample to the input's shape) when `samples` is given."""
+    (reshaped per sample to the input's shape) when `samples` is given. Integer and boolean inputs (token
+    ids, attention masks) have no Gaussian: they are probed with ones, an id every vocabulary has and a
+    mask that hides nothing."""
     (spec, *rest) = program.inputs
     if rest and samples is not None:
         raise OptionError(
@@ -25,9 +27,7 @@ def batches(program: Program, samples: torch.Tensor | None, count: int, seed: in
     if samples is None:
         gen = generator(seed, "probe")
         for _ in range(count):
-            yield tuple(
-                torch.randn(s.shape, generator=gen, dtype=getattr(torch, s.dtype)) for s in program.inputs
-            )
+            yield tuple(_gaussian(s.shape, getattr(torch, s.dtype), gen) for s in program.inputs)
         return
     per_sample = int(torch.tensor(sample_shape).prod()) if sample_shape else 1
     if samples[0].numel() != per_sample:
@@ -46,6 +46,12 @@ def batches(program: Program, samples: torch.Tensor | None, count: int, seed: in
         )
     for i in range(usable):
         yield (samples[i * batch : (i + 1) * batch].reshape(spec.shape).to(getattr(torch, spec.dtype)),)
+
+
+def _gaussian(shape, dtype: torch.dtype, gen: torch.Generator) -> torch.Tensor:
+    if dtype.is_floating_point:
+        return torch.randn(shape, generator=gen, dtype=dtype)
+    return torch.ones(shape, dtype=dtype)
 
 
 class _Recorder(torch.fx.Interpreter):

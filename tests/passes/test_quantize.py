@@ -157,6 +157,29 @@ def test_train_precision_int8_calibrates_then_finetunes_aware(tmp_path):
     assert set(saved.int8_layers) == {"fc1.weight", "fc2.weight"}
 
 
+def test_probe_calibration_of_a_token_model_feeds_valid_ids():
+    """Integer inputs have no Gaussian probe: token ids are probed with ones (a valid id for any vocabulary),
+    and the int8 layers are calibrated on what the embedding returns for them."""
+    from cascc.frontends.torch import from_module
+
+    class Tokens(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(11, 16)
+            self.fc = torch.nn.Linear(16, 16)
+            self.out = torch.nn.Linear(16, 3)
+
+        def forward(self, ids):
+            return self.out(self.fc(self.embed(ids)).relu().mean(1))
+
+    torch.manual_seed(0)
+    program = from_module(Tokens().eval(), (torch.randint(0, 11, (1, 5)),), source="tokens")
+    with pytest.warns(passes.PassWarning, match="Gaussian probes"):
+        q = passes.run(program, [("quantize.ptq", {})])
+    assert set(q.int8_layers) == {"fc.weight"}
+    assert not q.precisions["embed.weight"].int8 and not q.precisions["out.weight"].int8
+
+
 def test_pt2_round_trip_keeps_precisions_and_refuses_tampered_scales(tmp_path, pruned):
     q = quantized(pruned)
     path = save_pt2(q, tmp_path / "q.pt2")
