@@ -11,6 +11,7 @@ tables to docs/benchmarks/accuracy.md (--doc PATH elsewhere).
     python benchmarks/accuracy.py --quick         # 1 seed at 90%: a smoke run
     python benchmarks/accuracy.py --suite grant   # the grant's methods on three tasks (accuracy_grant.*)
     python benchmarks/accuracy.py --suite denovo  # de novo training, equal steps vs equal FLOPs (accuracy_denovo.*)
+    python benchmarks/accuracy.py --suite int8    # int8 vs fp32, dense and 90%, and the zoo (accuracy_int8.*)
     python benchmarks/accuracy.py --diagnose      # the cascade analysis of the MNIST-1D CNN's de novo masks
     python benchmarks/accuracy.py --report-only   # rewrite the tables and the plot from the JSON
 
@@ -470,7 +471,7 @@ def main() -> None:
     import report
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--suite", choices=list(SUITES), default="standard")
+    ap.add_argument("--suite", choices=[*SUITES, "int8"], default="standard", help="int8: accuracy_int8.py")
     ap.add_argument("--quick", action="store_true", help="one seed at 90%%")
     ap.add_argument("--tasks", nargs="+", choices=list(TASKS), help="default: the suite's")
     ap.add_argument("--methods", nargs="+", help="default: the suite's (dense always runs)")
@@ -493,6 +494,10 @@ def main() -> None:
     )
     report.add_arguments(ap)
     args = ap.parse_args()
+    if args.suite == "int8":  # not a training suite: post-training int8 against fp32 (accuracy_int8.py)
+        from accuracy_int8 import main as int8_main
+
+        return int8_main(args)
     if args.diagnose:
         print(diagnose())
         return 0
