@@ -292,7 +292,7 @@ def test_sparse_kernels_accept_int16_indices(build, index_dtype):
     a = np.zeros((1, 40, 32), np.float32)
     a[0, :, :2] = x.T
     c = build(
-        wide_sparse(1, 2, 20, 8, q.slots, 32, 40 * 32, None, index_dtype=index_dtype),
+        wide_sparse(1, 2, 20, 8, 32, 40 * 32, None, index_dtype=index_dtype),
         a.reshape(1, -1),
         q.data,
         (q.cols * 32).astype(index_dtype),
@@ -323,7 +323,7 @@ def test_wide_kernels_match_numpy(build, k, density, m):
     q = pack_tiled_ell(w, b, rows=8, unroll=1)
     if q.slots:
         got = build(
-            wide_sparse(2, m, n, 8, q.slots, 32, k * mpad, "relu"),
+            wide_sparse(2, m, n, 8, 32, k * mpad, "relu"),
             flat,
             q.data,
             koff[q.cols if not q.shared else np.repeat(q.cols[:, None], 8, 1)],
@@ -353,7 +353,7 @@ def test_wide_shared_column_kernel_matches_numpy(build, density):
     cols = np.zeros(max(q.slots, 1), np.int32)
     cols[: q.slots] = q.cols * mpad
     got = build(
-        wide_sparse(2, m, n, 8, len(cols), 32, k * mpad, None, shared=True),
+        wide_sparse(2, m, n, 8, 32, k * mpad, None, shared=True),
         a.reshape(2, -1),
         data,
         cols,

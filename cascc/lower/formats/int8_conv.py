@@ -5,8 +5,9 @@ the simulated module uses) and carry per output channel the zero-point correctio
 factor and the bias (`formats/int8.py` units).
 
 - `int8.wide.dense`: W[tile, word, ROWS], every word of every channel;
-- `int8.wide.blocks.1x4`: per channel its nonzero words (1×4 blocks over K) as CSR; an unstructured mask
-  keeps a word wherever one of its 4 weights survives (at 90% sparsity about 1 − 0.9⁴ = 34% of them).
+- `int8.wide.blocks.1x4`: per channel its nonzero words (1×4 blocks over K) as CSR with int16 word indices
+  (int32 past 32,767 words); an unstructured mask keeps a word wherever one of its 4 weights survives (at
+  90% sparsity about 1 − 0.9⁴ = 34% of them).
 
 Prices are ns per word and output pixel (per channel for dense, per stored word for sparse), per dot kind.
 `pmaddwd` was measured on an AVX2 Zen 3 core with one thread (ResNet-20-shaped 3×3 convs, 32×32 and 16×16
@@ -107,7 +108,12 @@ def _blocks_pack(work: Work, option: Option):
     data = words[rows, cols].astype(np.int32)
     if data.size == 0:  # an all-zero layer still needs one (unread) slot
         data, cols = np.zeros(1, np.int32), np.zeros(1, np.int64)
-    return data, cols.astype(np.int32), ptr, units(work, q, np.arange(work.n))
+    return data, cols.astype(index_dtype(work.k)), ptr, units(work, q, np.arange(work.n))
+
+
+def index_dtype(k: int) -> str:
+    """Word indices in int16 where they fit (K < 131,072), halving the index bytes; int32 beyond."""
+    return "int16" if kwords(k) <= np.iinfo(np.int16).max else "int32"
 
 
 def _blocks_kernel(work: Work, option: Option, packed, parallel: bool):
@@ -118,11 +124,11 @@ def _blocks_kernel(work: Work, option: Option, packed, parallel: bool):
         work.alen,
         work.m,
         work.n,
-        len(data),
         SPARSE_VECTORS,
         work.act,
         work.dot,
         parallel,
+        index_dtype(work.k),
     )
     return func, (data, cols, ptr, unit.offset, unit.scale, unit.bias)
 

@@ -20,7 +20,6 @@ def _sparse_kernel(work: Work, option: Option, ell, parallel: bool):
         work.m,
         work.n,
         ell.rows,
-        data.shape[0],
         work.lanes,
         work.alen,
         work.act,

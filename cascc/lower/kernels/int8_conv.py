@@ -283,14 +283,16 @@ def int8_conv_sparse(
     pitch: int,
     m: int,
     n: int,
-    nnz: int,
     vectors: int,
     act: str | None,
     dot: str,
     parallel: bool = True,
+    index_dtype: str = "int16",
 ) -> tirx.PrimFunc:
     """Sparse int8 conv GEMM over each output channel's nonzero words (`data`, their word index in
-    `cols`, rows delimited by `ptr`): per stored word one broadcast against `vectors` pixel vectors."""
+    `cols` as `index_dtype`, rows delimited by `ptr`): per stored word one broadcast against `vectors`
+    pixel vectors. The count of stored words is a runtime size, so layers of one shape share the kernel's
+    code."""
     width = DOT_LANES[dot]
     px = width * vectors
     ptiles = -(-m // px)
@@ -300,8 +302,8 @@ def int8_conv_sparse(
     @T.prim_func
     def kernel(
         Q: T.Buffer((batch, kwords * operand_rows(dot), pitch), "int32"),
-        data: T.Buffer((nnz,), "int32"),
-        cols: T.Buffer((nnz,), "int32"),
+        data_handle: T.handle,
+        cols_handle: T.handle,
         ptr: T.Buffer((n + 1,), "int32"),
         offset: T.Buffer((n,), "int32"),
         scale: T.Buffer((n,), "float32"),
@@ -309,6 +311,9 @@ def int8_conv_sparse(
         Y: T.Buffer((batch, n, m), "float32"),
     ):
         T.func_attr(SCHEDULED)
+        nnz = T.int32()
+        data = T.match_buffer(data_handle, (nnz,), "int32")
+        cols = T.match_buffer(cols_handle, (nnz,), index_dtype)
         for job in loop(jobs):
             for step in range(per):
                 task = job * per + step
@@ -326,7 +331,7 @@ def int8_conv_sparse(
                                 acc[0, T.ramp(v * width, 1, width)],
                                 Q,
                                 b,
-                                cols[s],
+                                T.Cast("int32", cols[s]),
                                 p0 + v * width,
                                 T.broadcast(data[s], width),
                                 dot,
