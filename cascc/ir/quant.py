@@ -92,11 +92,15 @@ def activation_params(low: float, high: float) -> tuple[float, int]:
     return scale, zero
 
 
+def _unit_scales(weight: torch.Tensor) -> torch.Tensor:
+    """Per unit (axis 0) max |w| / 127 in float64, 1.0 for an all-zero unit."""
+    peak = weight.detach().abs().reshape(weight.shape[0], -1).amax(dim=1).double()
+    return torch.where(peak > 0, peak / INT8_MAX, torch.ones_like(peak))
+
+
 def weight_scales(weight: torch.Tensor) -> tuple[float, ...]:
     """Symmetric per-output-unit scales (axis 0): max |w| / 127, 1.0 for an all-zero unit."""
-    peak = weight.detach().abs().reshape(weight.shape[0], -1).amax(dim=1).double()
-    scales = torch.where(peak > 0, peak / INT8_MAX, torch.ones_like(peak))
-    return tuple(float(np.float32(s)) for s in scales.tolist())
+    return tuple(float(np.float32(s)) for s in _unit_scales(weight).tolist())
 
 
 def quantize_weight(weight: np.ndarray, scales) -> np.ndarray:
@@ -108,8 +112,13 @@ def quantize_weight(weight: np.ndarray, scales) -> np.ndarray:
 def fake_quantize_weight(weight: torch.Tensor, scales) -> torch.Tensor:
     """The weight the int8 kernel computes with, in float: codes × scale (straight-through gradient)."""
     s = torch.tensor(scales, dtype=weight.dtype).reshape((-1,) + (1,) * (weight.dim() - 1))
+    return _rounded(weight, s)
+
+
+def _rounded(weight: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """clamp(round(w / s), ±127) · s, exactly in value; the gradient passes straight to `weight`."""
     q = torch.clamp(torch.round(weight / s), -INT8_MAX, INT8_MAX) * s
-    return q.detach() + (weight - weight.detach())  # exactly q in value; the gradient passes to weight
+    return q.detach() + (weight - weight.detach())
 
 
 def quantize_activation(x: np.ndarray, spec: LayerPrecision) -> np.ndarray:
@@ -121,12 +130,8 @@ def quantize_activation(x: np.ndarray, spec: LayerPrecision) -> np.ndarray:
 def fake_quantize_weight_tracking(weight: torch.Tensor, axis: int = 0) -> torch.Tensor:
     """`fake_quantize_weight` with the scales `weight_scales` would record for the weight as it is now, per
     unit along `axis`: quantization-aware training's weight grid follows the weights it trains."""
-    moved = weight.movedim(axis, 0)
-    peak = moved.detach().abs().reshape(moved.shape[0], -1).amax(dim=1).double()
-    scales = torch.where(peak > 0, peak / INT8_MAX, torch.ones_like(peak)).to(weight.dtype)
-    s = scales.reshape((-1,) + (1,) * (weight.dim() - 1)).movedim(0, axis)
-    q = torch.clamp(torch.round(weight / s), -INT8_MAX, INT8_MAX) * s
-    return q.detach() + (weight - weight.detach())
+    scales = _unit_scales(weight.movedim(axis, 0)).to(weight.dtype)
+    return _rounded(weight, scales.reshape((-1,) + (1,) * (weight.dim() - 1)).movedim(0, axis))
 
 
 def fake_quantize_activation(x: torch.Tensor, spec: LayerPrecision) -> torch.Tensor:

@@ -43,7 +43,10 @@ def _dot(acc, a, b, dot: str):
             dtype="int32x16",
         )
     if dot == "pmaddwd":
-        return acc + _pmaddwd_pairs(a, b, lanes)
+        even_mask = T.broadcast(T.int32(0x00FF00FF), lanes)
+        a_even = T.bitwise_and(a, even_mask)
+        a_odd = T.bitwise_and(T.shift_right(a, T.broadcast(T.int32(8), lanes)), even_mask)
+        return split_dot(acc, a_even, a_odd, b, lanes)
     total = acc
     for j in range(4):
         unsigned = T.bitwise_and(
@@ -73,24 +76,6 @@ def split_dot(acc, a_even, a_odd, b, lanes: int):
         madd, T.reinterpret(a_odd, dtype=f"int16x{halves}"), T.shift_right(b16, eight), dtype=f"int32x{lanes}"
     )
     return acc + even + odd
-
-
-def _pmaddwd_pairs(a, b, lanes: int):
-    """Σ_j u8(a_j) · s8(b_j) per lane as two vpmaddwd: bytes 0, 2 and bytes 1, 3 as int16 pairs."""
-    halves = 2 * lanes
-    even_mask = T.broadcast(T.int32(0x00FF00FF), lanes)
-    a_even = T.reinterpret(T.bitwise_and(a, even_mask), dtype=f"int16x{halves}")
-    a_odd = T.reinterpret(
-        T.bitwise_and(T.shift_right(a, T.broadcast(T.int32(8), lanes)), even_mask), dtype=f"int16x{halves}"
-    )
-    b16 = T.reinterpret(b, dtype=f"int16x{halves}")
-    eight = T.broadcast(T.int16(8), halves)
-    b_even = T.shift_right(T.shift_left(b16, eight), eight)
-    b_odd = T.shift_right(b16, eight)
-    madd = T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.wd")
-    return T.call_llvm_pure_intrin(madd, a_even, b_even, dtype=f"int32x{lanes}") + T.call_llvm_pure_intrin(
-        madd, a_odd, b_odd, dtype=f"int32x{lanes}"
-    )
 
 
 @cached
