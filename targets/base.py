@@ -119,6 +119,8 @@ class Target:
     # values (`cascc.lower.target.for_cpu`; a mapping for `costs` replaces those KernelCosts fields only),
     # e.g. x86's tiles for AVX2 without AVX-512
     lacking: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    # the int8 dot product of cascc's CPU kernels (kernels/int8.py DOTS): "vnni", "pmaddwd" or "widen"
+    int8_dot: str = "widen"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tvm_target", MappingProxyType(dict(self.tvm_target)))

@@ -22,8 +22,12 @@ TARGET = Target(
     # AVX-512: 16 fp32 lanes in each of 32 zmm registers (kernel_lanes: one register)
     vector_lanes=16,
     vector_registers=32,
+    # int8: AVX512-VNNI's vpdpbusd, else AVX2's vpmaddwd, else a widening multiply
+    int8_dot="vnni",
     # AVX2 only: 8 lanes in 16 ymm registers; the row and conv kernels keep 16 lanes (measured no slower)
     lacking=(
         ("avx512f", {"vector_lanes": 8, "vector_registers": 16, "kernel_lanes": 16, "costs": AVX2_COSTS}),
+        ("avx512vnni", {"int8_dot": "pmaddwd"}),
+        ("avx2", {"int8_dot": "widen"}),  # after the VNNI entry: a CPU lacking both ends at widen
     ),
 )

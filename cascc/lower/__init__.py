@@ -112,7 +112,7 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
         cores=int(spec.get("num-cores", 1)),
         keep_candidates=measure,
         int8=int8,
-        dot=int8_dot(tvm_target),
+        dot=target.int8_dot,
     )
     mod = rewrite(mod)
     _check_int8(program, rewrite.decisions)
@@ -140,19 +140,6 @@ def lower(program: Program, target: Target, *, measure: bool = False) -> Lowered
         kernels=sum(isinstance(f, tvm.tirx.PrimFunc) for _, f in mod.functions_items()),
         scratch=scratch,
     )
-
-
-def int8_dot(tvm_target) -> str:
-    """The int8 dot product the target CPU offers (kernels/int8.py DOTS): AVX512-VNNI's vpdpbusd, AVX2's
-    vpmaddwd, else exact widening."""
-    from tvm.target import codegen
-
-    x86 = str(tvm_target.kind) == "llvm" and "x86_64" in str(tvm_target.attrs.get("mtriple", ""))
-    if x86 and codegen.target_has_features("avx512vnni", tvm_target):
-        return "vnni"
-    if x86 and codegen.target_has_features("avx2", tvm_target):
-        return "pmaddwd"
-    return "widen"
 
 
 def _check_int8(program: Program, decisions: dict[str, Decision]) -> None:

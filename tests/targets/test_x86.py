@@ -16,12 +16,20 @@ from support import EXAMPLES
 
 
 @pytest.mark.parametrize(
-    "cpu, lanes, tile", [("sapphirerapids", 16, (16, 16)), ("znver3", 8, (4, 16)), ("haswell", 8, (4, 16))]
+    "cpu, lanes, tile, dot",
+    [
+        ("sapphirerapids", 16, (16, 16), "vnni"),
+        ("skylake-avx512", 16, (16, 16), "pmaddwd"),
+        ("znver3", 8, (4, 16), "pmaddwd"),
+        ("haswell", 8, (4, 16), "pmaddwd"),
+        ("x86-64", 8, (4, 16), "widen"),
+    ],
 )
-def test_tiles_follow_the_cpus_vector_width(cpu, lanes, tile):
+def test_tiles_and_int8_dot_follow_the_cpus_features(cpu, lanes, tile, dot):
     target = for_cpu(get("x86", cpu=cpu))
     assert target.vector_lanes == lanes and target.costs.wide_dense_tile == tile
     assert target.vector_registers == (32 if lanes == 16 else 16)
+    assert target.int8_dot == dot
 
 
 def test_host_gets_the_tiles_of_its_own_features():
