@@ -170,6 +170,7 @@ def compile(
     evaluation = None
     if finetune is None:
         program = sparsify(model, recipe, seed=seed, stage=say, input_shapes=input_shapes, strict=strict)
+        program = _quantize(program, quantize, say)
     else:
         from .data import load
         from .passes.evaluate import compare
@@ -186,8 +187,6 @@ def compile(
         program = passes.run(program, [("train.finetune", {"seed": seed, **finetune})])
         say("evaluating against the imported model")
         evaluation = compare(start, program, data, seed=seed).to_json()
-    if not program.int8_layers:
-        program = _quantize(program, quantize, say)
     _check_float32(program)
     say(f"lowering for {tgt.name} with TVM")
     lowered = lower(program, tgt, measure=measure)

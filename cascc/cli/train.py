@@ -152,8 +152,6 @@ def train_cmd(
     recipe, shapes = _recipe(recipe_options, seed, command_uses_data=True)
     plan = TrainPlan(**options, preset=preset, preset_settings=settings)
     quantize = quantization(precision, calibrator, calibration_samples, plan.data, seed)
-    if quantize is not None:
-        quantize = {k: v for k, v in quantize.items() if k not in ("data", "seed")}
     if quantize is not None and (nproc > 1 or nnodes > 1):
         raise OptionError(
             "--precision int8", "quantization-aware training runs in one process", "drop --nproc/--nnodes"

@@ -263,7 +263,7 @@ def _quantization_aware(program, data, plan: TrainPlan, quantize, epochs: int, s
         return evaluate(p, data, seed=seed, noise=(), fgsm=()).accuracy
 
     say("calibrating int8 ranges")
-    calibrated = passes.run(program, [("quantize.ptq", {"data": plan.data, "seed": seed, **quantize})])
+    calibrated = passes.run(program, [("quantize.ptq", {**quantize, "data": plan.data, "seed": seed})])
     say(f"fine-tuning int8-aware ({epochs} epochs, masks fixed)")
     finetuned = passes.run(
         calibrated, [("train.finetune", {"data": plan.data, "epochs": epochs, "seed": seed})]
