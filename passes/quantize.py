@@ -7,8 +7,8 @@ describe N(0, 1) inputs, not the model's). Calibrators: `minmax` (the observed r
 (the range between the `percentile`-th and (100 − `percentile`)-th value, which ignores rare outliers).
 
 Layers stay fp32 by rule, each with its reason recorded in the Program (the compile table shows it): the
-output layer (`keep_output_float`), embeddings (lookups), layers reading a softmax, and the kinds cascc has
-no int8 kernel for yet (depthwise, grouped and transposed convolutions).
+output layer (`keep_output_float`), and those `ir.int8_rules` names (embeddings, layers reading a softmax,
+tied weights, and the kinds cascc has no int8 kernel for yet: depthwise, grouped, transposed convolutions).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import warnings
 import torch
 
 from cascc.errors import OptionError, PassWarning
-from cascc.ir import Layer, LayerKind, Program, layers
+from cascc.ir import Layer, Program, layers
+from cascc.ir.int8_rules import int8_blocker
 from cascc.ir.quant import LayerPrecision, Precision, activation_params, weight_scales
 from cascc.ir.simulate import activation_arg
 from cascc.registry import Registry
@@ -29,8 +30,6 @@ from .registry import register
 
 CALIBRATORS: Registry = Registry("calibrator")
 MAX_VALUES = 1 << 21  # values kept per tensor for the percentile calibrator (a strided subsample beyond)
-
-aten = torch.ops.aten
 
 
 @CALIBRATORS.register("minmax")
@@ -49,27 +48,11 @@ def _percentile(values: list[torch.Tensor], percentile: float) -> tuple[float, f
 
 
 def float_reason(program: Program, layer: Layer, keep_output_float: bool) -> str | None:
-    """Why `layer` stays fp32 under the quantization rules, or None when it becomes int8."""
-    node = {n.name: n for n in program.exported.graph.nodes}[layer.node]
-    if layer.kind is LayerKind.EMBEDDING:
-        return "an embedding is a lookup: int8 covers matmul layers"
-    if layer.kind is LayerKind.DEPTHWISE:
-        return "no int8 depthwise convolution kernel yet"
-    if layer.kind is LayerKind.CONV:
-        if node.target is not aten.convolution.default or node.args[6]:
-            return f"its convolution is {node.target} (transposed), which the int8 kernels do not read"
-        if node.args[8] != 1:
-            return "no int8 grouped convolution kernel yet"
-    elif node.target not in (aten.addmm.default, aten.mm.default):
-        return f"its matmul is {node.target}, which the int8 kernels do not read"
-    source = node.args[activation_arg(node)]
-    if isinstance(source, torch.fx.Node) and source.target in (aten._softmax.default, aten.softmax.int):
-        return "it reads a softmax, whose small probabilities one int8 step would erase"
+    """Why `layer` stays fp32 under the quantization rules (`ir.int8_rules`, and the output layer under
+    `keep_output_float`), or None when it becomes int8."""
     if keep_output_float and layer.to_output:
         return "the output layer: its outputs keep float precision (keep_output_float)"
-    if layer.tied_nodes:
-        return "a tied weight read by several layers"
-    return None
+    return int8_blocker(program, layer)
 
 
 @register("quantize.ptq")
