@@ -331,7 +331,8 @@ def _following_activation(node: torch.fx.Node) -> torch.fx.Node | None:
 def store_linear_weights_out_in(ep: ExportedProgram) -> tuple[ExportedProgram, frozenset[str]]:
     """A copy of `ep` in which every 2-D parameter that a matmul reads as [in, out] (no transpose between
     the parameter and the matmul: GPT-2's Conv1D, ONNX MatMul/Gemm with transB=0) is stored as [out, in]
-    and read through an `aten.t`, so every pass and kernel sees one linear layout; and the names moved."""
+    and read through a core-ATen `permute`, so every pass and kernel sees one linear layout; and the names
+    moved."""
     params = ep.graph_signature.inputs_to_parameters
     moved = []
     for node in ep.graph.nodes:
@@ -350,7 +351,7 @@ def store_linear_weights_out_in(ep: ExportedProgram) -> tuple[ExportedProgram, f
         node, old = placeholders[name], state[name]
         state[name] = torch.nn.Parameter(old.detach().t().contiguous(), requires_grad=old.requires_grad)
         with graph.inserting_before(first_op):
-            view = graph.call_function(aten.t.default, (node,))
+            view = graph.call_function(aten.permute.default, (node, [1, 0]))
         node.replace_all_uses_with(view, delete_user_cb=lambda user, view=view: user is not view)
         view.meta = dict(node.meta)
         node.meta["val"] = node.meta["val"].fake_mode.from_tensor(state[name], static_shapes=True)

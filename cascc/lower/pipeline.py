@@ -15,12 +15,15 @@ from .schedules import apply_rules, check_scheduled
 
 def to_relax(exported: torch.export.ExportedProgram) -> tvm.IRModule:  # noqa: F821
     """Import a (masked) core-ATen program into Relax with the weights as constants; the ops TVM's importer
-    lacks are converted by cascc (`importer.py`)."""
+    lacks are converted by cascc (`importer.py`). Every frontend decomposed the program to core ATen already,
+    so TVM's own pass over it (a full re-trace, a fifth of a zoo model's compile) is skipped."""
     from tvm.relax.frontend.torch import from_exported_program
 
     from .importer import CONVERTERS
 
-    mod = from_exported_program(exported, keep_params_as_input=False, custom_convert_map=dict(CONVERTERS))
+    mod = from_exported_program(
+        exported, keep_params_as_input=False, custom_convert_map=dict(CONVERTERS), run_ep_decomposition=False
+    )
     return relax.transform.DeadCodeElimination()(mod)
 
 
