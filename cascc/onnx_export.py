@@ -2,6 +2,12 @@
 
 Uses torch's ONNX exporter on the exported program (`dynamo=True`, which needs `onnxscript`); parameter
 names survive as initializer names. onnxruntime densifies sparse initializers at load, so outputs match.
+
+An int8 Program is written as QDQ, the form `onnxruntime.quantization` writes and the importer reads back:
+each int8 layer's weight as int8 codes with a DequantizeLinear (per output channel, zero point 0), and its
+input through a QuantizeLinear → DequantizeLinear pair on its uint8 grid. onnxruntime then computes what
+the simulated Program does, up to rounding ties (QuantizeLinear divides by the scale, cascc multiplies by
+its float32 inverse).
 """
 
 from __future__ import annotations
@@ -42,12 +48,94 @@ def export_onnx(program: Program, path: Path, *, sparse_initializers: bool = Fal
             "report the model to cascc",
         ) from exc
     model = exported.model_proto
+    masked_names = set(program.masks)
+    if program.int8_layers:
+        codes = to_qdq(model, program)
+        masked_names = {codes.get(name, name) for name in masked_names}
     if sparse_initializers:
-        to_sparse(model, set(program.masks))
+        to_sparse(model, masked_names)
     onnx.checker.check_model(model)
     with atomic_file(path) as tmp:
         onnx.save(model, str(tmp))
     return path
+
+
+def to_qdq(model, program: Program) -> dict[str, str]:
+    """Quantize the int8 layers of an exported float `model` in place (see the module docstring). Returns
+    each int8 weight's name → the name of its codes initializer."""
+    from onnx import helper, numpy_helper
+
+    from .frontends.onnx_qdq import weight_consumer
+    from .ir.quant import quantize_weight
+
+    graph = model.graph
+    init = {t.name: t for t in graph.initializer}
+    nodes = [_copy(node) for node in graph.node]  # edited, then written back in order
+    readers: dict[str, list] = {}
+    for node in nodes:
+        for index, name in enumerate(node.input):
+            readers.setdefault(name, []).append((node, index))
+    weights = program.masked_weights()
+    codes_of, first, before = {}, [], {}  # weight DequantizeLinears; input pairs, by consumer
+    for name, spec in program.int8_layers.items():
+        if name not in init:
+            raise ArtifactError(program.source, f"int8 layer {name!r} has no ONNX initializer", "report it")
+        consumer = weight_consumer(name, readers)
+        if consumer is None:
+            raise ArtifactError(
+                program.source,
+                f"int8 layer {name!r} is not read as one Conv, Gemm or MatMul's weight in the ONNX export",
+                "export it with --precision fp32, or report the model",
+            )
+        stored = tuple(init[name].dims)
+        codes = quantize_weight(weights[name].numpy(), spec.weight_scales)
+        axis = 0
+        if stored != codes.shape:  # the exported parameter is [in, out]
+            codes, axis = codes.T, 1
+        base = f"{name}_quantized"
+        scales = np.asarray(spec.weight_scales, np.float32)
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(np.ascontiguousarray(codes), base),
+                numpy_helper.from_array(scales, f"{name}_scale"),
+                numpy_helper.from_array(np.zeros(scales.shape, np.int8), f"{name}_zero_point"),
+            ]
+        )
+        first.append(
+            helper.make_node(
+                "DequantizeLinear", [base, f"{name}_scale", f"{name}_zero_point"], [name], axis=axis
+            )
+        )
+        codes_of[name] = base
+        source = consumer.input[0]
+        grid = [f"{name}_input_scale", f"{name}_input_zero_point"]
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(np.asarray(spec.input_scale, np.float32), grid[0]),
+                numpy_helper.from_array(np.asarray(spec.input_zero, np.uint8), grid[1]),
+            ]
+        )
+        quantized, dequantized = f"{name}_input_quantized", f"{name}_input"
+        before[id(consumer)] = [
+            helper.make_node("QuantizeLinear", [source, *grid], [quantized]),
+            helper.make_node("DequantizeLinear", [quantized, *grid], [dequantized]),
+        ]
+        consumer.input[0] = dequantized
+    kept = [t for t in graph.initializer if t.name not in codes_of]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    ordered = first + [new for node in nodes for new in (*before.get(id(node), ()), node)]
+    del graph.node[:]
+    graph.node.extend(ordered)
+    return codes_of
+
+
+def _copy(node):
+    import onnx
+
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    return copy
 
 
 def to_sparse(model, names: set[str]) -> int:

@@ -5,6 +5,7 @@ fine-tuning — works on them; a 2-D weight read by MatMul (or Gemm without tran
 [out, in], so it shows up as a linear layer. Values computable at import time (Constant, Shape, and
 anything computed only from them and integer initializers) are folded before tracing, so shape subgraphs
 never reach the exported program; an If whose condition folds is replaced by its taken branch there.
+A QDQ (quantized) model is folded to float first, its layers keeping their int8 grids (`onnx_qdq`).
 """
 
 from __future__ import annotations
@@ -24,15 +25,12 @@ import torch
 from ..errors import ModelLoadError, first_paragraph
 from ..ir import Program, from_exported
 from . import onnx_ops
-from .onnx_checks import check_model_file
+from .onnx_checks import UnsupportedOp, check_model_file
+from .onnx_qdq import fold_qdq, precisions
 
 MIN_OPSET = 7
 # Attributes that older opsets carry and that change nothing here.
 IGNORED_ATTRIBUTES = frozenset({"consumed_inputs", "is_test", "spatial"})
-
-
-class UnsupportedOp(ModelLoadError):
-    """The model uses ONNX ops (or domains, or op versions) that the importer does not implement."""
 
 
 def load_onnx(
@@ -75,6 +73,7 @@ def from_model(
 
     check_model_file(model, source)
     opset = _opset(model, source)
+    grids = fold_qdq(model, opset, source)
     check_supported(model, opset, source)
     sparse = densify_sparse_initializers(model)
     try:
@@ -97,6 +96,9 @@ def from_model(
             "report the model and op to cascc",
         ) from exc
     program = from_exported(exported, source=source, frontend="onnx", seed=seed)
+    if grids:  # a QDQ model: its layers keep the int8 grids it was quantized with
+        kept = precisions(program, graph.nodes, grids, module.names, graph.transposed)
+        program = dataclasses.replace(program, precisions=kept)
     if not sparse:
         return program
     # a sparse initializer's structure is its mask: keep it, so passes and kernels see the sparsity

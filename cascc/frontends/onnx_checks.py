@@ -16,6 +16,10 @@ from ..errors import ModelLoadError
 MAX_ELEMENTS = 1 << 31  # one initializer: beyond this it is a corrupt size, not a model
 
 
+class UnsupportedOp(ModelLoadError):
+    """The model uses ONNX ops (or domains, or op versions) that the importer does not implement."""
+
+
 def check_model_file(model, source: str) -> None:
     """Refuse a newer-than-known opset and every malformed dense or sparse initializer."""
     import onnx

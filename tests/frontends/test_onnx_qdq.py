@@ -1,0 +1,266 @@
+"""QDQ ONNX: models quantized by onnxruntime import with the file's int8 grids and compute what onnxruntime
+computes; cascc's int8 Programs export as QDQ and import back unchanged; malformed Q/DQ is a clear error."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+from cascc import passes
+from cascc.frontends import load_model
+from cascc.frontends.onnx import UnsupportedOp, from_model, load_onnx, sanitize
+from cascc.onnx_export import export_onnx
+from cascc.passes.batched import batched
+from cascc.runtime.session import Session
+from support import EXAMPLES, assert_clean_error, invoke
+
+IMAGE = (1, 3, 8, 8)
+
+
+def unoptimized(path) -> ort.InferenceSession:
+    """onnxruntime computing the QDQ graph as written (no fusion into its integer kernels)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(str(path), options)
+
+
+def run_each(session: ort.InferenceSession, xs: np.ndarray) -> np.ndarray:
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: x[None]})[0] for x in xs])
+
+
+@pytest.fixture(scope="module")
+def ort_quantized(tmp_path_factory):
+    """A conv-conv-linear net exported by torch, quantized by onnxruntime (QDQ, per-channel int8 weights,
+    uint8 activations calibrated on 16 random images). Returns (float path, QDQ path)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 8 * 8, 10),
+    ).eval()
+    folder = tmp_path_factory.mktemp("qdq")
+    fp32, qdq = folder / "float.onnx", folder / "qdq.onnx"
+    torch.onnx.export(net, (torch.randn(IMAGE),), fp32, dynamo=False, opset_version=17, input_names=["image"])
+    rng = np.random.default_rng(0)
+
+    class Images(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"image": rng.standard_normal(IMAGE, np.float32)} for _ in range(16)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    quantize_static(
+        str(fp32),
+        str(qdq),
+        Images(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
+    return fp32, qdq
+
+
+def parameter(onnx_name: str) -> str:
+    return sanitize(onnx_name, set())
+
+
+def file_grids(path):
+    """What the file says, read independently of the importer: {weight: its scales} and {the value a
+    layer reads: (scale, zero point)}."""
+    model = onnx.load(path)
+    init = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    weights, activations = {}, {}
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear":
+            if node.input[0] in init and init[node.input[0]].ndim >= 2:
+                weights[node.input[0].removesuffix("_quantized")] = init[node.input[1]]
+            elif node.input[0] not in init:
+                activations[node.output[0]] = (float(init[node.input[1]]), int(init[node.input[2]]))
+    return weights, activations
+
+
+def test_an_onnxruntime_quantized_model_keeps_the_files_grids_and_computes_what_onnxruntime_does(
+    ort_quantized,
+):
+    fp32, qdq = ort_quantized
+    program = load_onnx(qdq)
+    weights, activations = file_grids(qdq)
+    assert set(program.int8_layers) == {parameter(name) for name in weights}
+    model = onnx.load(qdq)
+    init = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for name, scales in weights.items():
+        spec = program.int8_layers[parameter(name)]
+        np.testing.assert_array_equal(np.asarray(spec.weight_scales, np.float32), scales)
+        assert (spec.input_scale, spec.input_zero) in activations.values()
+        # the weights are the file's dequantized codes, exactly
+        codes = init[f"{name}_quantized"].astype(np.float32)
+        along = scales.reshape(-1, *[1] * (codes.ndim - 1))
+        stored = program.weights[parameter(name)].numpy()
+        np.testing.assert_array_equal(
+            stored.reshape(codes.shape) if stored.size == codes.size else stored, codes * along
+        )
+
+    xs = np.random.default_rng(1).standard_normal((8, *IMAGE[1:]), np.float32)
+    reference = run_each(unoptimized(qdq), xs)
+    with torch.no_grad():
+        simulated = batched(program)(torch.from_numpy(xs)).numpy()
+    float_model = run_each(ort.InferenceSession(str(fp32)), xs)
+    # cascc rounds each layer's input as the file does; the pair on the output it only saturates, so the two
+    # differ by at most half of the output's step
+    (output_step, _) = activations[model.graph.output[0].name]
+    assert np.abs(simulated - reference).max() <= output_step / 2 + 1e-6
+    assert np.abs(float_model - reference).max() > 4 * output_step  # the rounding is really there
+
+
+@pytest.mark.slow
+def test_an_onnxruntime_quantized_model_compiles_to_int8_kernels_and_self_tests(tmp_path, ort_quantized):
+    _, qdq = ort_quantized
+    out = tmp_path / "art"
+    code, text = invoke("compile", qdq, "-o", out)
+    assert code == 0, text
+    rows = json.loads((out / "manifest.json").read_text())["layers"]
+    assert rows and all(r["precision"] == "int8" and "int8" in r["kernel"] for r in rows), rows
+    code, text = invoke("run", out, "--selftest")
+    assert code == 0 and "passed" in text, text
+    xs = np.random.default_rng(2).standard_normal((4, *IMAGE[1:]), np.float32)
+    session = Session(out / "model.so")
+    got = np.concatenate([session.run([x[None]])[0] for x in xs])
+    with torch.no_grad():
+        simulated = batched(load_onnx(qdq))(torch.from_numpy(xs)).numpy()
+    np.testing.assert_allclose(got, simulated, rtol=1e-4, atol=1e-4 * np.abs(simulated).max())
+
+
+@pytest.mark.parametrize("factory", ["mlp", "cnn"])
+def test_an_int8_program_exports_as_qdq_that_onnxruntime_computes_and_imports_back(tmp_path, factory):
+    program = load_model(f"{EXAMPLES / 'digits.py'}:{factory}")
+    program = passes.run(
+        program, [("prune.magnitude", {"sparsity": 0.9}), ("quantize.ptq", {"data": "digits"})]
+    )
+    path = export_onnx(program, tmp_path / "int8.onnx")
+    model = onnx.load(path)
+    kinds = [n.op_type for n in model.graph.node]
+    assert kinds.count("DequantizeLinear") == 2 * len(program.int8_layers)
+    codes = {t.name for t in model.graph.initializer if t.data_type == TensorProto.INT8 and len(t.dims) >= 2}
+    assert codes == {f"{name}_quantized" for name in program.int8_layers}
+
+    shape = tuple(d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim)[1:]
+    xs = np.random.default_rng(0).random((6, *shape), np.float32)
+    with torch.no_grad():
+        simulated = batched(program)(torch.from_numpy(xs)).numpy()
+    got = run_each(unoptimized(path), xs)
+    np.testing.assert_allclose(got, simulated, rtol=1e-5, atol=1e-5 * np.abs(simulated).max())
+
+    back = load_onnx(path)
+    assert len(back.int8_layers) == len(program.int8_layers)
+    original = {parameter(name): spec for name, spec in program.int8_layers.items()}
+    for name, spec in back.int8_layers.items():
+        assert spec.to_json() == original[name].to_json()
+    with torch.no_grad():
+        again = batched(back)(torch.from_numpy(xs)).numpy()
+    np.testing.assert_allclose(again, simulated, rtol=1e-5, atol=1e-5 * np.abs(simulated).max())
+
+
+def qdq_graph(*, scale=0.1, zero=None, computed_scale=False, q_reader="DequantizeLinear", attrs=None):
+    """x → Q → DQ → Relu, with one thing to break."""
+    inits = [numpy_helper.from_array(np.asarray(scale, np.float32), "s")]
+    inits.append(numpy_helper.from_array(np.asarray(3 if zero is None else zero), "z"))
+    if zero is None:
+        inits[-1] = numpy_helper.from_array(np.asarray(3, np.uint8), "z")
+    nodes = []
+    scale_name = "s"
+    if computed_scale:
+        nodes.append(helper.make_node("Identity", ["s"], ["s2"], name="id"))
+        scale_name = "s2"
+    nodes.append(helper.make_node("QuantizeLinear", ["x", scale_name, "z"], ["q"], name="q", **(attrs or {})))
+    if q_reader == "DequantizeLinear":
+        nodes.append(helper.make_node("DequantizeLinear", ["q", scale_name, "z"], ["d"], name="dq"))
+        nodes.append(helper.make_node("Relu", ["d"], ["y"], name="relu"))
+    else:
+        nodes.append(helper.make_node("Relu", ["q"], ["y"], name="relu"))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+
+
+def test_a_pair_on_a_value_is_its_saturation():
+    model = qdq_graph(scale=0.5, zero=np.asarray(10, np.uint8))
+    program = from_model(model, source="pair.onnx")
+    x = torch.tensor([[-20.0, -1.0, 50.0, 200.0]])
+    with torch.no_grad():
+        got = program.module()(x)
+    # the grid spans (0 - 10) × 0.5 … (255 - 10) × 0.5; the Relu follows
+    np.testing.assert_allclose(got.numpy(), torch.relu(x.clamp(-5.0, 122.5)).numpy())
+
+
+@pytest.mark.parametrize(
+    "broken, fragment",
+    [
+        ({"scale": -0.5}, "positive finite"),
+        ({"scale": np.float32("nan")}, "positive finite"),
+        ({"computed_scale": True}, "computed"),
+        ({"q_reader": "Relu"}, "other than DequantizeLinear"),
+        ({"zero": np.asarray(3, np.int16)}, "int16 codes"),
+        ({"scale": np.full(4, 0.1, np.float32), "zero": np.full(4, 3, np.uint8)}, "per-channel activation"),
+        ({"attrs": {"block_size": 2}}, "block_size"),
+    ],
+)
+def test_malformed_qdq_is_a_clear_error(broken, fragment):
+    with pytest.raises(UnsupportedOp, match=fragment) as error:
+        from_model(qdq_graph(**broken), source="broken.onnx")
+    assert "broken.onnx" in str(error.value)
+
+
+def test_a_dequantize_of_a_graph_input_is_a_clear_cli_error(tmp_path):
+    graph = helper.make_graph(
+        [helper.make_node("DequantizeLinear", ["x", "s"], ["y"], name="dq")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [numpy_helper.from_array(np.asarray(0.1, np.float32), "s")],
+    )
+    path = tmp_path / "codes_in.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    code, text = invoke("compile", path, "-o", tmp_path / "out")
+    assert_clean_error(code, text, 2, "codes_in.onnx", "DequantizeLinear", "quantize it with")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_pair_without_zero_point_saturates_in_the_codes_output_dtype_names():
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s"], ["q"], name="q", output_dtype=TensorProto.INT8),
+        helper.make_node("DequantizeLinear", ["q", "s"], ["y"], name="dq"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [numpy_helper.from_array(np.asarray(0.5, np.float32), "s")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    x = np.asarray([[-100.0, -1.0, 50.0, 100.0]], np.float32)
+    reference = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    with torch.no_grad():
+        got = from_model(model, source="int8.onnx").module()(torch.from_numpy(x)).numpy()
+    # both saturate to [-64, 63.5]; only onnxruntime rounds to the grid, and these values lie on it
+    np.testing.assert_array_equal(got, reference)
