@@ -15,6 +15,7 @@ otherwise. Roundings elsewhere (a pair on a residual add or an output) are compu
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -62,6 +63,7 @@ def fold_qdq(model, opset: int, source: str) -> QdqGrids:
     constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
     producer = {out: n for n in graph.node for out in n.output}
     taken = set(init) | set(producer) | {i.name for i in graph.input}
+    readers_of = Counter(name for node in graph.node for name in node.input)
     grids = QdqGrids()
 
     def value(name: str) -> np.ndarray | None:
@@ -142,6 +144,9 @@ def fold_qdq(model, opset: int, source: str) -> QdqGrids:
                 shape = _along(scale, axis, floats.ndim)
                 q = np.rint(floats.astype(np.float32) / scale.reshape(shape)) + zero.reshape(shape)
                 codes = np.clip(q, low, high).astype(zero.dtype)
+                if readers_of[quantizer.input[0]] == 1:  # the weight keeps its name, now on its grid
+                    graph.initializer.remove(init[quantizer.input[0]])
+                    taken.discard(quantizer.input[0])
                 replaced[node.output[0]] = weight(node, codes, quantizer.input[0] + "_quantized")
                 continue
             if scale.size != 1:
