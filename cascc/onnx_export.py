@@ -65,12 +65,20 @@ def to_qdq(model, program: Program) -> dict[str, str]:
     each int8 weight's name → the name of its codes initializer."""
     from onnx import helper, numpy_helper
 
-    from .frontends.onnx_qdq import weight_consumer
+    from .frontends.onnx_qdq import weight_reader
     from .ir.quant import quantize_weight
 
     graph = model.graph
     init = {t.name: t for t in graph.initializer}
     nodes = [_copy(node) for node in graph.node]  # edited, then written back in order
+    taken = set(init) | {out for node in nodes for out in node.output} | {i.name for i in graph.input}
+
+    def fresh(name: str) -> str:
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        return name
+
     readers: dict[str, list] = {}
     for node in nodes:
         for index, name in enumerate(node.input):
@@ -80,42 +88,37 @@ def to_qdq(model, program: Program) -> dict[str, str]:
     for name, spec in program.int8_layers.items():
         if name not in init:
             raise ArtifactError(program.source, f"int8 layer {name!r} has no ONNX initializer", "report it")
-        consumer = weight_consumer(name, readers)
-        if consumer is None:
+        reader = weight_reader(name, readers)
+        if reader is None:
             raise ArtifactError(
                 program.source,
                 f"int8 layer {name!r} is not read as one Conv, Gemm or MatMul's weight in the ONNX export",
                 "export it with --precision fp32, or report the model",
             )
-        stored = tuple(init[name].dims)
-        codes = quantize_weight(weights[name].numpy(), spec.weight_scales)
-        axis = 0
-        if stored != codes.shape:  # the exported parameter is [in, out]
-            codes, axis = codes.T, 1
-        base = f"{name}_quantized"
+        consumer, axis = reader
+        codes = quantize_weight(weights[name].numpy(), spec.weight_scales)  # [out, in, …]
+        if axis:  # the exported parameter is [in, out]
+            codes = codes.T
+        base, scale, zero = (fresh(f"{name}_{part}") for part in ("quantized", "scale", "zero_point"))
         scales = np.asarray(spec.weight_scales, np.float32)
         graph.initializer.extend(
             [
                 numpy_helper.from_array(np.ascontiguousarray(codes), base),
-                numpy_helper.from_array(scales, f"{name}_scale"),
-                numpy_helper.from_array(np.zeros(scales.shape, np.int8), f"{name}_zero_point"),
+                numpy_helper.from_array(scales, scale),
+                numpy_helper.from_array(np.zeros(scales.shape, np.int8), zero),
             ]
         )
-        first.append(
-            helper.make_node(
-                "DequantizeLinear", [base, f"{name}_scale", f"{name}_zero_point"], [name], axis=axis
-            )
-        )
+        first.append(helper.make_node("DequantizeLinear", [base, scale, zero], [name], axis=axis))
         codes_of[name] = base
         source = consumer.input[0]
-        grid = [f"{name}_input_scale", f"{name}_input_zero_point"]
+        grid = [fresh(f"{name}_input_scale"), fresh(f"{name}_input_zero_point")]
         graph.initializer.extend(
             [
                 numpy_helper.from_array(np.asarray(spec.input_scale, np.float32), grid[0]),
                 numpy_helper.from_array(np.asarray(spec.input_zero, np.uint8), grid[1]),
             ]
         )
-        quantized, dequantized = f"{name}_input_quantized", f"{name}_input"
+        quantized, dequantized = fresh(f"{name}_input_quantized"), fresh(f"{name}_input")
         before[id(consumer)] = [
             helper.make_node("QuantizeLinear", [source, *grid], [quantized]),
             helper.make_node("DequantizeLinear", [quantized, *grid], [dequantized]),

@@ -73,9 +73,10 @@ def from_model(
 
     check_model_file(model, source)
     opset = _opset(model, source)
-    grids = fold_qdq(model, opset, source)
-    check_supported(model, opset, source)
     sparse = densify_sparse_initializers(model)
+    grids = fold_qdq(model, opset, source)
+    sparse = [grids.renamed.get(name, name) for name in sparse]  # sparse codes: the mask is their floats'
+    check_supported(model, opset, source)
     try:
         onnx.checker.check_model(model)
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
@@ -97,7 +98,7 @@ def from_model(
         ) from exc
     program = from_exported(exported, source=source, frontend="onnx", seed=seed)
     if grids:  # a QDQ model: its layers keep the int8 grids it was quantized with
-        kept = precisions(program, graph.nodes, grids, module.names, graph.transposed)
+        kept = precisions(program, graph.nodes, grids, module.names)
         program = dataclasses.replace(program, precisions=kept)
     if not sparse:
         return program

@@ -42,10 +42,11 @@ class WeightGrid:
 @dataclass
 class QdqGrids:
     """What `fold_qdq` read: weight grids by float initializer name, activation grids (scale, uint8 zero
-    point) by the name of the value a consumer reads."""
+    point) by the name of the value a consumer reads, and the name each codes initializer's floats took."""
 
     weights: dict[str, WeightGrid] = field(default_factory=dict)
     activations: dict[str, tuple[float, int]] = field(default_factory=dict)
+    renamed: dict[str, str] = field(default_factory=dict)  # codes initializer → its float initializer
 
     def __bool__(self) -> bool:
         return bool(self.weights or self.activations)
@@ -67,25 +68,33 @@ def fold_qdq(model, opset: int, source: str) -> QdqGrids:
     grids = QdqGrids()
 
     def value(name: str) -> np.ndarray | None:
-        if name in init:
-            return numpy_helper.to_array(init[name])
-        if name in constants:
-            (attr,) = [a for a in constants[name].attribute if a.name == "value"] or [None]
-            return None if attr is None else numpy_helper.to_array(attr.t)
-        return None
+        tensor = _constant(name, init, constants)
+        return None if tensor is None else numpy_helper.to_array(tensor)
 
-    def grid_of(node, codes: np.dtype | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    def code_type(name: str | None, node, fallback: int) -> np.dtype:
+        """The numpy type of the codes a constant `name` holds (or `fallback`, a TensorProto type),
+        refused unless uint8, int8 or int32 (an onnx that stores int4 as int8 would pass a dtype check)."""
+        tensor = _constant(name, init, constants) if name else None
+        kind = fallback if tensor is None else tensor.data_type
+        if kind not in (TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32):
+            _refuse(source, node, f"{_type_name(kind)} codes", "quantize to uint8 or int8")
+        return helper.tensor_dtype_to_np_dtype(kind)
+
+    def grid_of(node, codes: str | None = None) -> tuple[np.ndarray, np.ndarray, int]:
         """(scale, zero point, axis) of a Q or DQ node, each constant, or a clear error; `codes`: the
-        type a DQ reads, which an absent zero point takes."""
+        constant a DQ reads, whose type an absent zero point takes. A one-element scale is per tensor."""
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if attrs.get("block_size", 0):
             _refuse(source, node, "blocked quantization (block_size)", "quantize per tensor or per channel")
         scale = value(node.input[1])
-        if len(node.input) > 2 and node.input[2]:
-            zero = value(node.input[2])
-        else:  # no zero point: 0 in the codes read, or that Q's `output_dtype` names (opset 21), or uint8
-            codes = codes or helper.tensor_dtype_to_np_dtype(attrs.get("output_dtype") or TensorProto.UINT8)
-            zero = np.zeros((), codes)
+        zero_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        if zero_name:
+            zero = value(zero_name)
+            if zero is not None:
+                code_type(zero_name, node, TensorProto.UINT8)
+        else:  # no zero point: 0 in the codes read, or the Q's `output_dtype` (opset 21), or uint8
+            kind = code_type(codes, node, attrs.get("output_dtype") or TensorProto.UINT8)
+            zero = None if scale is None else np.zeros(scale.shape, kind)
         if scale is None or zero is None:
             _refuse(
                 source,
@@ -93,35 +102,53 @@ def fold_qdq(model, opset: int, source: str) -> QdqGrids:
                 "its scale or zero point is computed, not a constant",
                 "export them as initializers",
             )
-        if zero.dtype.name not in _CODE_TYPES:
-            _refuse(source, node, f"{zero.dtype.name} codes", "quantize to uint8 or int8")
         if not np.all(np.isfinite(scale)) or not np.all(scale > 0):
             _refuse(source, node, "a scale that is not a positive finite number", "recalibrate the model")
-        return scale.astype(np.float32), zero, int(attrs.get("axis", 1))
+        if zero_name and zero.size != scale.size:
+            _refuse(source, node, "its zero point and scale differ in size", "re-export it")
+        if scale.size == 1:
+            scale, zero = scale.reshape(()), zero.reshape(())
+        elif scale.ndim != 1:
+            _refuse(source, node, f"a scale of shape {list(scale.shape)}", "quantize per tensor or per axis")
+        return scale.astype(np.float32), zero.reshape(scale.shape), int(attrs.get("axis", 1))
 
-    def dequantized(codes: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int) -> np.ndarray:
-        shape = _along(scale, axis, codes.ndim)
-        wide = codes.astype(np.float32) - zero.astype(np.float32).reshape(shape)
-        return wide * scale.reshape(shape)
+    def along(node, scale: np.ndarray, axis: int, shape: tuple[int, ...]) -> list[int]:
+        """The shape that broadcasts `scale` over a tensor of `shape`: per tensor, or along `axis`."""
+        if not scale.ndim:
+            return [1] * len(shape)
+        if not -len(shape) <= axis < len(shape) or shape[axis] != scale.size:
+            _refuse(
+                source,
+                node,
+                f"{scale.size} scales along axis {axis} of a {list(shape)} tensor",
+                "give one scale per channel of the axis",
+            )
+        broadcast = [1] * len(shape)
+        broadcast[axis % len(shape)] = -1
+        return broadcast
 
-    def weight(node, codes: np.ndarray, code_name: str):
-        scale, zero, axis = grid_of(node, codes.dtype)
-        if codes.dtype.name != zero.dtype.name:
+    def weight(node, codes: np.ndarray, code_name: str, scale, zero, axis):
+        if codes.dtype != zero.dtype:
             _refuse(
                 source, node, f"{codes.dtype.name} codes with a {zero.dtype.name} zero point", "re-export it"
             )
+        shape = along(node, scale, axis, codes.shape)
+        floats = (codes.astype(np.float32) - zero.astype(np.float32).reshape(shape)) * scale.reshape(shape)
+        if code_name in init and readers_of[code_name] == 1:  # replaced: its name is free again
+            graph.initializer.remove(init.pop(code_name))
+            taken.discard(code_name)
         name = code_name.removesuffix("_quantized")
-        if name in taken and name != code_name:
+        if name in taken:
             name = node.output[0]
-        floats = dequantized(codes, scale, zero, axis)
         graph.initializer.append(numpy_helper.from_array(floats.astype(np.float32), name))
         taken.add(name)
+        grids.renamed[code_name] = name
         if codes.dtype == np.int8 and codes.ndim >= 2:
             symmetric = not np.any(zero) and int(codes.min(initial=0)) >= -INT8_MAX
             grids.weights[name] = WeightGrid(scale, axis % codes.ndim, symmetric)
         return name
 
-    kept, replaced, folded_q = [], {}, set()
+    kept, replaced, folded_q, fake = [], {}, set(), {}
     for node in graph.node:
         if node.op_type != "DequantizeLinear":
             kept.append(node)
@@ -130,31 +157,35 @@ def fold_qdq(model, opset: int, source: str) -> QdqGrids:
         codes = value(source_name)
         quantizer = producer.get(source_name)
         if codes is not None:
-            replaced[node.output[0]] = weight(node, codes, source_name)
+            code_type(source_name, node, TensorProto.UINT8)
+            replaced[node.output[0]] = weight(node, codes, source_name, *grid_of(node, source_name))
         elif quantizer is not None and quantizer.op_type == "QuantizeLinear":
             q_scale, q_zero, q_axis = grid_of(quantizer)
-            scale, zero, axis = grid_of(node, q_zero.dtype)
-            differs = q_scale.shape != scale.shape or (scale.ndim and q_axis != axis)
-            if differs or q_zero.dtype != zero.dtype or np.any(q_scale != scale) or np.any(q_zero != zero):
+            scale, zero, axis = grid_of(node)
+            if not (len(node.input) > 2 and node.input[2]):  # no zero point: 0 in the Q's codes
+                zero = zero.astype(q_zero.dtype)
+            floats = value(quantizer.input[0])
+            ndim = None if floats is None else floats.ndim
+            same_axis = not scale.ndim or (q_axis == axis if ndim is None else q_axis % ndim == axis % ndim)
+            equal = q_scale.shape == scale.shape and q_zero.dtype == zero.dtype and same_axis
+            if not equal or np.any(q_scale != scale) or np.any(q_zero != zero):
                 _refuse(source, node, "its grid differs from its QuantizeLinear's", "pair equal grids")
             folded_q.add(quantizer.output[0])
-            floats = value(quantizer.input[0])
-            if floats is not None:  # a fake-quantized float weight (NNCF): compute its codes here
-                low, high = (-128, 127) if zero.dtype == np.int8 else (0, 255)
-                shape = _along(scale, axis, floats.ndim)
-                q = np.rint(floats.astype(np.float32) / scale.reshape(shape)) + zero.reshape(shape)
-                codes = np.clip(q, low, high).astype(zero.dtype)
-                if readers_of[quantizer.input[0]] == 1:  # the weight keeps its name, now on its grid
-                    graph.initializer.remove(init[quantizer.input[0]])
-                    taken.discard(quantizer.input[0])
-                replaced[node.output[0]] = weight(node, codes, quantizer.input[0] + "_quantized")
+            if floats is not None:  # a fake-quantized float weight (NNCF): compute its codes, once
+                if quantizer.output[0] not in fake:
+                    low, high = (-128, 127) if zero.dtype == np.int8 else (0, 255)
+                    shape = along(node, scale, axis, floats.shape)
+                    q = np.rint(floats.astype(np.float32) / scale.reshape(shape)) + zero.reshape(shape)
+                    codes = np.clip(q, low, high).astype(zero.dtype)
+                    fake[quantizer.output[0]] = weight(node, codes, quantizer.input[0], scale, zero, axis)
+                replaced[node.output[0]] = fake[quantizer.output[0]]
                 continue
             if scale.size != 1:
                 _refuse(source, node, "per-channel activation scales", "quantize activations per tensor")
             offset = _CODE_TYPES[zero.dtype.name]
             if offset is None:
                 _refuse(source, node, "int32 activation codes", "quantize activations to uint8 or int8")
-            step, code = np.float32(scale.reshape(())), int(zero.reshape(())) + offset
+            step, code = np.float32(scale), int(zero) + offset
             grids.activations[node.output[0]] = (float(step), code)
             kept += _saturation(quantizer.input[0], node, step, code, graph, opset, taken)
         else:
@@ -164,8 +195,9 @@ def fold_qdq(model, opset: int, source: str) -> QdqGrids:
                 f"it reads {source_name!r}, neither a quantized initializer nor a QuantizeLinear's output",
                 "import the float model, or quantize it with onnxruntime.quantization or NNCF",
             )
-    for node in kept:
-        node.input[:] = [replaced.get(n, n) for n in node.input]
+    for output in graph.output:
+        if output.name in replaced:
+            _refuse(source, producer[output.name], "a graph output is a dequantized weight", "re-export it")
     read = {n for node in kept for n in node.input} | {o.name for o in graph.output}
     for node in kept:
         if node.op_type == "QuantizeLinear" and (node.output[0] not in folded_q or node.output[0] in read):
@@ -173,17 +205,22 @@ def fold_qdq(model, opset: int, source: str) -> QdqGrids:
     kept = [n for n in kept if n.op_type != "QuantizeLinear"]
     del graph.node[:]
     graph.node.extend(kept)
+    from .onnx import all_nodes
+
+    for node in all_nodes(graph):  # subgraphs read outer values by name too
+        node.input[:] = [replaced.get(n, n) for n in node.input]
     _drop_unread_initializers(graph)
     return grids
 
 
-def _along(scale: np.ndarray, axis: int, ndim: int) -> list[int]:
-    """The shape that broadcasts a scale (or zero point) over an `ndim` tensor: per tensor, or along
-    `axis`."""
-    shape = [1] * ndim
-    if scale.ndim:
-        shape[axis % ndim] = -1
-    return shape
+def _constant(name: str, init: Mapping, constants: Mapping):
+    """The TensorProto an initializer or a Constant node's `value` holds, or None."""
+    if name in init:
+        return init[name]
+    if name in constants:
+        values = [a.t for a in constants[name].attribute if a.name == "value"]
+        return values[0] if values else None
+    return None
 
 
 def _drop_unread_initializers(graph) -> None:
@@ -224,7 +261,7 @@ def _refuse(source: str, node, problem: str, fix: str):
 
 
 def precisions(
-    program: Program, nodes, grids: QdqGrids, names: Mapping[str, str], transposed: set[str]
+    program: Program, nodes, grids: QdqGrids, names: Mapping[str, str]
 ) -> dict[str, LayerPrecision]:
     """Each layer's precision from the folded model's grids (`names`: ONNX initializer → parameter)."""
     onnx_name = {param: name for name, param in names.items()}
@@ -234,25 +271,36 @@ def precisions(
             readers.setdefault(name, []).append((node, index))
     result = {}
     for layer in layers(program):
-        reason, spec = _layer_grid(program, layer, onnx_name.get(layer.name), readers, grids, transposed)
+        reason, spec = _layer_grid(program, layer, onnx_name.get(layer.name), readers, grids)
         result[layer.name] = spec or LayerPrecision(Precision.FP32, reason=reason)
     return result
 
 
-def weight_consumer(name: str, readers: Mapping[str, list]):
-    """The one Conv, Gemm or MatMul node reading weight `name` as its input 1, through Transposes (a
-    linear layer's export), or None. `readers`: value name → [(node, input index)]."""
+def weight_reader(name: str, readers: Mapping[str, list]) -> tuple[object, int] | None:
+    """The one Conv, Gemm or MatMul node reading weight `name` as its input 1, through 2-D Transposes (a
+    linear layer's export), and the axis of the stored weight its output channels run along; or None.
+    `readers`: value name → [(node, input index)]."""
+    from onnx import helper
+
+    swaps = 0
     while True:
         uses = readers.get(name, [])
         if len(uses) != 1:
             return None
         node, index = uses[0]
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if node.op_type != "Transpose":
-            return node if node.op_type in ("Conv", "Gemm", "MatMul") and index == 1 else None
-        name = node.output[0]
+            break
+        if list(attrs.get("perm", [1, 0])) != [1, 0]:
+            return None
+        swaps, name = swaps + 1, node.output[0]
+    if index != 1 or node.op_type not in ("Conv", "Gemm", "MatMul") or (swaps and node.op_type == "Conv"):
+        return None
+    read_axis = {"Conv": 0, "Gemm": 0 if attrs.get("transB", 0) else 1, "MatMul": 1}[node.op_type]
+    return node, read_axis ^ (swaps % 2)
 
 
-def _layer_grid(program, layer, name, readers, grids: QdqGrids, transposed):
+def _layer_grid(program, layer, name, readers, grids: QdqGrids):
     """(reason, None) for a layer that stays fp32, or (None, its int8 precision)."""
     grid = grids.weights.get(name)
     if grid is None:
@@ -260,9 +308,10 @@ def _layer_grid(program, layer, name, readers, grids: QdqGrids, transposed):
     blocker = int8_blocker(program, layer)
     if blocker:
         return blocker, None
-    consumer = weight_consumer(name, readers)
-    if consumer is None:
+    reader = weight_reader(name, readers)
+    if reader is None:
         return "its weight is not read as one Conv, Gemm or MatMul's weight", None
+    consumer, out_axis = reader
     activation = grids.activations.get(consumer.input[0])
     if activation is None:
         return "the QDQ model does not quantize its input", None
@@ -271,9 +320,15 @@ def _layer_grid(program, layer, name, readers, grids: QdqGrids, transposed):
     units = program.weights[layer.name].shape[0]
     if grid.scales.size == 1:
         scales = np.full(units, grid.scales.reshape(()), np.float32)
-    elif grid.axis == (1 if name in transposed else 0) and grid.scales.size == units:
+    elif grid.axis == out_axis and grid.scales.size == units:
         scales = grid.scales
     else:
         return "its weight scales run along its input axis, not per output channel", None
     scale, zero = activation
     return None, LayerPrecision(Precision.INT8, scale, zero, tuple(float(s) for s in scales))
+
+
+def _type_name(kind: int) -> str:
+    from onnx import helper
+
+    return helper.tensor_dtype_to_string(kind).removeprefix("TensorProto.").lower()

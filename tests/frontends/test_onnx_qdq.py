@@ -82,18 +82,22 @@ def parameter(onnx_name: str) -> str:
 
 
 def file_grids(path):
-    """What the file says, read independently of the importer: {weight: its scales} and {the value a
-    layer reads: (scale, zero point)}."""
+    """What the file says, read independently of the importer: {weight: its scales}, {weight: the grid
+    (scale, zero point) of the value its layer reads} and {dequantized value: its grid}."""
     model = onnx.load(path)
     init = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     weights, activations = {}, {}
     for node in model.graph.node:
         if node.op_type == "DequantizeLinear":
             if node.input[0] in init and init[node.input[0]].ndim >= 2:
-                weights[node.input[0].removesuffix("_quantized")] = init[node.input[1]]
+                weights[node.output[0]] = init[node.input[1]]
             elif node.input[0] not in init:
                 activations[node.output[0]] = (float(init[node.input[1]]), int(init[node.input[2]]))
-    return weights, activations
+    readers = [n for n in model.graph.node if len(n.input) > 1 and n.input[1] in weights]
+    inputs = {n.input[1]: activations[n.input[0]] for n in readers}
+    named = {w.removesuffix("_DequantizeLinear_Output"): s for w, s in weights.items()}
+    by_input = {w.removesuffix("_DequantizeLinear_Output"): g for w, g in inputs.items()}
+    return named, by_input, activations
 
 
 def test_an_onnxruntime_quantized_model_keeps_the_files_grids_and_computes_what_onnxruntime_does(
@@ -101,21 +105,18 @@ def test_an_onnxruntime_quantized_model_keeps_the_files_grids_and_computes_what_
 ):
     fp32, qdq = ort_quantized
     program = load_onnx(qdq)
-    weights, activations = file_grids(qdq)
+    weights, layer_inputs, activations = file_grids(qdq)
     assert set(program.int8_layers) == {parameter(name) for name in weights}
     model = onnx.load(qdq)
     init = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     for name, scales in weights.items():
         spec = program.int8_layers[parameter(name)]
         np.testing.assert_array_equal(np.asarray(spec.weight_scales, np.float32), scales)
-        assert (spec.input_scale, spec.input_zero) in activations.values()
-        # the weights are the file's dequantized codes, exactly
+        assert (spec.input_scale, spec.input_zero) == layer_inputs[name]
+        # the weights are the file's dequantized codes, exactly (Conv and Gemm(transB) store [out, in, …])
         codes = init[f"{name}_quantized"].astype(np.float32)
         along = scales.reshape(-1, *[1] * (codes.ndim - 1))
-        stored = program.weights[parameter(name)].numpy()
-        np.testing.assert_array_equal(
-            stored.reshape(codes.shape) if stored.size == codes.size else stored, codes * along
-        )
+        np.testing.assert_array_equal(program.weights[parameter(name)].numpy(), codes * along)
 
     xs = np.random.default_rng(1).standard_normal((8, *IMAGE[1:]), np.float32)
     reference = run_each(unoptimized(qdq), xs)
@@ -230,6 +231,7 @@ def test_malformed_qdq_is_a_clear_error(broken, fragment):
     with pytest.raises(UnsupportedOp, match=fragment) as error:
         from_model(qdq_graph(**broken), source="broken.onnx")
     assert "broken.onnx" in str(error.value)
+    assert any(f"node {name!r}" in str(error.value) for name in ("q", "dq")), error.value
 
 
 def test_a_dequantize_of_a_graph_input_is_a_clear_cli_error(tmp_path):
@@ -308,3 +310,99 @@ def test_a_fake_quantized_float_weight_is_computed_to_codes_as_nncf_writes_it():
     with torch.no_grad():
         simulated = batched(program)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(simulated, reference, rtol=1e-5, atol=1e-6)
+
+
+def gemm_model(weight_nodes, inits, opset=17):
+    """x → Q → DQ → Gemm(·, w, transB=1), the weight given by `weight_nodes` producing "wd"."""
+    inits = [
+        *inits,
+        numpy_helper.from_array(np.asarray(0.02, np.float32), "x_scale"),
+        numpy_helper.from_array(np.asarray(128, np.uint8), "x_zero"),
+    ]
+    nodes = [
+        *weight_nodes,
+        helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"], name="xq"),
+        helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zero"], ["xd"], name="xd"),
+        helper.make_node("Gemm", ["xd", "wd"], ["y"], name="fc", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("codes_name", ["w", "w_quantized"])
+@pytest.mark.parametrize("scale_shape", [(4,), (1,), ()])
+def test_weight_codes_of_any_name_and_scale_shape_import_as_onnxruntime_reads_them(codes_name, scale_shape):
+    rng = np.random.default_rng(3)
+    codes = rng.integers(-127, 128, (4, 6)).astype(np.int8)
+    scales = np.full(scale_shape, 0.01, np.float32) if scale_shape != (4,) else rng.random(4, np.float32) / 50
+    model = gemm_model(
+        [helper.make_node("DequantizeLinear", [codes_name, "w_scale"], ["wd"], name="wd", axis=0)],
+        [numpy_helper.from_array(codes, codes_name), numpy_helper.from_array(scales, "w_scale")],
+    )
+    reference_session = unoptimized(model.SerializeToString())
+    program = from_model(model, source="codes.onnx")
+    (spec,) = program.int8_layers.values()
+    assert len(spec.weight_scales) == 4
+    x = rng.standard_normal((1, 6)).astype(np.float32)
+    with torch.no_grad():
+        simulated = batched(program)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(simulated, reference_session.run(None, {"x": x})[0], rtol=1e-5, atol=1e-6)
+
+
+def test_one_fake_quantized_weight_read_by_two_dequantizes_is_computed_once():
+    weight = np.random.default_rng(4).standard_normal((4, 6)).astype(np.float32)
+    model = gemm_model(
+        [
+            helper.make_node("QuantizeLinear", ["w", "w_scale"], ["wq"], name="wq"),
+            helper.make_node("DequantizeLinear", ["wq", "w_scale"], ["wd0"], name="wd0"),
+            helper.make_node("DequantizeLinear", ["wq", "w_scale"], ["wd1"], name="wd1"),
+            helper.make_node("Add", ["wd0", "wd1"], ["wd"], name="twice"),
+        ],
+        [
+            numpy_helper.from_array(weight, "w"),
+            numpy_helper.from_array(np.asarray(0.02, np.float32), "w_scale"),
+        ],
+    )
+    reference_session = unoptimized(model.SerializeToString())
+    program = from_model(model, source="twice.onnx")
+    # on the input's grid, where the float saturation of a pair that feeds no int8 layer is exact
+    x = np.rint(np.random.default_rng(5).standard_normal((1, 6)) / 0.02).astype(np.float32) * 0.02
+    with torch.no_grad():
+        got = program.module()(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, reference_session.run(None, {"x": x})[0], rtol=1e-5, atol=1e-5)
+
+
+def test_a_sparse_int8_export_imports_back_with_its_masks(tmp_path):
+    program = load_model(f"{EXAMPLES / 'digits.py'}:mlp")
+    program = passes.run(
+        program, [("prune.magnitude", {"sparsity": 0.9}), ("quantize.ptq", {"data": "digits"})]
+    )
+    path = export_onnx(program, tmp_path / "sparse.onnx", sparse_initializers=True)
+    model = onnx.load(path)
+    assert {t.values.name for t in model.graph.sparse_initializer} >= {
+        f"{name}_quantized" for name in program.int8_layers
+    }
+    back = load_onnx(path)
+    for name in program.masks:
+        assert torch.equal(back.masks[parameter(name)], program.masks[name]), name
+    assert {parameter(n): s.to_json() for n, s in program.int8_layers.items()} == {
+        n: s.to_json() for n, s in back.int8_layers.items()
+    }
+
+
+def test_weight_scales_that_do_not_match_the_axis_are_a_clear_error():
+    model = gemm_model(
+        [helper.make_node("DequantizeLinear", ["w", "w_scale"], ["wd"], name="wd", axis=0)],
+        [
+            numpy_helper.from_array(np.ones((4, 6), np.int8), "w"),
+            numpy_helper.from_array(np.full(3, 0.1, np.float32), "w_scale"),
+        ],
+    )
+    with pytest.raises(UnsupportedOp, match="3 scales along axis 0 of a \\[4, 6\\] tensor"):
+        from_model(model, source="axis.onnx")
