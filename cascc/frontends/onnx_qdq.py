@@ -217,10 +217,20 @@ def _constant(name: str, init: Mapping, constants: Mapping):
     """The TensorProto an initializer or a Constant node's `value` holds, or None."""
     if name in init:
         return init[name]
-    if name in constants:
-        values = [a.t for a in constants[name].attribute if a.name == "value"]
-        return values[0] if values else None
+    if name not in constants:
+        return None
+    from onnx import helper, numpy_helper
+
+    for attr in constants[name].attribute:
+        if attr.name == "value":
+            return attr.t
+        if attr.name in _SCALAR_CONSTANTS:
+            number = np.asarray(helper.get_attribute_value(attr), _SCALAR_CONSTANTS[attr.name])
+            return numpy_helper.from_array(number, name)
     return None
+
+
+_SCALAR_CONSTANTS = {"value_float": np.float32, "value_floats": np.float32, "value_int": np.int64}
 
 
 def _drop_unread_initializers(graph) -> None:

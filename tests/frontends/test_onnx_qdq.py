@@ -406,3 +406,13 @@ def test_weight_scales_that_do_not_match_the_axis_are_a_clear_error():
     )
     with pytest.raises(UnsupportedOp, match="3 scales along axis 0 of a \\[4, 6\\] tensor"):
         from_model(model, source="axis.onnx")
+
+
+def test_a_scale_given_by_a_value_float_constant_is_read():
+    model = qdq_graph(scale=0.5, zero=np.asarray(10, np.uint8))
+    model.graph.initializer.pop(0)  # the scale "s", now a Constant node
+    model.graph.node.insert(0, helper.make_node("Constant", [], ["s"], name="scale", value_float=0.5))
+    program = from_model(model, source="constant.onnx")
+    x = torch.tensor([[-20.0, -1.0, 50.0, 200.0]])
+    with torch.no_grad():
+        np.testing.assert_allclose(program.module()(x).numpy(), torch.relu(x.clamp(-5.0, 122.5)).numpy())
