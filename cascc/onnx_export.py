@@ -65,7 +65,7 @@ def to_qdq(model, program: Program) -> dict[str, str]:
     each int8 weight's name → the name of its codes initializer."""
     from onnx import helper, numpy_helper
 
-    from .frontends.onnx_qdq import weight_reader
+    from .frontends.onnx_qdq import value_readers, weight_reader
     from .ir.quant import quantize_weight
 
     graph = model.graph
@@ -79,10 +79,7 @@ def to_qdq(model, program: Program) -> dict[str, str]:
         taken.add(name)
         return name
 
-    readers: dict[str, list] = {}
-    for node in nodes:
-        for index, name in enumerate(node.input):
-            readers.setdefault(name, []).append((node, index))
+    readers = value_readers(nodes)
     weights = program.masked_weights()
     codes_of, first, before = {}, [], {}  # weight DequantizeLinears; input pairs, by consumer
     for name, spec in program.int8_layers.items():

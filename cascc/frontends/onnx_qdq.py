@@ -275,15 +275,21 @@ def precisions(
 ) -> dict[str, LayerPrecision]:
     """Each layer's precision from the folded model's grids (`names`: ONNX initializer → parameter)."""
     onnx_name = {param: name for name, param in names.items()}
-    readers: dict[str, list] = {}
-    for node in nodes:
-        for index, name in enumerate(node.input):
-            readers.setdefault(name, []).append((node, index))
+    readers = value_readers(nodes)
     result = {}
     for layer in layers(program):
         reason, spec = _layer_grid(program, layer, onnx_name.get(layer.name), readers, grids)
         result[layer.name] = spec or LayerPrecision(Precision.FP32, reason=reason)
     return result
+
+
+def value_readers(nodes) -> dict[str, list]:
+    """Value name → [(node, input index)] of the nodes reading it, as `weight_reader` takes."""
+    readers: dict[str, list] = {}
+    for node in nodes:
+        for index, name in enumerate(node.input):
+            readers.setdefault(name, []).append((node, index))
+    return readers
 
 
 def weight_reader(name: str, readers: Mapping[str, list]) -> tuple[object, int] | None:

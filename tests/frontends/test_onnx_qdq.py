@@ -19,6 +19,7 @@ from cascc.frontends.onnx import UnsupportedOp, from_model, load_onnx, sanitize
 from cascc.onnx_export import export_onnx
 from cascc.passes.batched import batched
 from cascc.runtime.session import Session
+from int8 import ort_quantize
 from support import EXAMPLES, assert_clean_error, invoke
 
 IMAGE = (1, 3, 8, 8)
@@ -40,10 +41,9 @@ def run_each(session: ort.InferenceSession, xs: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def ort_quantized(tmp_path_factory):
-    """A conv-conv-linear net exported by torch, quantized by onnxruntime (QDQ, per-channel int8 weights,
-    uint8 activations calibrated on 16 random images). Returns (float path, QDQ path)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
+    """A conv-conv-linear net exported by torch, quantized by onnxruntime as the int8 benchmark does (QDQ,
+    per-channel int8 weights, uint8 activations calibrated on 16 random images). Returns (float path,
+    QDQ path)."""
     torch.manual_seed(0)
     net = nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1),
@@ -57,23 +57,8 @@ def ort_quantized(tmp_path_factory):
     fp32, qdq = folder / "float.onnx", folder / "qdq.onnx"
     torch.onnx.export(net, (torch.randn(IMAGE),), fp32, dynamo=False, opset_version=17, input_names=["image"])
     rng = np.random.default_rng(0)
-
-    class Images(CalibrationDataReader):
-        def __init__(self):
-            self.batches = iter([{"image": rng.standard_normal(IMAGE, np.float32)} for _ in range(16)])
-
-        def get_next(self):
-            return next(self.batches, None)
-
-    quantize_static(
-        str(fp32),
-        str(qdq),
-        Images(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-    )
+    images = [torch.from_numpy(rng.standard_normal(IMAGE, np.float32)) for _ in range(16)]
+    ort_quantize(fp32, qdq, images)
     return fp32, qdq
 
 
@@ -270,48 +255,6 @@ def test_a_pair_without_zero_point_saturates_in_the_codes_output_dtype_names():
     np.testing.assert_array_equal(got, reference)
 
 
-def test_a_fake_quantized_float_weight_is_computed_to_codes_as_nncf_writes_it():
-    """NNCF keeps float weights behind a Q → DQ pair: the weight becomes its rounded grid values, the layer
-    int8 with that grid, and the output is onnxruntime's."""
-    rng = np.random.default_rng(0)
-    weight = rng.standard_normal((4, 6)).astype(np.float32)
-    scales = (np.abs(weight).max(axis=1) / 127).astype(np.float32)
-    inits = [
-        numpy_helper.from_array(weight, "w"),
-        numpy_helper.from_array(scales, "w_scale"),
-        numpy_helper.from_array(np.zeros(4, np.int8), "w_zero"),
-        numpy_helper.from_array(np.asarray(0.02, np.float32), "x_scale"),
-        numpy_helper.from_array(np.asarray(128, np.uint8), "x_zero"),
-    ]
-    nodes = [
-        helper.make_node("QuantizeLinear", ["w", "w_scale", "w_zero"], ["wq"], name="wq", axis=0),
-        helper.make_node("DequantizeLinear", ["wq", "w_scale", "w_zero"], ["wd"], name="wd", axis=0),
-        helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"], name="xq"),
-        helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zero"], ["xd"], name="xd"),
-        helper.make_node("Gemm", ["xd", "wd"], ["y"], name="fc", transB=1),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    reference_session = unoptimized(model.SerializeToString())
-    program = from_model(model, source="nncf.onnx")
-    (spec,) = program.int8_layers.values()
-    np.testing.assert_array_equal(np.asarray(spec.weight_scales, np.float32), scales)
-    assert (spec.input_scale, spec.input_zero) == (np.float32(0.02), 128)
-    codes = np.clip(np.rint(weight / scales[:, None]), -128, 127)
-    np.testing.assert_array_equal(program.weights["w"].numpy(), codes * scales[:, None])
-    x = rng.standard_normal((1, 6)).astype(np.float32)
-    reference = reference_session.run(None, {"x": x})[0]
-    with torch.no_grad():
-        simulated = batched(program)(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(simulated, reference, rtol=1e-5, atol=1e-6)
-
-
 def gemm_model(weight_nodes, inits, opset=17):
     """x → Q → DQ → Gemm(·, w, transB=1), the weight given by `weight_nodes` producing "wd"."""
     inits = [
@@ -333,6 +276,37 @@ def gemm_model(weight_nodes, inits, opset=17):
         inits,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_a_fake_quantized_float_weight_is_computed_to_codes_as_nncf_writes_it():
+    """NNCF keeps float weights behind a Q → DQ pair: the weight becomes its rounded grid values, the layer
+    int8 with that grid, and the output is onnxruntime's."""
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((4, 6)).astype(np.float32)
+    scales = (np.abs(weight).max(axis=1) / 127).astype(np.float32)
+    model = gemm_model(
+        [
+            helper.make_node("QuantizeLinear", ["w", "w_scale", "w_zero"], ["wq"], name="wq", axis=0),
+            helper.make_node("DequantizeLinear", ["wq", "w_scale", "w_zero"], ["wd"], name="wd", axis=0),
+        ],
+        [
+            numpy_helper.from_array(weight, "w"),
+            numpy_helper.from_array(scales, "w_scale"),
+            numpy_helper.from_array(np.zeros(4, np.int8), "w_zero"),
+        ],
+    )
+    reference_session = unoptimized(model.SerializeToString())
+    program = from_model(model, source="nncf.onnx")
+    (spec,) = program.int8_layers.values()
+    np.testing.assert_array_equal(np.asarray(spec.weight_scales, np.float32), scales)
+    assert (spec.input_scale, spec.input_zero) == (np.float32(0.02), 128)
+    codes = np.clip(np.rint(weight / scales[:, None]), -128, 127)
+    np.testing.assert_array_equal(program.weights["w"].numpy(), codes * scales[:, None])
+    x = rng.standard_normal((1, 6)).astype(np.float32)
+    reference = reference_session.run(None, {"x": x})[0]
+    with torch.no_grad():
+        simulated = batched(program)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(simulated, reference, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("codes_name", ["w", "w_quantized"])
