@@ -70,6 +70,33 @@ def test_activations_quantize_to_the_reference_codes_and_pad_with_the_zero_point
     assert codes[0, 0] == spec.input_zero and codes[0, 1] == 255 and codes[0, 2] == 0
 
 
+def test_quantizers_round_exact_ties_to_even_like_numpy(target):
+    """x · (1/scale) landing exactly on .5 rounds to the even code in both quantizers (rows for linear
+    layers, bordered planes for convs), as `ir.quant` does, and the clamps hold past ±2^22."""
+    from cascc.lower.kernels import int8_conv
+
+    spec = LayerPrecision(Precision.INT8, 0.5, 10, (1.0,))  # 1/scale = 2 exactly
+    halves = np.array([0.25, 0.75, 1.25, -0.25, -0.75, -1.25, 3.25, 60.25, 1e7, -1e7, 5e6, -5e6, 0.0, 62.75])
+    x = np.tile(halves.astype(np.float32), 2)[None]  # one row of 28 values
+    k = x.shape[1]
+    params = np.array([spec.inverse_scale(), spec.input_zero], np.float32)
+    rows = run(target, quantize_rows(1, k, kwords(k)), x, params, out=(1, kwords(k)), dtype="int32")
+    expected = quantize_activation(x, spec)
+    assert list(expected[0, :6]) == [10, 12, 12, 10, 8, 8]  # the ties, resolved to even
+    np.testing.assert_array_equal(rows.view(np.uint8).reshape(1, -1)[:, :k], expected)
+    hp, wp, slack, size = int8_conv.planes_layout(1, 1, k, (0, 1, 0, 1), k, 1)
+    planes = run(
+        target,
+        int8_conv.quantize_planes(1, 1, 1, k, 0, 1, hp, wp, slack),
+        x.reshape(1, 1, 1, k),
+        params,
+        out=(1, size),
+        dtype="int32",
+    )
+    np.testing.assert_array_equal(planes[0, 1 : k + 1], expected[0])
+    assert planes[0, 0] == planes[0, k + 1] == spec.input_zero
+
+
 @pytest.mark.parametrize("density", DENSITIES)
 @pytest.mark.parametrize("batch, k, n", [(1, 37, 19), (7, 64, 70), (32, 21, 33)])
 @pytest.mark.parametrize("fmt", [INT8_DENSE, INT8_BLOCKS], ids=lambda f: f.name)

@@ -78,14 +78,32 @@ def split_dot(acc, a_even, a_odd, b, lanes: int):
     return acc + even + odd
 
 
+ROUNDING_MAGIC = 12582912.0  # 1.5 · 2^23: a float32 in [2^23, 2^24) has no fraction bits
+MAGIC_BITS = 0x4B400000  # its bit pattern: bits(MAGIC + r) = MAGIC_BITS + r for |r| < 2^22
+
+
+def code_value(x, inv, zero):
+    """The uint8 code clamp(round_half_even(x · inv) + zero, 0, 255) as int32 (the rounding of `ir.quant`).
+
+    The product is clamped to a range just wider than the grid's and rounded by adding 1.5 · 2^23 (exact
+    round-half-even in the default rounding mode), the integer read back from the sum's bits. TVM does not
+    vectorize `T.nearbyint`, which left every quantizer loop scalar (a one-vector row became gathers and
+    scatters, 3-6× slower); the integer read-back keeps LLVM's fast-math from folding the add away, and
+    the clamp between product and add keeps it from contracting them into an FMA (which would round the
+    exact product instead of its float32 value)."""
+    t = T.max(T.min(x * inv, 256.0 - zero), -1.0 - zero)
+    rounded = T.reinterpret(t + ROUNDING_MAGIC, dtype="int32") - MAGIC_BITS
+    return T.max(T.min(rounded + T.Cast("int32", zero), 255), 0)
+
+
 @cached
 def quantize_rows(batch: int, k: int, kwords: int) -> tirx.PrimFunc:
     """Q[b, i] = the 4 uint8 codes clamp(round(X[b, 4i + j] · inv) + zero, 0, 255) as one int32 word;
     `params` = (inv, zero). Inputs past k (padding) take the zero point."""
 
     def code(X, params, b, i, j):
-        inside = T.max(T.min(T.nearbyint(X[b, T.min(i * 4 + j, k - 1)] * params[0]) + params[1], 255.0), 0.0)
-        value = T.Cast("int32", T.if_then_else(i * 4 + j < k, inside, params[1]))
+        inside = code_value(X[b, T.min(i * 4 + j, k - 1)], params[0], params[1])
+        value = T.if_then_else(i * 4 + j < k, inside, T.Cast("int32", params[1]))
         return T.shift_left(value, j * 8)
 
     @T.prim_func

@@ -17,17 +17,12 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from .cache import cached
-from .int8 import DOT_LANES, SPLIT_DOTS, _dot, split_dot
+from .int8 import DOT_LANES, SPLIT_DOTS, _dot, code_value, split_dot
 from .linear import SCHEDULED, _activate
 from .tasks import task_jobs
 
 WORD_LANES = 16  # int32 lanes per vector of the quantizer and the tap packer
 ROWS = 4  # output channels per register tile of the dense kernel
-
-
-def code_value(x, inv, zero):
-    """The uint8 code clamp(round_half_even(x · inv) + zero, 0, 255), as int32 (the rounding of `ir.quant`)."""
-    return T.Cast("int32", T.max(T.min(T.nearbyint(x * inv) + zero, 255.0), 0.0))
 
 
 def pixel_pitch(m: int, tile: int) -> int:
@@ -73,15 +68,16 @@ def quantize_planes(
                     P[b, size // WORD_LANES * WORD_LANES + v] = zero
             for c in range(channels):
                 for y in range(height):
-                    base = c * plane + (y + top) * wp + left
+                    # the row's start is written out in each index: bound to a local, it kept TVM from
+                    # vectorizing a one-chunk row (LLVM then scalarized it into gathers and scatters)
                     for f in range(chunks):
                         for v in T.vectorized(WORD_LANES):
-                            P[b, base + f * WORD_LANES + v] = code_value(
+                            P[b, c * plane + (y + top) * wp + left + f * WORD_LANES + v] = code_value(
                                 X[b, c, y, f * WORD_LANES + v], params[0], params[1]
                             )
                     if tail != 0:
                         for v in T.vectorized(tail):
-                            P[b, base + chunks * WORD_LANES + v] = code_value(
+                            P[b, c * plane + (y + top) * wp + left + chunks * WORD_LANES + v] = code_value(
                                 X[b, c, y, chunks * WORD_LANES + v], params[0], params[1]
                             )
 
