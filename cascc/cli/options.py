@@ -286,7 +286,9 @@ def quantization(precision: str, calibrator: str, samples: int, data: str | None
     if precision == "bf16":
         raise OptionError(
             "bf16",
-            "cascc has no bf16 kernels yet",
+            "cascc has no bf16 kernels yet: TVM 0.27's LLVM codegen has no bfloat vector type (it legalizes "
+            "bf16 to f32 compute and u16 storage), so it cannot emit AVX512-BF16's vdpbf16ps, whose LLVM "
+            "intrinsic takes <32 x bfloat> operands",
             "compile with --precision fp32 or int8",
         )
     if precision == "fp32":
