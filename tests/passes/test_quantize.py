@@ -213,3 +213,36 @@ def test_precisions_not_offered_are_clear_errors(tmp_path, extra, fragments):
     code, text = invoke("compile", f"{EXAMPLES / 'digits.py'}:mlp", "-o", out, *extra)
     assert_clean_error(code, text, 2, *fragments)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.9])
+def test_stride_one_int8_convs_read_their_planes_directly_and_strided_ones_pack_taps(tmp_path, sparsity):
+    """A stride-1 conv on 32-wide rows takes the direct path (no packed-tap operand), a stride-2 one the
+    packed taps, and the artifact computes the simulated int8 model either way."""
+    from cascc.errors import PassWarning
+    from cascc.frontends.torch import from_module
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(8, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 16, 3, stride=2, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16 * 16 * 16, 10),
+    ).eval()
+    program = from_module(model, (torch.randn(1, 8, 32, 32),))
+    if sparsity:
+        program = passes.run(program, [("prune.magnitude", {"sparsity": sparsity})])
+    with pytest.warns(PassWarning, match="Gaussian probes"):
+        q = passes.run(program, [("quantize.ptq", {})])
+    result = api.compile(q, out=tmp_path / "int8")
+    rows = {r["name"]: r for r in result.manifest["layers"]}
+    direct, strided = (rows[layer.name]["kernel"] for layer in layers(q) if layer.kind is LayerKind.CONV)
+    assert "int8 conv direct" in direct and "taps packed" in strided, (direct, strided)
+    assert ("sparse" in direct) == bool(sparsity), direct
+    x = torch.randn(4, 8, 32, 32)
+    got = np.concatenate([Session(result.path / "model.so").run([x[i : i + 1].numpy()])[0] for i in range(4)])
+    with torch.no_grad():
+        simulated = batched(q)(x).numpy()
+    np.testing.assert_allclose(got, simulated, rtol=1e-4, atol=1e-4 * np.abs(simulated).max())

@@ -29,6 +29,7 @@ class Operand(enum.Enum):
 
     NARROW = "narrow"  # few rows of x: vectorized over output units
     WIDE = "wide"  # many operand columns (pixels × images, tokens): vectorized over them, weights broadcast
+    PLANES = "planes"  # int8 stride-1 convs reading channel-interleaved code planes in place
     GPU = "gpu"  # GPU threads per output element
 
 
@@ -56,6 +57,8 @@ class Work:
     quant: Any = None
     unit_scale: np.ndarray | None = None
     dot: str = ""
+    # planes convs: the code planes' geometry (kernels/int8_planes.py PlaneGeometry); `weight` is OIHW
+    plane: Any = None
 
 
 @dataclass(frozen=True)

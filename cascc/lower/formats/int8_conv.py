@@ -11,8 +11,7 @@ factor and the bias (`formats/int8.py` units).
 
 Prices are ns per word and output pixel (per channel for dense, per stored word for sparse), per dot kind.
 `pmaddwd` was measured on an AVX2 Zen 3 core with one thread (ResNet-20-shaped 3×3 convs, 32×32 and 16×16
-pixels); `vnni` is reasoned, not measured: one vpdpbusd per 16 pixels of a word, a quarter of the fp32
-wide kernel's four FMAs for the same four taps. A target tunes them with `KernelCosts.format_costs`.
+pixels); `vnni` on a Zen 4 core (AVX512-VNNI), one thread, the same convs. A target tunes them with `KernelCosts.format_costs`.
 """
 
 from __future__ import annotations
@@ -23,8 +22,8 @@ from ..kernels import int8_conv as kernels
 from . import Format, Operand, Option, Work, register
 from .int8 import as_words, codes, units
 
-DENSE_NS = {"vnni": 0.012, "pmaddwd": 0.05, "widen": 0.12}  # per word × channel × pixel
-SPARSE_NS = {"vnni": 0.02, "pmaddwd": 0.07, "widen": 0.14}  # per stored word × pixel
+DENSE_NS = {"vnni": 0.019, "pmaddwd": 0.05, "widen": 0.12}  # per word × channel × pixel
+SPARSE_NS = {"vnni": 0.027, "pmaddwd": 0.07, "widen": 0.14}  # per stored word × pixel
 DENSE_VECTORS = 2  # pixel vectors per register tile (× ROWS channels)
 SPARSE_VECTORS = 4
 
