@@ -44,15 +44,21 @@ def pitch(m: int, dot: str) -> int:
 # ---- dense -----------------------------------------------------------------------------------------------
 
 
+def channel_tiles(q: np.ndarray) -> np.ndarray:
+    """Codes [n, 4 · W] as the dense kernels' weight words [tile, W, ROWS] (channels padded to ROWS)."""
+    rows = kernels.ROWS
+    n = q.shape[0]
+    npad = -(-n // rows) * rows
+    full = np.zeros((npad, q.shape[1]), np.int8)
+    full[:n] = q
+    words = as_words(full)  # [npad, W]
+    return np.ascontiguousarray(words.reshape(npad // rows, rows, -1).transpose(0, 2, 1))
+
+
 def _dense_pack(work: Work, option: Option):
     q = codes(work)  # [n, 4 · kwords]
-    rows = kernels.ROWS
-    npad = -(-work.n // rows) * rows
-    full = np.zeros((npad, q.shape[1]), np.int8)
-    full[: work.n] = q
-    words = as_words(full)  # [npad, W]
-    packed = np.ascontiguousarray(words.reshape(npad // rows, rows, -1).transpose(0, 2, 1))
-    return packed, units(work, q, np.arange(npad))
+    npad = -(-work.n // kernels.ROWS) * kernels.ROWS
+    return channel_tiles(q), units(work, q, np.arange(npad))
 
 
 def _dense_kernel(work: Work, option: Option, packed, parallel: bool):
@@ -97,16 +103,22 @@ def stored_words(weight: np.ndarray) -> int:
     return max(int(full.reshape(n, -1, 4).any(axis=2).sum()), 1)
 
 
-def _blocks_pack(work: Work, option: Option):
-    q = codes(work)
+def nonzero_words(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(data, word index, ptr): each channel's words of codes [n, 4 · W] that hold a nonzero code, in K order
+    (an all-zero layer keeps one unread slot)."""
     words = as_words(q)  # [n, W]
-    keep = q.reshape(work.n, -1, 4).any(axis=2)
-    counts = keep.sum(axis=1)
-    ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    keep = q.reshape(q.shape[0], -1, 4).any(axis=2)
+    ptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).astype(np.int32)
     rows, cols = np.nonzero(keep)  # row-major: each channel's words in K order
     data = words[rows, cols].astype(np.int32)
-    if data.size == 0:  # an all-zero layer still needs one (unread) slot
+    if data.size == 0:
         data, cols = np.zeros(1, np.int32), np.zeros(1, np.int64)
+    return data, cols, ptr
+
+
+def _blocks_pack(work: Work, option: Option):
+    q = codes(work)
+    data, cols, ptr = nonzero_words(q)
     return data, cols.astype(index_dtype(work.k)), ptr, units(work, q, np.arange(work.n))
 
 

@@ -30,7 +30,8 @@ from ..kernels import int8_planes as kernels
 from ..kernels.int8 import DOT_LANES
 from ..kernels.int8_conv import ROWS
 from . import Format, Operand, Option, Work, register
-from .int8 import as_words, units
+from .int8 import units
+from .int8_conv import channel_tiles, nonzero_words
 
 DENSE_NS = {"vnni": 0.018, "pmaddwd": 0.05, "widen": 0.12}  # per word × channel × computed pixel
 SPARSE_NS = {"vnni": 0.033, "pmaddwd": 0.08, "widen": 0.14}  # per stored word × computed pixel
@@ -74,12 +75,7 @@ def _tile(work: Work, most: int) -> tuple[int, int]:
 
 def _dense_pack(work: Work, option: Option):
     q = codes(work)
-    npad = -(-work.n // ROWS) * ROWS
-    full = np.zeros((npad, q.shape[1]), np.int8)
-    full[: work.n] = q
-    words = as_words(full)  # [npad, words]
-    packed = np.ascontiguousarray(words.reshape(npad // ROWS, ROWS, -1).transpose(0, 2, 1))
-    return packed, units(work, q, np.arange(npad))
+    return channel_tiles(q), units(work, q, np.arange(-(-work.n // ROWS) * ROWS))
 
 
 def _dense_kernel(work: Work, option: Option, packed, parallel: bool):
@@ -120,14 +116,8 @@ INT8_PLANES_DENSE = register(
 
 def _blocks_pack(work: Work, option: Option):
     q = codes(work)
-    words = as_words(q)  # [n, words]
-    keep = q.reshape(work.n, -1, 4).any(axis=2)
-    ptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).astype(np.int32)
-    rows, cols = np.nonzero(keep)  # row-major: each channel's words in K order
-    data = words[rows, cols].astype(np.int32)
-    offsets = work.plane.word_offsets()[cols]
-    if data.size == 0:  # an all-zero layer still needs one (unread) slot
-        data, offsets = np.zeros(1, np.int32), np.zeros(1, np.int32)
+    data, cols, ptr = nonzero_words(q)
+    offsets = work.plane.word_offsets()[cols]  # each stored word's plane offset instead of its index
     return data, offsets.astype(np.int32), ptr, units(work, q, np.arange(work.n))
 
 
