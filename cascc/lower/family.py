@@ -1,7 +1,8 @@
 """Kernel families: what a target family (CPU, GPU) lowers layers and ops with.
 
-A `KernelFamily` holds one strategy per layer kind (`strategies/`; None: that kind stays with TVM) and its
-legalizations (Relax op → cascc lowering, built for a target). `Target.kernels` names the family; the
+A `KernelFamily` holds one strategy per layer kind (`strategies/`; None: that kind stays with TVM), its
+legalizations (Relax op → cascc lowering, built for a target) and the Relax rewrites that hold only for
+those legalizations (run before the layer rewrite). `Target.kernels` names the family; the
 registry rejects duplicate names.
 """
 
@@ -10,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import tvm
+
 from cascc.registry import Registry
 from cascc.targets import Target
 
 from . import legalize
+from .safe_softmax import SafeSoftmaxAsSoftmax
 from .strategies import Strategy
 from .strategies.attention import Attention
 from .strategies.conv import Conv
@@ -41,6 +45,7 @@ class KernelFamily:
     name: str
     strategies: Strategies
     legalize: Callable[[Target], Mapping[str, legalize.Legalization]]
+    rewrites: tuple[Callable[[], tvm.transform.Pass], ...] = ()
 
     def legalizations(self, target: Target) -> dict[str, legalize.Legalization]:
         return dict(self.legalize(target))
@@ -54,7 +59,12 @@ def register(fam: KernelFamily) -> KernelFamily:
 
 
 CPU = register(
-    KernelFamily("cpu", Strategies(Linear(), Conv(), Depthwise(), Attention(), Embedding()), legalize.cpu)
+    KernelFamily(
+        "cpu",
+        Strategies(Linear(), Conv(), Depthwise(), Attention(), Embedding()),
+        legalize.cpu,
+        rewrites=(SafeSoftmaxAsSoftmax,),  # the row softmax zeroes fully −inf rows itself
+    )
 )
 GPU = register(KernelFamily("gpu", Strategies(GpuLinear(), GpuConv(), GpuConv()), legalize.gpu))
 

@@ -27,12 +27,13 @@ def _fast_softmax(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
 
 
 def _softmax(bb: relax.BlockBuilder, call: relax.Call, lanes: int) -> relax.Expr:
-    """Softmax over the last axis as cascc's row kernel (kernels/norm.py: vectorized polynomial exp, 2.8× faster
-    than fast_softmax on the transformer's 256×64 scores); other axes with `_fast_softmax`."""
+    """Softmax over the last axis, any width, as cascc's row kernel (kernels/norm.py: vectorized polynomial exp,
+    2.8× faster than fast_softmax on the transformer's 256×64 scores, 15× on Whisper's 9000×1500, whose width
+    is not a vector multiple); other axes with `_fast_softmax`."""
     from .kernels.norm import softmax
 
     x = call.args[0]
-    rows_width = _rows(x, [int(call.attrs.axis)], lanes)
+    rows_width = softmax_rows(x, int(call.attrs.axis))
     if rows_width is None:
         return _fast_softmax(bb, call)
     rows, width = rows_width
@@ -41,13 +42,19 @@ def _softmax(bb: relax.BlockBuilder, call: relax.Call, lanes: int) -> relax.Expr
     return _call_rows(bb, func, f"cascc_softmax_{rows}x{width}", x, rows_width, [zero])
 
 
-def _rows(x: relax.Expr, axes: list[int], lanes: int) -> tuple[int, int] | None:
-    """(rows, width) of a static fp32 tensor reduced over its last axis only, with width a multiple of the
-    row kernels' `lanes`; None for any other form."""
+def softmax_rows(x: relax.Expr, axis: int) -> tuple[int, int] | None:
+    """(rows, width) of a softmax over `axis` that cascc's row kernel computes, which gives fully −inf rows
+    zeros; None where TVM's fast_softmax runs instead."""
+    return _rows(x, [axis])
+
+
+def _rows(x: relax.Expr, axes: list[int]) -> tuple[int, int] | None:
+    """(rows, width) of a static fp32 tensor reduced over its last axis only (the row kernels take any
+    width: whole vectors, then a scalar tail); None for any other form."""
     dims = static_shape(x)
     if dims is None or str(x.ty.dtype) != "float32":
         return None
-    if axes not in ([len(dims) - 1], [-1]) or dims[-1] % lanes:
+    if axes not in ([len(dims) - 1], [-1]):
         return None
     return int(np.prod(dims[:-1])), dims[-1]
 
@@ -72,7 +79,7 @@ def _layer_norm(bb: relax.BlockBuilder, call: relax.Call, lanes: int) -> relax.E
     from .kernels.norm import layer_norm
 
     x, gamma, beta = call.args
-    rows_width = _rows(x, [int(a) for a in call.attrs.axes], lanes)
+    rows_width = _rows(x, [int(a) for a in call.attrs.axes])
     if rows_width is None or not (call.attrs.center and call.attrs.scale):
         return _nn_layer_norm(bb, call)
     rows, width = rows_width
@@ -97,8 +104,6 @@ def _group_norm(bb: relax.BlockBuilder, call: relax.Call, lanes: int) -> relax.E
     if not trailing or int(attrs.channel_axis) != 1 or str(x.ty.dtype) != "float32" or dims[1] % groups:
         return _nn_group_norm(bb, call)
     rows, width = dims[0] * groups, int(np.prod(dims[1:])) // groups
-    if width % lanes:
-        return _nn_group_norm(bb, call)
     eps = float(attrs.epsilon)
     func = layer_norm(rows, width, eps, parallel=rows * width >= MIN_PARALLEL_WORK, lanes=lanes)
     ones, zeros = (relax.const(np.full(width, v, np.float32)) for v in (1.0, 0.0))

@@ -56,15 +56,19 @@ class LayerRewrite:
         self.candidates: dict[str, dict[str, Candidate]] = {}
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        from .computed_weights import FoldComputedWeights
         from .conv1d import Conv1dAsConv2d
         from .global_pool import GlobalPoolAsMean
         from .pad_fold import FoldPadIntoConv
         from .sink_views import SinkViews
 
+        mod = FoldComputedWeights()(mod)  # weight-normed convs get their weight at compile time
         mod = Conv1dAsConv2d()(mod)  # 1-D convs take the conv strategies as 1-high 2-D ones
         mod = FoldPadIntoConv()(mod)  # explicit zero pads (TensorFlow's "same") become the conv's padding
         mod = GlobalPoolAsMean()(mod)  # a pool whose window covers the input is the plane's mean
         mod = SinkViews()(mod)  # a 3-D Linear's activation after its view back folds into the layer
+        for family_rewrite in self.family.rewrites:
+            mod = family_rewrite()(mod)
         ctx = Context(self.target, relax.BlockBuilder(mod), self.cores, self.keep_candidates, self.dot)
         self._ctx, self._named = ctx, {}
         pats = LayerPatterns()

@@ -477,3 +477,47 @@ def test_flat_depthwise_tile_on_a_plane_above_65536_pixels(sparsity):
     assert decisions["0.weight"].kernel == (
         "sparse depthwise flat taps" if sparsity else "dense depthwise flat"
     )
+
+
+class WeightNormedConv(nn.Module):
+    """Wav2Vec2's positional conv at small size: a weight-normed grouped Conv1d with an even kernel, its
+    extra output cropped (SamePad), then GELU."""
+
+    def __init__(self):
+        super().__init__()
+        conv = nn.Conv1d(32, 32, 16, padding=8, groups=4)
+        self.conv = nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
+
+    def forward(self, x):
+        return nn.functional.gelu(self.conv(x)[..., :-1])
+
+
+def test_weight_normed_conv_gets_its_weight_at_compile_time():
+    """W = g · v / ‖v‖ is arithmetic on constants: it is folded before the layer rewrite, so the conv takes a
+    cascc kernel instead of TVM's generic conv1d, and the weight is not recomputed per inference."""
+    import tvm
+    from tvm import relax
+
+    from cascc.lower.computed_weights import FoldComputedWeights
+    from cascc.lower.pipeline import to_relax
+    from cascc.lower.rewrite import LayerRewrite
+
+    torch.manual_seed(0)
+    model = WeightNormedConv().eval()
+    program = from_module(model, (torch.randn(1, 32, 100),))
+    mod = to_relax(program.exported)
+    folded = FoldComputedWeights()(mod)
+
+    def ops(m):
+        found = []
+        relax.analysis.post_order_visit(
+            m["main"],
+            lambda e: (
+                found.append(e.op.name) if isinstance(e, relax.Call) and isinstance(e.op, tvm.ir.Op) else None
+            ),
+        )
+        return set(found)
+
+    assert {"relax.power", "relax.divide"} <= ops(mod) and not {"relax.power", "relax.divide"} & ops(folded)
+    assert "relax.nn.conv1d" not in ops(LayerRewrite(TARGETS["x86"], {})(mod))
+    compile_and_compare(model, torch.randn(1, 32, 100))

@@ -63,12 +63,13 @@ def row_group(rows: int) -> int:
 
 @cached
 def layer_norm(rows: int, width: int, eps: float, parallel: bool = False, *, lanes: int) -> tirx.PrimFunc:
-    """Y[r] = (X[r] − mean) / sqrt(var + eps) · gamma + beta over rows of `width` floats.
+    """Y[r] = (X[r] − mean) / sqrt(var + eps) · gamma + beta over rows of `width` floats, any width.
 
     Two passes over each row (mean, then the centred sum of squares) in `lanes`-wide partial sums, so the
-    variance keeps full precision; `width` must be a multiple of `lanes`."""
+    variance keeps full precision; the last `width % lanes` columns (Wav2Vec2's group norm over 3199 samples
+    leaves 15) are folded in scalar."""
     assert lanes in (4, 8, 16, 32, 64), lanes
-    chunks = width // lanes
+    chunks, tail = divmod(width, lanes)
     group = row_group(rows)
 
     loop, jobs, per = task_jobs(rows // group, parallel)
@@ -89,6 +90,8 @@ def layer_norm(rows: int, width: int, eps: float, parallel: bool = False, *, lan
                     mean = T.alloc_local((group,), "float32")
                     _row_sums(part, X, task, group, chunks, lanes)
                     for g in T.unroll(group):
+                        for v in range(tail):
+                            part[g, v] = part[g, v] + X[task * group + g, chunks * lanes + v]
                         _tree(part, g, _add, lanes)
                         mean[g] = part[g, 0] / T.float32(width)
                         for v in T.vectorized(lanes):
@@ -100,6 +103,10 @@ def layer_norm(rows: int, width: int, eps: float, parallel: bool = False, *, lan
                                     X[task * group + g, ch * lanes + v] - mean[g]
                                 )
                     for g in T.unroll(group):
+                        for v in range(tail):
+                            part[g, v] = part[g, v] + (X[task * group + g, chunks * lanes + v] - mean[g]) * (
+                                X[task * group + g, chunks * lanes + v] - mean[g]
+                            )
                         _tree(part, g, _add, lanes)
                         part[g, 0] = T.float32(1) / T.sqrt(part[g, 0] / T.float32(width) + T.float32(eps))
                     for ch in range(chunks):
@@ -108,6 +115,11 @@ def layer_norm(rows: int, width: int, eps: float, parallel: bool = False, *, lan
                                 Y[task * group + g, ch * lanes + v] = (
                                     X[task * group + g, ch * lanes + v] - mean[g]
                                 ) * part[g, 0] * gamma[ch * lanes + v] + beta[ch * lanes + v]
+                    for g in T.unroll(group):
+                        for v in range(tail):
+                            Y[task * group + g, chunks * lanes + v] = (
+                                X[task * group + g, chunks * lanes + v] - mean[g]
+                            ) * part[g, 0] * gamma[chunks * lanes + v] + beta[chunks * lanes + v]
 
     return kernel
 
@@ -141,14 +153,15 @@ def fast_exp(x):
 
 @cached
 def softmax(rows: int, width: int, parallel: bool = False, *, lanes: int) -> tirx.PrimFunc:
-    """Y[r] = exp(X[r] − max) / Σ exp(X[r] − max) over rows of `width` floats (a multiple of `lanes`).
+    """Y[r] = exp(X[r] − max) / Σ exp(X[r] − max) over rows of `width` floats, any width: `lanes`-wide
+    chunks, the last `width % lanes` columns (Whisper's 1500 tokens leave 12) folded in scalar.
 
     A row that is entirely −inf is scaled by `fill` (zero: torch's safe-softmax convention for fully
     masked attention rows, where plain torch.softmax gives NaN). `fill` is an input on purpose: TVM's
     RewriteDataflowReshape analyses every call_tir reading exactly one tensor as a possible reshape, which
     fails on hand-written kernels."""
     assert lanes in (4, 8, 16, 32, 64), lanes
-    chunks = width // lanes
+    chunks, tail = divmod(width, lanes)
     group = row_group(rows)
 
     loop, jobs, per = task_jobs(rows // group, parallel)
@@ -169,12 +182,14 @@ def softmax(rows: int, width: int, parallel: bool = False, *, lanes: int) -> tir
                     peak = T.alloc_local((group,), "float32")
                     for g in T.unroll(group):
                         for v in T.vectorized(lanes):
-                            part[g, v] = X[task * group + g, v]
-                    for ch in range(1, chunks):
+                            part[g, v] = T.float32("-inf")
+                    for ch in range(chunks):
                         for g in T.unroll(group):
                             for v in T.vectorized(lanes):
                                 part[g, v] = T.max(part[g, v], X[task * group + g, ch * lanes + v])
                     for g in T.unroll(group):
+                        for v in range(tail):
+                            part[g, v] = T.max(part[g, v], X[task * group + g, chunks * lanes + v])
                         _tree(part, g, _max, lanes)
                         # a fully masked row subtracts 0 instead of −inf (no NaN) and is scaled by fill below
                         peak[g] = part[g, 0]
@@ -189,6 +204,11 @@ def softmax(rows: int, width: int, parallel: bool = False, *, lanes: int) -> tir
                                 )
                                 part[g, v] = part[g, v] + Y[task * group + g, ch * lanes + v]
                     for g in T.unroll(group):
+                        for v in range(tail):
+                            Y[task * group + g, chunks * lanes + v] = fast_exp(
+                                X[task * group + g, chunks * lanes + v] - top[g]
+                            )
+                            part[g, v] = part[g, v] + Y[task * group + g, chunks * lanes + v]
                         _tree(part, g, _add, lanes)
                         part[g, 0] = T.Select(
                             peak[g] == T.float32("-inf"), fill[0], T.float32(1) / part[g, 0]
@@ -199,6 +219,11 @@ def softmax(rows: int, width: int, parallel: bool = False, *, lanes: int) -> tir
                                 Y[task * group + g, ch * lanes + v] = (
                                     Y[task * group + g, ch * lanes + v] * part[g, 0]
                                 )
+                    for g in T.unroll(group):
+                        for v in range(tail):
+                            Y[task * group + g, chunks * lanes + v] = (
+                                Y[task * group + g, chunks * lanes + v] * part[g, 0]
+                            )
 
     return kernel
 
