@@ -184,8 +184,10 @@ OPS = {
         Op("softmax", lambda: (_seq(nn.Linear(128, 128), nn.Softmax(-1)), (torch.randn(8, 128),)), terms=128),
         Op("mean_pool", lambda: (MeanPool().eval(), _image(16)), terms=144),
         Op("attention_qk", lambda: (QK().eval(), (torch.randn(2, 16, 64),)), terms=64),
-        # 17 tokens: the score matmul's width no vector divides, padded to 32 columns and sliced back
+        # 17 tokens: the score matmul's width no vector divides; its last vector overlaps the one before
         Op("attention_qk_17_tokens", lambda: (QK().eval(), (torch.randn(2, 17, 64),)), terms=64),
+        # 3 tokens: under one vector, padded with zero columns and sliced back
+        Op("attention_qk_3_tokens", lambda: (QK().eval(), (torch.randn(12, 3, 64),)), terms=64),
         Op(
             "batch_norm",
             lambda: (_seq(nn.Linear(128, 128), _with_stats(nn.BatchNorm1d(128))), (torch.randn(16, 128),)),

@@ -335,10 +335,12 @@ def batched_matmul(
     batch: int, m: int, k: int, n: int, rows: int, lanes: int, parallel: bool = True
 ) -> tirx.PrimFunc:
     """C[b] = A[b] · B[b] for activations (attention scores and values): vectorized over n (rows of B are
-    contiguous), `rows` rows of A broadcast per k. n must be a multiple of `lanes`; a partial last row tile
-    reads a clamped row and does not store it."""
+    contiguous), `rows` rows of A broadcast per k. n must be at least `lanes`; a width that is not a multiple
+    (ViT's 197 tokens) ends in a chunk pulled back to end at n (`_chunk_start`), so neither B nor C is padded.
+    A partial last row tile reads a clamped row and does not store it."""
+    assert n >= lanes, "batched_matmul needs at least one full vector of output columns"
     tiles = -(-m // rows)
-    nt = n // lanes
+    nt = -(-n // lanes)
     ku = k_unroll(k)
 
     loop, jobs, per = task_jobs(batch * tiles * nt, parallel)
@@ -356,7 +358,7 @@ def batched_matmul(
                 if task < batch * tiles * nt:
                     b = task // (tiles * nt)
                     t = (task // nt) % tiles
-                    j0 = (task % nt) * lanes
+                    j0 = _chunk_start(task % nt, lanes, n)
                     acc = T.alloc_local((rows, lanes), "float32")
                     for r in T.unroll(rows):
                         for v in T.vectorized(lanes):

@@ -1,6 +1,7 @@
 """CPU activation × activation matmuls (attention scores and values): cascc's batched kernel, vectorized
-over the output width in two or one of the target's kernel vectors, whichever divides it; a width neither
-divides (ViT's 197 tokens, Whisper's 1500) is padded with zero columns to a vector multiple."""
+over the output width in two or one of the target's kernel vectors, whichever divides it. A width neither
+divides (ViT's 197 tokens, Whisper's 1500) runs in single vectors whose last one overlaps the one before; only
+a width under one vector is padded with zero columns (and sliced after)."""
 
 from __future__ import annotations
 
@@ -27,10 +28,10 @@ class Attention:
         batch, rows, k = sa
         n = sb[2]
         vector = ctx.target.kernel_lanes
-        lanes = next((w for w in (2 * vector, vector) if n % w == 0), None)
+        lanes = next((w for w in (2 * vector, vector) if n % w == 0), vector)
         b, width = layer.b, n
-        if lanes is None:  # e.g. ViT's 197 tokens: zero columns up to a vector multiple, sliced off after
-            lanes, width = vector, -(-n // vector) * vector
+        if n < vector:  # narrower than one vector: zero columns up to it, sliced off after
+            width = vector
             b = relax.op.nn.pad(layer.b, [0, 0, 0, 0, 0, width - n])
         work_us = cost.batched_matmul(ctx.costs, batch, rows, k, width)
         func = batched_matmul(
