@@ -61,7 +61,9 @@ class LayerRewrite:
         from .global_pool import GlobalPoolAsMean
         from .pad_fold import FoldPadIntoConv
         from .sink_views import SinkViews
+        from .zero_mask import DropZeroMasks
 
+        mod = DropZeroMasks()(mod)  # masks built from position ranges that mask nothing (ViT, Wav2Vec2)
         mod = FoldComputedWeights()(mod)  # weight-normed convs get their weight at compile time
         mod = Conv1dAsConv2d()(mod)  # 1-D convs take the conv strategies as 1-high 2-D ones
         mod = FoldPadIntoConv()(mod)  # explicit zero pads (TensorFlow's "same") become the conv's padding
