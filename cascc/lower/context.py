@@ -77,6 +77,7 @@ class Context:
         self.decisions: dict[str, Decision] = {}
         self.candidates: dict[str, dict[str, Candidate]] = {}
         self.final: set[str] = set()  # layers a strategy has decided (a driver's decline never replaces them)
+        self.operands: dict = {}  # (activation, layout) -> the wide operand built from it, shared by its readers
 
     @property
     def index(self) -> int:

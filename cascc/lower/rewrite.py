@@ -59,6 +59,7 @@ class LayerRewrite:
         from .computed_weights import FoldComputedWeights
         from .conv1d import Conv1dAsConv2d
         from .global_pool import GlobalPoolAsMean
+        from .operand_chain import chain_wide_operands
         from .pad_fold import FoldPadIntoConv
         from .sink_views import SinkViews
         from .zero_mask import DropZeroMasks
@@ -84,6 +85,7 @@ class LayerRewrite:
             main = rewrite_call(pats.activation_matmul, lambda e, m: self._matmul(pats, e, m), main)
         if strategies.embedding is not None:
             main = rewrite_call(pats.embedding, lambda e, m: self._embedding(pats, e, m), main)
+        main = chain_wide_operands(ctx, main)  # a wide layer's output feeds the next one untransposed
         self.decisions, self.candidates = ctx.decisions, ctx.candidates
         out = ctx.bb.get()
         out[out.get_global_var("main")] = main

@@ -3,11 +3,15 @@ wide kernel on xᵀ laid out at an odd cache-line pitch (batch ≥ the target's 
 
 from __future__ import annotations
 
+import numpy as np
 from tvm import relax
+from tvm_ffi import StructuralKey
 
 from .. import cost
 from ..context import Candidate
 from ..formats import Operand, Work, cheapest, of, priced
+from ..kernels.layout import transposed_rows
+from ..schedules.generic import MIN_PARALLEL_WORK
 from . import LinearLayer
 from .wide import emit_wide, operand_pitch, rows_at
 
@@ -24,10 +28,7 @@ class Linear:
             return self._narrow(ctx, layer)
         rows, k, n = layer.rows, layer.k, layer.n
         mpad = operand_pitch(rows, ctx.costs.wide_lanes, ctx.target.line_floats)
-        xt = relax.op.permute_dims(layer.x, [1, 0])
-        if mpad != rows:
-            xt = relax.op.nn.pad(xt, [0, 0, 0, mpad - rows])
-        a = relax.op.reshape(xt, (1, k * mpad))
+        a = _operand(ctx, layer.x, rows, k, mpad)
         out = emit_wide(
             ctx, layer.name, a, k * mpad, 1, k, rows, n, layer.ep, "", rows_at(k, mpad)
         )  # (1, n, rows)
@@ -53,3 +54,20 @@ class Linear:
         call = ctx.call(chosen, layer.name, choice.sparse, layer.x)
         width = chosen.out_shape[1]
         return call if width == n else relax.op.strided_slice(call, axes=[1], begin=[0], end=[n])
+
+
+def _operand(ctx, x, rows: int, k: int, pitch: int) -> relax.Expr:
+    """xᵀ flat, row c at c · pitch, zero past the tokens: the layout kernel's register tiles
+    (`kernels/layout.py`)."""
+    key = (StructuralKey(x), pitch)  # q, k and v read one activation (each through its own view): one operand
+    if key not in ctx.operands:
+        ctx.operands[key] = _transposed(ctx, x, rows, k, pitch)
+    return ctx.operands[key]
+
+
+def _transposed(ctx, x, rows: int, k: int, pitch: int) -> relax.Expr:
+    lanes = ctx.target.vector_lanes
+    func = transposed_rows(rows, k, pitch, lanes, parallel=k * pitch >= MIN_PARALLEL_WORK)
+    gv = ctx.add_kernel(func, f"cascc_transposed_rows_{rows}x{k}_{pitch}")
+    zero = relax.const(np.zeros(1, "float32"))
+    return relax.call_tir(gv, [x, zero], relax.TensorType((1, k * pitch), "float32"))

@@ -1,0 +1,73 @@
+"""A wide layer fed by another wide layer reads its output rows as they are.
+
+The wide kernel computes a linear layer transposed, C = W · xᵀ, and the layer's result is Cᵀ; the next
+wide layer transposes it back into its operand (`strategies/linear.py` `_operand`). Between ViT's fc1 and
+fc2 that was a transpose by TVM's generic schedule (84 µs per layer) and the layout kernel's (34 µs) for
+no change of layout. After the layer rewrite, each operand built from such a double transpose is built
+from C directly: its rows copied at the operand's pitch (`kernels/layout.py` pitched_rows).
+"""
+
+from __future__ import annotations
+
+from tvm import relax
+from tvm.relax.dpl import is_op, wildcard
+
+from .context import static_shape
+from .kernels.layout import pitched_rows
+from .schedules.generic import MIN_PARALLEL_WORK
+
+CALL = is_op("relax.call_tir")(wildcard(), wildcard())
+TRANSPOSED = "cascc_transposed_rows"
+
+
+def chain_wide_operands(ctx, main: relax.Function) -> relax.Function:
+    """`main` with each layout kernel call whose input is a transposed wide output reading that output."""
+    from tvm.relax.dpl import rewrite_call
+
+    var2val = relax.analysis.get_var2val(main)
+
+    def value(expr):
+        return var2val.get(expr, expr) if isinstance(expr, relax.Var) else expr
+
+    def is_op_call(expr, op: str) -> bool:
+        return isinstance(expr, relax.Call) and getattr(expr.op, "name", "") == op
+
+    def through_views(expr):
+        """`expr` and what its reshapes view, as long as they only add or drop unit axes."""
+        shape = _squeezed(static_shape(expr))
+        while (
+            is_op_call(value(expr), "relax.reshape") and _squeezed(static_shape(value(expr).args[0])) == shape
+        ):
+            expr = value(expr).args[0]
+        return expr
+
+    def chain(expr: relax.Call, _matches) -> relax.Expr:
+        gv, args = expr.args[0], expr.args[1]
+        if not gv.name_hint.startswith(TRANSPOSED) or not isinstance(args, relax.Tuple):
+            return expr
+        x, fill = args.fields
+        shape, out = static_shape(x), static_shape(expr)
+        transpose = value(through_views(x))
+        if shape is None or out is None or not is_op_call(transpose, "relax.permute_dims"):
+            return expr
+        rows, k = shape
+        if [int(a) for a in transpose.attrs.axes] != [1, 0] or _squeezed(static_shape(transpose)) != [
+            rows,
+            k,
+        ]:
+            return expr
+        source = through_views(transpose.args[0])
+        if _squeezed(static_shape(source)) != [k, rows]:
+            return expr
+        pitch = out[1] // k
+        lanes = ctx.target.vector_lanes
+        func = pitched_rows(k, rows, pitch, lanes, parallel=k * pitch >= MIN_PARALLEL_WORK)
+        kernel = ctx.add_kernel(func, f"cascc_pitched_rows_{k}x{rows}_{pitch}")
+        rows_of_c = relax.op.reshape(source, (k, rows))
+        return relax.call_tir(kernel, [rows_of_c, fill], relax.TensorType(tuple(out), "float32"))
+
+    return rewrite_call(CALL, chain, main)
+
+
+def _squeezed(shape) -> list[int] | None:
+    return None if shape is None else [int(s) for s in shape if s != 1]
