@@ -23,6 +23,7 @@ from .context import Candidate, Context, static_shape, weight_key
 from .decision import Decision, Decline
 from .epilogue import density_of, fold
 from .patterns import Chain, LayerPatterns
+from .scalar_scale import peel_scale
 from .strategies import ConvLayer, LinearLayer, MatmulLayer
 from .strategies.embedding import EmbeddingLayer
 
@@ -59,6 +60,7 @@ class LayerRewrite:
         from .computed_weights import FoldComputedWeights
         from .conv1d import Conv1dAsConv2d
         from .global_pool import GlobalPoolAsMean
+        from .identity_views import fold_identity_views
         from .operand_chain import chain_wide_operands
         from .pad_fold import FoldPadIntoConv
         from .sink_views import SinkViews
@@ -82,10 +84,12 @@ class LayerRewrite:
         for chain in pats.conv_chains:
             main = rewrite_call(chain.pattern, lambda e, m, c=chain: self._conv(pats, c, e, m), main)
         if strategies.attention is not None:
-            main = rewrite_call(pats.activation_matmul, lambda e, m: self._matmul(pats, e, m), main)
+            var2val = relax.analysis.get_var2val(main)
+            main = rewrite_call(pats.activation_matmul, lambda e, m: self._matmul(pats, e, m, var2val), main)
         if strategies.embedding is not None:
             main = rewrite_call(pats.embedding, lambda e, m: self._embedding(pats, e, m), main)
         main = chain_wide_operands(ctx, main)  # a wide layer's output feeds the next one untransposed
+        main = fold_identity_views(main)  # transposes that move no element (attention's Kᵀ) become reshapes
         self.decisions, self.candidates = ctx.decisions, ctx.candidates
         out = ctx.bb.get()
         out[out.get_global_var("main")] = main
@@ -169,10 +173,13 @@ class LayerRewrite:
         layer = EmbeddingLayer(self._layer_name(name), ids, shape[0], weight, density)
         return self.family.strategies.embedding.lower(ctx, layer)
 
-    def _matmul(self, pats: LayerPatterns, expr, m):
+    def _matmul(self, pats: LayerPatterns, expr, m, var2val):
         a, b = m[pats.lhs], m[pats.rhs]
         sa, sb = static_shape(a), static_shape(b)
         if sa is None or sb is None:
             return expr  # symbolic shapes: TVM's generic lowering (no prunable layer to report on)
-        out = self.family.strategies.attention.lower(self._ctx, MatmulLayer(a, b, tuple(sa), tuple(sb)))
+        (scale_a, a), (scale_b, b) = peel_scale(a, var2val), peel_scale(b, var2val)
+        a, b = self._ctx.bb.normalize(a), self._ctx.bb.normalize(b)
+        layer = MatmulLayer(a, b, tuple(sa), tuple(sb), scale_a * scale_b)
+        out = self.family.strategies.attention.lower(self._ctx, layer)
         return expr if out is None else out

@@ -332,12 +332,13 @@ def _store_tile(C, acc, b, t, m0, n, m, rows, lanes, act):
 
 @cached
 def batched_matmul(
-    batch: int, m: int, k: int, n: int, rows: int, lanes: int, parallel: bool = True
+    batch: int, m: int, k: int, n: int, rows: int, lanes: int, parallel: bool = True, scale: float = 1.0
 ) -> tirx.PrimFunc:
-    """C[b] = A[b] · B[b] for activations (attention scores and values): vectorized over n (rows of B are
-    contiguous), `rows` rows of A broadcast per k. n must be at least `lanes`; a width that is not a multiple
-    (ViT's 197 tokens) ends in a chunk pulled back to end at n (`_chunk_start`), so neither B nor C is padded.
-    A partial last row tile reads a clamped row and does not store it."""
+    """C[b] = scale · A[b] · B[b] for activations (attention scores and values): vectorized over n (rows of B
+    are contiguous), `rows` rows of A broadcast per k. n must be at least `lanes`; a width that is not a
+    multiple (ViT's 197 tokens) ends in a chunk pulled back to end at n (`_chunk_start`), so neither B nor C
+    is padded. A partial last row tile reads a clamped row and does not store it. `scale` (SDPA's
+    1/√d) multiplies the accumulator once before the store."""
     assert n >= lanes, "batched_matmul needs at least one full vector of output columns"
     tiles = -(-m // rows)
     nt = -(-n // lanes)
@@ -375,6 +376,11 @@ def batched_matmul(
                     for r in T.unroll(rows):
                         if t * rows + r < m:
                             for v in T.vectorized(lanes):
-                                C[b, t * rows + r, j0 + v] = acc[r, v]
+                                C[b, t * rows + r, j0 + v] = _scaled(acc[r, v], scale)
 
     return kernel
+
+
+def _scaled(value, scale: float):
+    """`value` times `scale` (nothing at 1)."""
+    return value if scale == 1.0 else value * T.float32(scale)

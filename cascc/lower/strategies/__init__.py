@@ -88,6 +88,7 @@ class MatmulLayer:
     b: Any
     a_shape: tuple[int, ...]
     b_shape: tuple[int, ...]
+    scale: float = 1.0  # C = scale · (a · b): scalar factors peeled off the operands (scalar_scale.py)
 
 
 Layer = LinearLayer | ConvLayer | MatmulLayer

@@ -35,8 +35,9 @@ class Attention:
             b = relax.op.nn.pad(layer.b, [0, 0, 0, 0, 0, width - n])
         work_us = cost.batched_matmul(ctx.costs, batch, rows, k, width)
         func = batched_matmul(
-            batch, rows, k, width, ctx.costs.wide_rows, lanes, parallel=ctx.parallel(work_us)
+            batch, rows, k, width, ctx.costs.wide_rows, lanes, ctx.parallel(work_us), layer.scale
         )
-        gv = ctx.add_kernel(func, f"cascc_batched_matmul_{batch}x{rows}x{k}x{width}")
+        scaled = "" if layer.scale == 1.0 else "_scaled"
+        gv = ctx.add_kernel(func, f"cascc_batched_matmul_{batch}x{rows}x{k}x{width}{scaled}")
         out = relax.call_tir(gv, [layer.a, b], relax.TensorType((batch, rows, width), "float32"))
         return out if width == n else relax.op.strided_slice(out, axes=[2], begin=[0], end=[n])
