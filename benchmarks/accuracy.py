@@ -47,6 +47,14 @@ class Task:
     finetune: dict = field(default_factory=dict)  # train.finetune options after one-shot pruning
 
 
+def _preset_training(name: str) -> dict:
+    """A `cascc train` preset's training options (epochs, optimizer, lr, weight decay, batch size)."""
+    from cascc.training.presets import PRESETS
+
+    keys = ("epochs", "optimizer", "lr", "weight_decay", "batch_size")
+    return {k: PRESETS[name].options[k] for k in keys}
+
+
 TASKS = {
     "digits-mlp": Task(
         f"{ROOT / 'examples' / 'digits.py'}:untrained_mlp",
@@ -65,6 +73,11 @@ TASKS = {
         "mnist1d",
         {"epochs": 150, "optimizer": "adamw", "lr": 1e-2, "weight_decay": 1e-2, "batch_size": 100},
         {"epochs": 75, "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-2, "batch_size": 100},
+    ),
+    "mnist1d-mlp-ticket": Task(  # the same MLP and budget, trained with `--preset ticket`'s settings
+        f"{ROOT / 'examples' / 'mnist1d.py'}:mlp",
+        "mnist1d",
+        _preset_training("ticket"),
     ),
     "mnist1d-mlp": Task(  # the 40-500-500-10 MLP of the MNIST-1D lottery-ticket notebook
         f"{ROOT / 'examples' / 'mnist1d.py'}:mlp",
@@ -109,13 +122,17 @@ SUITES = {
 }
 # de novo sparse training (issue 20): equal steps vs equal FLOPs, the best methods found, IMP as the anchor
 SUITES["denovo"] = Suite(
-    ("mnist1d-cnn", "mnist1d-mlp-6k", "digits-mlp"),
+    ("mnist1d-cnn", "mnist1d-mlp-6k", "mnist1d-mlp-ticket", "digits-mlp"),
     ("static", "rigl", "rigl-cascade", "imp"),
     ("erk", "gain"),
     (0.9, 0.95, 0.98),
     "accuracy_denovo",
     budgets=("steps", "flops"),
-    per_task={"mnist1d-mlp-6k": (0.9, 0.95, 0.98, 0.99), "digits-mlp": (0.9,)},
+    per_task={
+        "mnist1d-mlp-6k": (0.9, 0.95, 0.98, 0.99),
+        "mnist1d-mlp-ticket": (0.9, 0.95, 0.98, 0.99),
+        "digits-mlp": (0.9,),
+    },
     only={"imp": ("mnist1d-mlp-6k",)},
     steps_only=("imp",),
     cells=(("static", "erk"), ("rigl", "erk"), ("rigl", "gain"), ("rigl-cascade", "gain"), ("imp", "erk")),
