@@ -16,6 +16,7 @@ from tvm import relax
 from tvm.relax.dpl import is_op, rewrite_call, wildcard
 
 from .context import static_shape
+from .scalar_scale import scaled_operand
 
 MOST_ELEMENTS = 1 << 24  # index arrays composed at compile time stay under 128 MiB
 PERMUTE = is_op("relax.permute_dims")(wildcard())
@@ -27,20 +28,54 @@ def fold_identity_views(main: relax.Function) -> relax.Function:
     var2val = relax.analysis.get_var2val(main)
 
     def fold(expr: relax.Call, _matches) -> relax.Expr:
-        source, ops = _chain(expr, var2val)
-        shape, source_shape = static_shape(expr), static_shape(source)
-        if shape is None or source_shape is None or int(np.prod(source_shape)) > MOST_ELEMENTS:
+        mapped = element_map(expr, var2val)
+        if mapped is None or not is_identity(mapped[1]):
             return expr
-        if not _is_identity(source_shape, ops):
-            return expr
-        return relax.op.reshape(source, shape)
+        return relax.op.reshape(mapped[0], static_shape(expr))
 
     return rewrite_call(PERMUTE, fold, main)
 
 
-def _chain(expr: relax.Expr, var2val) -> tuple[relax.Expr, list[tuple[str, list[int]]]]:
+def element_map(expr: relax.Expr, var2val) -> tuple[relax.Expr, np.ndarray] | None:
+    """(source, index): the first non-view value under `expr`, and for each element of `expr` its flat
+    position in `source` (an array of `expr`'s shape); None for symbolic or very large tensors."""
+    mapped = scaled_element_map(expr, var2val, through_scales=False)
+    return None if mapped is None else mapped[1:]
+
+
+def scaled_element_map(
+    expr: relax.Expr, var2val, *, through_scales: bool = True
+) -> tuple[float, relax.Expr, np.ndarray] | None:
+    """(s, source, index) as `element_map`, reading through multiplies by float32 scalar constants as
+    views (their product is s): `expr` = s · source viewed by `index`."""
+    scales: list[float] | None = [] if through_scales else None
+    source, ops = _chain(expr, var2val, scales)
+    shape = static_shape(source)
+    if shape is None or static_shape(expr) is None or int(np.prod(shape)) > MOST_ELEMENTS:
+        return None
+    index = np.arange(int(np.prod(shape)), dtype=np.int32).reshape(shape)
+    for kind, arg in ops:
+        index = index.transpose(arg) if kind == "permute" else index.reshape(arg)
+    return float(np.prod(scales or [1.0])), source, index
+
+
+def is_identity(index: np.ndarray) -> bool:
+    """Whether an element map leaves every element where it was in memory."""
+    return bool((index.ravel() == np.arange(index.size)).all())
+
+
+def is_transposed(index: np.ndarray) -> bool:
+    """Whether an element map of shape [..., m, n] reads its source as [..., n, m], transposed."""
+    if index.ndim < 2:
+        return False
+    stored = np.arange(index.size, dtype=np.int32).reshape(*index.shape[:-2], *index.shape[:-3:-1])
+    return bool((index == np.swapaxes(stored, -1, -2)).all())
+
+
+def _chain(expr: relax.Expr, var2val, scales: list | None = None) -> tuple[relax.Expr, list]:
     """The first non-view value under `expr` and the view ops from it to `expr`, as (kind, shape or
-    axes) in application order."""
+    axes) in application order; with a `scales` list, multiplies by scalar constants count as views and
+    their factors are appended to it."""
     ops: list[tuple[str, list[int]]] = []
     while True:
         call = var2val.get(expr, expr) if isinstance(expr, relax.Var) else expr
@@ -53,14 +88,10 @@ def _chain(expr: relax.Expr, var2val) -> tuple[relax.Expr, list[tuple[str, list[
             name == "relax.reshape" or (name == "relax.broadcast_to" and shape == static_shape(call.args[0]))
         ):
             ops.append(("reshape", shape))  # a broadcast to its own shape is a view too
+        elif scales is not None and name == "relax.multiply" and (scaled := scaled_operand(call)):
+            scales.append(scaled[0])
+            expr = scaled[1]
+            continue
         else:
             return expr, ops[::-1]
         expr = call.args[0]
-
-
-def _is_identity(source_shape: list[int], ops: list[tuple[str, list[int]]]) -> bool:
-    """Whether applying `ops` to a tensor of `source_shape` leaves its elements in memory order."""
-    index = np.arange(int(np.prod(source_shape)), dtype=np.int32).reshape(source_shape)
-    for kind, arg in ops:
-        index = index.transpose(arg) if kind == "permute" else index.reshape(arg)
-    return bool((index.ravel() == np.arange(index.size)).all())

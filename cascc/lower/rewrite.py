@@ -64,6 +64,7 @@ class LayerRewrite:
         from .operand_chain import chain_wide_operands
         from .pad_fold import FoldPadIntoConv
         from .sink_views import SinkViews
+        from .transposed_attention import transpose_attention
         from .zero_mask import DropZeroMasks
 
         mod = DropZeroMasks()(mod)  # masks built from position ranges that mask nothing (ViT, Wav2Vec2)
@@ -84,6 +85,8 @@ class LayerRewrite:
         for chain in pats.conv_chains:
             main = rewrite_call(chain.pattern, lambda e, m, c=chain: self._conv(pats, c, e, m), main)
         if strategies.attention is not None:
+            main = transpose_attention(ctx, main)  # over channel-major q/k/v: no layout copies
+            main = relax.analysis.remove_all_unused(main)  # the replaced matmuls get no kernel
             var2val = relax.analysis.get_var2val(main)
             main = rewrite_call(pats.activation_matmul, lambda e, m: self._matmul(pats, e, m, var2val), main)
         if strategies.embedding is not None:
@@ -178,8 +181,8 @@ class LayerRewrite:
         sa, sb = static_shape(a), static_shape(b)
         if sa is None or sb is None:
             return expr  # symbolic shapes: TVM's generic lowering (no prunable layer to report on)
+        dtype = str(a.ty.dtype)
         (scale_a, a), (scale_b, b) = peel_scale(a, var2val), peel_scale(b, var2val)
-        a, b = self._ctx.bb.normalize(a), self._ctx.bb.normalize(b)
-        layer = MatmulLayer(a, b, tuple(sa), tuple(sb), scale_a * scale_b)
+        layer = MatmulLayer(a, b, tuple(sa), tuple(sb), scale_a * scale_b, dtype)
         out = self.family.strategies.attention.lower(self._ctx, layer)
         return expr if out is None else out

@@ -76,12 +76,16 @@ def test_identity_chains_fold_to_a_reshape(views, folded):
 
 
 class HeadAttention(nn.Module):
-    """HF's attention: per-head views of q/k/v linears, torch's SDPA (which scales q and k by √scale)."""
+    """HF's attention: per-head views of q/k/v linears and torch's SDPA (which scales q and k by √scale),
+    with no mask, a padding-style [1, 1, 1, t] mask or a full [1, 1, t, t] one (random: a mask added
+    untransposed to transposed scores would not match)."""
 
-    def __init__(self, width: int = 32, heads: int = 2):
+    def __init__(self, tokens: int, mask: str | None = None, width: int = 32, heads: int = 2, whisper=False):
         super().__init__()
-        self.heads = heads
+        self.heads, self.whisper = heads, whisper  # whisper: q · 1/√d on the projection, SDPA unscaled
         self.q, self.k, self.v, self.o = (nn.Linear(width, width) for _ in range(4))
+        shape = {"keys": (1, 1, 1, tokens), "full": (1, 1, tokens, tokens)}.get(mask)
+        self.register_buffer("mask", None if shape is None else torch.randn(shape) * 3)
 
     def forward(self, x):
         b, t, c = x.shape
@@ -89,12 +93,16 @@ class HeadAttention(nn.Module):
         def split(z):
             return z.view(b, t, self.heads, c // self.heads).transpose(1, 2)
 
-        out = F.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)), split(self.v(x)))
+        depth = c // self.heads
+        q = split(self.q(x) * depth**-0.5) if self.whisper else split(self.q(x))
+        k, v = split(self.k(x)), split(self.v(x))
+        scale = 1.0 if self.whisper else None
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask, scale=scale)
         return self.o(out.transpose(1, 2).reshape(b, t, c))
 
 
-@pytest.mark.parametrize("sparsity", [0.0, 0.9])
-def test_sdpa_scale_moves_into_the_score_kernel(sparsity):
+def _rewritten(model, x, sparsity):
+    """The model's Relax module before and after the layer rewrite."""
     from cascc import passes
     from cascc.frontends.torch import from_module
     from cascc.lower import layers
@@ -103,17 +111,40 @@ def test_sdpa_scale_moves_into_the_score_kernel(sparsity):
     from cascc.lower.target import for_cpu
     from cascc.targets import TARGETS
 
-    torch.manual_seed(5)
-    model, x = HeadAttention().eval(), torch.randn(1, 40, 32)
     program = passes.run(from_module(model, (x,)), [("prune.magnitude", {"sparsity": sparsity})])
     weights = program.masked_weights()
     mod = to_relax(program.with_weights(weights).exported)
-    assert _ops(mod["main"], "relax.multiply") == 2  # √scale on q and on k
     names = {}
     for ly in layers(program):
         names.setdefault(weight_key(weights[ly.name].numpy()), []).append(ly.name)
-    rewritten = LayerRewrite(for_cpu(TARGETS["x86"]), names, cores=1)(mod)
-    assert _ops(rewritten["main"], "relax.multiply") == 0
-    kernels = [gv.name_hint for gv, _ in rewritten.functions_items()]
-    assert sum(name.endswith("_scaled") for name in kernels) == 1, kernels
+    return mod, LayerRewrite(for_cpu(TARGETS["x86"]), names, cores=1)(mod)
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.9])
+@pytest.mark.parametrize("tokens", [40, 9])  # 40: channel-major q/k/v, computed transposed; 9: token-major
+@pytest.mark.parametrize("whisper", [False, True])
+def test_sdpa_scale_moves_into_the_score_kernel(sparsity, tokens, whisper):
+    torch.manual_seed(5)
+    model, x = HeadAttention(tokens, whisper=whisper).eval(), torch.randn(1, tokens, 32)
+    before, after = _rewritten(model, x, sparsity)
+    assert _ops(before["main"], "relax.multiply") >= 1  # √scale on q and on k (SDPA), or on q (Whisper)
+    assert _ops(after["main"], "relax.multiply") == 0
+    kernels = [gv.name_hint for gv, _ in after.functions_items()]
+    assert sum("_scaled" in name for name in kernels) == 1, kernels
     compile_and_compare(model, x, sparsity=sparsity)
+
+
+@pytest.mark.parametrize("mask", [None, "keys", "full"])
+def test_channel_major_attention_runs_transposed_without_copies(mask):
+    """Over a wide layer's channel-major outputs the scores, softmax and values take the transposed
+    kernels, and no transpose is left between the q/k/v projections and the output projection."""
+    torch.manual_seed(7)
+    model, x = HeadAttention(40, mask).eval(), torch.randn(1, 40, 32)
+    _, after = _rewritten(model, x, 0.9)
+    kernels = [gv.name_hint for gv, _ in after.functions_items()]
+    assert any(name.startswith("cascc_column_softmax") for name in kernels), kernels
+    assert any(name.endswith("_at") for name in kernels), kernels
+    # what is left: the model output's transpose back to token-major, and a full mask's own
+    assert _ops(after["main"], "relax.permute_dims") == 1 + (mask == "full")
+    assert _ops(after["main"], "relax.nn.softmax") == 0
+    compile_and_compare(model, x, sparsity=0.9)

@@ -360,7 +360,9 @@ def test_attention_batched_matmul_matches_torch():
     assert all("wide" in d.kernel for d in decisions.values())
 
 
-def test_batched_matmul_kernel_with_partial_row_tile():
+@pytest.mark.parametrize("scale, a_transposed", [(1.0, False), (0.125, False), (0.125, True)])
+def test_batched_matmul_kernel_with_partial_row_tile(scale, a_transposed):
+    """13 rows in tiles of 8, a scale on the accumulator, A given as stored or transposed."""
     import tvm
 
     from cascc.lower.kernels.linear import batched_matmul
@@ -369,12 +371,12 @@ def test_batched_matmul_kernel_with_partial_row_tile():
     rng = np.random.default_rng(0)
     a = rng.standard_normal((3, 13, 7)).astype(np.float32)
     b = rng.standard_normal((3, 7, 32)).astype(np.float32)
-    lib = tvm.compile(
-        tvm.IRModule({"main": batched_matmul(3, 13, 7, 32, 8, 16)}), target=resolve(TARGETS["x86"])
-    )
+    func = batched_matmul(3, 13, 7, 32, 8, 16, True, scale, a_transposed)
+    lib = tvm.compile(tvm.IRModule({"main": func}), target=resolve(TARGETS["x86"]))
     out = tvm.runtime.empty((3, 13, 32), "float32", tvm.cpu())
-    lib["main"](tvm.runtime.tensor(a), tvm.runtime.tensor(b), out)
-    np.testing.assert_allclose(out.numpy(), a @ b, rtol=1e-5, atol=1e-5)
+    stored = np.ascontiguousarray(a.transpose(0, 2, 1)) if a_transposed else a
+    lib["main"](tvm.runtime.tensor(stored), tvm.runtime.tensor(b), out)
+    np.testing.assert_allclose(out.numpy(), scale * (a @ b), rtol=1e-5, atol=1e-5)
 
 
 def test_fast_softmax_matches_torch_on_wide_logits():

@@ -332,13 +332,22 @@ def _store_tile(C, acc, b, t, m0, n, m, rows, lanes, act):
 
 @cached
 def batched_matmul(
-    batch: int, m: int, k: int, n: int, rows: int, lanes: int, parallel: bool = True, scale: float = 1.0
+    batch: int,
+    m: int,
+    k: int,
+    n: int,
+    rows: int,
+    lanes: int,
+    parallel: bool = True,
+    scale: float = 1.0,
+    a_transposed: bool = False,
 ) -> tirx.PrimFunc:
     """C[b] = scale · A[b] · B[b] for activations (attention scores and values): vectorized over n (rows of B
     are contiguous), `rows` rows of A broadcast per k. n must be at least `lanes`; a width that is not a
     multiple (ViT's 197 tokens) ends in a chunk pulled back to end at n (`_chunk_start`), so neither B nor C
     is padded. A partial last row tile reads a clamped row and does not store it. `scale` (SDPA's
-    1/√d) multiplies the accumulator once before the store."""
+    1/√d) multiplies the accumulator once before the store. With `a_transposed` A is given as Aᵀ[b, k, m]
+    (a channel-major activation read in place): its elements are broadcast one at a time either way."""
     assert n >= lanes, "batched_matmul needs at least one full vector of output columns"
     tiles = -(-m // rows)
     nt = -(-n // lanes)
@@ -348,7 +357,7 @@ def batched_matmul(
 
     @T.prim_func
     def kernel(
-        A: T.Buffer((batch, m, k), "float32"),
+        A: T.Buffer((batch, k, m) if a_transposed else (batch, m, k), "float32"),
         B: T.Buffer((batch, k, n), "float32"),
         C: T.Buffer((batch, m, n), "float32"),
     ):
@@ -370,7 +379,9 @@ def batched_matmul(
                                 for v in T.vectorized(lanes):
                                     acc[r, v] = (
                                         acc[r, v]
-                                        + A[b, T.min(t * rows + r, m - 1), ko * ku + ki]
+                                        + _element(
+                                            A, b, T.min(t * rows + r, m - 1), ko * ku + ki, a_transposed
+                                        )
                                         * B[b, ko * ku + ki, j0 + v]
                                     )
                     for r in T.unroll(rows):
@@ -379,6 +390,11 @@ def batched_matmul(
                                 C[b, t * rows + r, j0 + v] = _scaled(acc[r, v], scale)
 
     return kernel
+
+
+def _element(A, b, row, col, transposed: bool):
+    """A[b, row, col] of A stored as given or as Aᵀ."""
+    return A[b, col, row] if transposed else A[b, row, col]
 
 
 def _scaled(value, scale: float):

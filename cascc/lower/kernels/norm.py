@@ -1,4 +1,5 @@
-"""Row-wise kernels over the last axis: layer norm (TVM's generic lowering ran 15 µs on a 64×128 input)."""
+"""Row-wise kernels over the last axis: layer norm (TVM's generic lowering ran 15 µs on a 64×128 input), softmax, mean;
+and softmax down columns, for attention scores computed transposed."""
 
 from __future__ import annotations
 
@@ -224,6 +225,78 @@ def softmax(rows: int, width: int, parallel: bool = False, *, lanes: int) -> tir
                             Y[task * group + g, chunks * lanes + v] = (
                                 Y[task * group + g, chunks * lanes + v] * part[g, 0]
                             )
+
+    return kernel
+
+
+@T.macro
+def _column_softmax_chunks(X, fill, Y, b, first, group, vec, rows, width):
+    """Softmax down `group` adjacent `vec`-wide column chunks of image b, from chunk `first` (the last one
+    pulled back to end at `width`)."""
+    start = T.alloc_local((group,), "int32")
+    peak = T.alloc_local((group, vec), "float32")
+    top = T.alloc_local((group, vec), "float32")
+    total = T.alloc_local((group, vec), "float32")
+    for g in T.unroll(group):
+        start[g] = T.min((first + g) * vec, width - vec)
+        for v in T.vectorized(vec):
+            peak[g, v] = T.float32("-inf")
+            total[g, v] = T.float32(0)
+    for r in range(rows):
+        for g in T.unroll(group):
+            for v in T.vectorized(vec):
+                peak[g, v] = T.max(peak[g, v], X[b, r, start[g] + v])
+    for g in T.unroll(group):
+        for v in T.vectorized(vec):
+            top[g, v] = T.Select(peak[g, v] == T.float32("-inf"), T.float32(0), peak[g, v])
+    for r in range(rows):
+        for g in T.unroll(group):
+            for v in T.vectorized(vec):
+                Y[b, r, start[g] + v] = fast_exp(X[b, r, start[g] + v] - top[g, v])
+                total[g, v] = total[g, v] + Y[b, r, start[g] + v]
+    for g in T.unroll(group):
+        for v in T.vectorized(vec):
+            total[g, v] = T.Select(peak[g, v] == T.float32("-inf"), fill[0], T.float32(1) / total[g, v])
+    for r in range(rows):
+        for g in T.unroll(group):
+            for v in T.vectorized(vec):
+                Y[b, r, start[g] + v] = Y[b, r, start[g] + v] * total[g, v]
+
+
+@cached
+def column_softmax(batch: int, rows: int, width: int, parallel: bool = False, *, lanes: int) -> tirx.PrimFunc:
+    """Y[b, :, j] = exp(X[b, :, j] − max) / Σ exp(X[b, :, j] − max): softmax down each column of [batch, rows,
+    width], vectorized across `lanes` columns, so every reduction is lane-wise (no horizontal steps), four
+    chunks of columns at a time. Attention's scores computed transposed (`transposed_attention.py`) take it.
+    A width that is not a multiple of `lanes` (≥ lanes) ends in a chunk pulled back to end at the last
+    column; narrower widths run in scalar. A column that is entirely −inf is scaled by `fill`, as in
+    `softmax`. The pulled-back chunk runs alone after the others, and threads split the batch only: it
+    rewrites columns of the chunk before it, which must be done by then (the normalizing pass reads Y back)."""
+    assert lanes in (4, 8, 16, 32, 64), lanes
+    vec = lanes if width >= lanes else 1
+    aligned, pulled = divmod(width, vec)  # whole chunks, and one more pulled back over the last of them
+    group = max(1, min(4, aligned))
+    full, rest = divmod(aligned, group)
+
+    loop, jobs, per = task_jobs(batch, parallel)
+
+    @T.prim_func
+    def kernel(
+        X: T.Buffer((batch, rows, width), "float32"),
+        fill: T.Buffer((1,), "float32"),
+        Y: T.Buffer((batch, rows, width), "float32"),
+    ):
+        T.func_attr(SCHEDULED)
+        for job in loop(jobs):
+            for step in range(per):
+                b = job * per + step
+                if b < batch:
+                    for cg in range(full):
+                        _column_softmax_chunks(X, fill, Y, b, cg * group, group, vec, rows, width)
+                    if rest > 0:
+                        _column_softmax_chunks(X, fill, Y, b, full * group, rest, vec, rows, width)
+                    if pulled > 0:  # alone and last: it rewrites columns the chunk before it finished
+                        _column_softmax_chunks(X, fill, Y, b, aligned, 1, vec, rows, width)
 
     return kernel
 

@@ -89,6 +89,7 @@ class MatmulLayer:
     a_shape: tuple[int, ...]
     b_shape: tuple[int, ...]
     scale: float = 1.0  # C = scale · (a · b): scalar factors peeled off the operands (scalar_scale.py)
+    dtype: str = "float32"  # of both operands (a and b may be views built after the graph was typed)
 
 
 Layer = LinearLayer | ConvLayer | MatmulLayer

@@ -17,13 +17,7 @@ class Attention:
 
     def lower(self, ctx, layer: MatmulLayer) -> relax.Expr | None:
         sa, sb = layer.a_shape, layer.b_shape
-        if (
-            len(sa) != 3
-            or len(sb) != 3
-            or sa[0] != sb[0]
-            or sa[2] != sb[1]
-            or str(layer.a.ty.dtype) != "float32"
-        ):
+        if len(sa) != 3 or len(sb) != 3 or sa[0] != sb[0] or sa[2] != sb[1] or layer.dtype != "float32":
             return None
         batch, rows, k = sa
         n = sb[2]
