@@ -12,11 +12,11 @@ through a reshape, which costs nothing.
 from __future__ import annotations
 
 import numpy as np
+import tvm
 from tvm import relax
 from tvm.relax.dpl import is_op, rewrite_call, wildcard
 
 from .context import static_shape
-from .scalar_scale import scaled_operand
 
 MOST_ELEMENTS = 1 << 24  # index arrays composed at compile time stay under 128 MiB
 PERMUTE = is_op("relax.permute_dims")(wildcard())
@@ -49,7 +49,7 @@ def scaled_element_map(
     """(s, source, index) as `element_map`, reading through multiplies by float32 scalar constants as
     views (their product is s): `expr` = s · source viewed by `index`."""
     scales: list[float] | None = [] if through_scales else None
-    source, ops = _chain(expr, var2val, scales)
+    source, ops = view_chain(expr, var2val, scales)
     shape = static_shape(source)
     if shape is None or static_shape(expr) is None or int(np.prod(shape)) > MOST_ELEMENTS:
         return None
@@ -57,6 +57,13 @@ def scaled_element_map(
     for kind, arg in ops:
         index = index.transpose(arg) if kind == "permute" else index.reshape(arg)
     return float(np.prod(scales or [1.0])), source, index
+
+
+def through_views(x: relax.Expr, ops: list[tuple[str, list[int]]]) -> relax.Expr:
+    """`x` through the view ops of `view_chain`, in their order."""
+    for kind, arg in ops:
+        x = relax.op.permute_dims(x, arg) if kind == "permute" else relax.op.reshape(x, arg)
+    return x
 
 
 def is_identity(index: np.ndarray) -> bool:
@@ -72,7 +79,7 @@ def is_transposed(index: np.ndarray) -> bool:
     return bool((index == np.swapaxes(stored, -1, -2)).all())
 
 
-def _chain(expr: relax.Expr, var2val, scales: list | None = None) -> tuple[relax.Expr, list]:
+def view_chain(expr: relax.Expr, var2val, scales: list | None = None) -> tuple[relax.Expr, list]:
     """The first non-view value under `expr` and the view ops from it to `expr`, as (kind, shape or
     axes) in application order; with a `scales` list, multiplies by scalar constants count as views and
     their factors are appended to it."""
@@ -95,3 +102,22 @@ def _chain(expr: relax.Expr, var2val, scales: list | None = None) -> tuple[relax
         else:
             return expr, ops[::-1]
         expr = call.args[0]
+
+
+def scaled_operand(call: relax.Call) -> tuple[float, relax.Expr] | None:
+    """(s, x) of a multiply x · s by a float32 scalar constant that keeps x's static shape, else None."""
+    shape = static_shape(call)
+    for factor, other in (call.args, call.args[::-1]):
+        value = _scalar(factor)
+        if value is not None and shape is not None and static_shape(other) == shape:
+            return value, other
+    return None
+
+
+def _scalar(expr) -> float | None:
+    """The value of a float32 tensor constant with one element, else None."""
+    data = getattr(expr, "value", None) if isinstance(expr, tvm.ir.expr.Constant) else None
+    if not hasattr(data, "numpy"):
+        return None  # an immediate (IntImm and FloatImm are Constants too), not a tensor
+    value = data.numpy()
+    return float(value.reshape(())) if value.size == 1 and value.dtype == np.float32 else None

@@ -21,12 +21,11 @@ import numpy as np
 from tvm import relax
 from tvm.relax.dpl import is_op, rewrite_call, wildcard
 
-from . import cost
 from .context import static_shape
 from .identity_views import element_map, is_identity, is_transposed, scaled_element_map
-from .kernels.linear import batched_matmul
 from .kernels.norm import column_softmax
 from .schedules.generic import MIN_PARALLEL_WORK
+from .strategies.attention import batched_matmul_call
 
 MATMUL = is_op("relax.matmul")(wildcard(), wildcard())
 # The transposed value matmul streams one head's Pᵀ once per row tile of Oᵀ, where the token-major one
@@ -99,24 +98,16 @@ def transpose_attention(ctx, main: relax.Function) -> relax.Function:
         q_t = relax.op.reshape(src_q, (batch, depth, tokens))
         k_t = relax.op.reshape(src_k, (batch, depth, keys))
         v_t = relax.op.reshape(src_v, (batch, depth, keys))
-        s_t = _matmul(ctx, k_t, q_t, batch, keys, depth, tokens, scale_q * scale_k, a_transposed=True)
+        s_t = batched_matmul_call(
+            ctx, k_t, q_t, batch, keys, depth, tokens, scale_q * scale_k, a_transposed=True
+        )
         if mask is not None:
             s_t = _add_transposed(s_t, mask, static_shape(x4))
         p_t = _column_softmax(ctx, s_t, batch, keys, tokens)
-        o_t = _matmul(ctx, v_t, p_t, batch, depth, keys, tokens)
+        o_t = batched_matmul_call(ctx, v_t, p_t, batch, depth, keys, tokens)
         return relax.op.permute_dims(o_t, [0, 2, 1])
 
     return rewrite_call(MATMUL, rewrite, main)
-
-
-def _matmul(ctx, a, b, batch, m, k, n, scale=1.0, *, a_transposed=False):
-    lanes = ctx.target.kernel_lanes
-    lanes = next((w for w in (2 * lanes, lanes) if n % w == 0), lanes)
-    work = ctx.parallel(cost.batched_matmul(ctx.costs, batch, m, k, n))
-    func = batched_matmul(batch, m, k, n, ctx.costs.wide_rows, lanes, work, scale, a_transposed)
-    suffix = ("_scaled" if scale != 1.0 else "") + ("_at" if a_transposed else "")
-    gv = ctx.add_kernel(func, f"cascc_batched_matmul_{batch}x{m}x{k}x{n}{suffix}")
-    return relax.call_tir(gv, [a, b], relax.TensorType((batch, m, n), "float32"))
 
 
 def _add_transposed(s_t, mask, shape):

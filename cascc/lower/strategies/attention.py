@@ -21,17 +21,21 @@ class Attention:
             return None
         batch, rows, k = sa
         n = sb[2]
-        vector = ctx.target.kernel_lanes
-        lanes = next((w for w in (2 * vector, vector) if n % w == 0), vector)
         b, width = layer.b, n
-        if n < vector:  # narrower than one vector: zero columns up to it, sliced off after
-            width = vector
+        if n < ctx.target.kernel_lanes:  # narrower than one vector: zero columns up to it, sliced off after
+            width = ctx.target.kernel_lanes
             b = relax.op.nn.pad(layer.b, [0, 0, 0, 0, 0, width - n])
-        work_us = cost.batched_matmul(ctx.costs, batch, rows, k, width)
-        func = batched_matmul(
-            batch, rows, k, width, ctx.costs.wide_rows, lanes, ctx.parallel(work_us), layer.scale
-        )
-        scaled = "" if layer.scale == 1.0 else "_scaled"
-        gv = ctx.add_kernel(func, f"cascc_batched_matmul_{batch}x{rows}x{k}x{width}{scaled}")
-        out = relax.call_tir(gv, [layer.a, b], relax.TensorType((batch, rows, width), "float32"))
+        out = batched_matmul_call(ctx, layer.a, b, batch, rows, k, width, layer.scale)
         return out if width == n else relax.op.strided_slice(out, axes=[2], begin=[0], end=[n])
+
+
+def batched_matmul_call(ctx, a, b, batch, m, k, n, scale=1.0, *, a_transposed=False) -> relax.Expr:
+    """call_tir of the batched kernel C[b] = scale · A[b] · B[b] ([batch, m, n], n ≥ one vector), A given as
+    [batch, m, k] or, `a_transposed`, as [batch, k, m]: vectors of two kernel vectors where they divide n."""
+    vector = ctx.target.kernel_lanes
+    lanes = next((w for w in (2 * vector, vector) if n % w == 0), vector)
+    parallel = ctx.parallel(cost.batched_matmul(ctx.costs, batch, m, k, n))
+    func = batched_matmul(batch, m, k, n, ctx.costs.wide_rows, lanes, parallel, scale, a_transposed)
+    suffix = ("_scaled" if scale != 1.0 else "") + ("_at" if a_transposed else "")
+    gv = ctx.add_kernel(func, f"cascc_batched_matmul_{batch}x{m}x{k}x{n}{suffix}")
+    return relax.call_tir(gv, [a, b], relax.TensorType((batch, m, n), "float32"))
